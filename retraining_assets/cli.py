@@ -1,0 +1,191 @@
+"""The ``retrain`` command: the demo, data validation, and (growing) operations on the state
+shared with the Dagster UI (same ``RETRAIN_HOME`` / database URL)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from retraining_assets.core.database import DatabaseError
+from retraining_assets.core.dataset import DatasetError, DatasetSpec
+from retraining_assets.core.sources import SourceError, read_table
+from retraining_assets.settings import Settings, SettingsError, load_settings
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+LOCAL_INSTANCE_YAML = """\
+# Local Dagster instance of retraining_assets (SQLite under this folder).
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Point Dagster at the project-local instance (unless DAGSTER_HOME is already set)."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@click.group()
+def main() -> None:
+    """Keep production ML models fresh: drift, retraining, promotion, notification, rollout."""
+
+
+@dataclass
+class PeriodSummary:
+    partition: str
+    rows: int
+    failed_blocking: list[str]
+    warnings: list[str]
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        return "BLOCKED" if self.failed_blocking else "ok"
+
+
+@main.command()
+@click.option("--months", default=None, type=int, help="Months in the demo stream (default 27).")
+@click.option("--rows", default=None, type=int, help="Records per month (default 5,000).")
+def demo(months: int | None, rows: int | None) -> None:
+    """Seed the demo stream and run the pipeline month by month through a real Dagster instance."""
+    import dagster as dg
+    from tqdm import tqdm
+
+    from retraining_assets.core.database import platform_engine
+    from retraining_assets.core.demo import DemoStream
+    from retraining_assets.core.pipeline import demo_pipeline
+    from retraining_assets.defs.factory import build_pipeline_defs, partitions_for
+    from retraining_assets.defs.jobs import data_job_name, reference_job_name
+
+    started = time.monotonic()
+    settings = _settings()
+    home = prepare_dagster_home(settings)
+    click.echo(f"State folder: {settings.home.resolve()} (Dagster instance: {home})")
+    stream = DemoStream(
+        **{k: v for k, v in {"months": months, "rows_per_month": rows}.items() if v is not None}
+    )
+    engine = platform_engine(settings.platform_database_url)
+    inserted = stream.seed_database(engine)
+    click.echo(
+        f"Demo stream: {stream.months} months from {stream.first_month:%Y-%m}, "
+        f"{len(inserted)} months inserted now, {stream.months - len(inserted)} already there."
+    )
+    pipeline = demo_pipeline(settings, stream)
+    defs = build_pipeline_defs(pipeline)
+    instance = dg.DagsterInstance.get()
+    click.echo("Materializing reference_data ...")
+    defs.get_job_def(reference_job_name(pipeline.name)).execute_in_process(
+        instance=instance, run_config=QUIET_RUN_CONFIG
+    )
+    job = defs.get_job_def(data_job_name(pipeline.name))
+    summaries = []
+    keys = partitions_for(pipeline).get_partition_keys()
+    with tqdm(keys, desc="months", unit="month") as progress:
+        for key in progress:
+            progress.set_postfix_str(key)
+            period_started = time.monotonic()
+            result = job.execute_in_process(
+                instance=instance, partition_key=key, run_config=QUIET_RUN_CONFIG,
+                raise_on_error=False,
+            )
+            summaries.append(_summarise(result, key, time.monotonic() - period_started))
+    _print_summary(summaries)
+    click.echo(f"Done in {time.monotonic() - started:.0f} s. Open the UI with `make dev`.")
+
+
+def _summarise(result, partition: str, seconds: float) -> PeriodSummary:
+    rows = 0
+    for event in result.get_asset_materialization_events():
+        metadata = event.step_materialization_data.materialization.metadata
+        rows = int(metadata["dagster/row_count"].value)
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    blocking = [e.check_name for e in failed if e.severity.value == "ERROR"]
+    warnings = [e.check_name for e in failed if e.severity.value != "ERROR"]
+    return PeriodSummary(partition, rows, blocking, warnings, seconds)
+
+
+def _print_summary(summaries: list[PeriodSummary]) -> None:
+    table = pd.DataFrame([
+        {
+            "month": s.partition[:7],
+            "records": s.rows,
+            "status": s.status,
+            "blocking failures": ", ".join(s.failed_blocking) or "-",
+            "warnings": ", ".join(s.warnings) or "-",
+            "seconds": round(s.seconds, 1),
+        }
+        for s in summaries
+    ])
+    click.echo(table.to_string(index=False))
+
+
+@main.command()
+@click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
+@click.option("--time-column", required=True, help="The timestamp column.")
+@click.option("--target", required=True, help="The target (label) column.")
+@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), default=None)
+@click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
+def validate(path: str, time_column: str, target: str, task: str | None, drop: tuple[str, ...]) -> None:
+    """Check a file against an inferred DatasetSpec and print every problem found.
+
+    Exit status 0 when the file is usable, 1 when it is not.
+    """
+    try:
+        frame = read_table(path)
+        spec = DatasetSpec.infer(frame, time_column, target, task=task, drop=list(drop))
+    except (SourceError, DatasetError) as error:
+        _fail(str(error))
+    click.echo(f"{path}: {len(frame):,} rows, {frame.shape[1]} columns")
+    click.echo(f"  time column          {spec.time_column}")
+    click.echo(f"  target               {spec.target} ({spec.task}"
+               + (f", classes {list(spec.classes)})" if spec.classes else ")"))
+    click.echo(f"  numeric features     {', '.join(spec.numeric_features) or '-'}")
+    click.echo(f"  categorical features {', '.join(spec.categorical_features) or '-'}")
+    ignored = sorted(set(frame.columns) - set(spec.columns))
+    if ignored:
+        click.echo(f"  ignored columns      {', '.join(ignored)}")
+    problems = spec.problems(frame)
+    if not problems:
+        times = spec.check(frame)[spec.time_column]
+        months = times.dt.to_period("M").nunique()
+        click.echo(f"  time span            {times.min()} to {times.max()} ({months} months)")
+        click.echo("Usable: no problems found.")
+        return
+    click.echo(f"{len(problems)} problem(s):")
+    for problem in problems:
+        click.echo(f"  - {problem}")
+    sys.exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def run() -> None:
+    """Entry point that turns expected errors into one clear line instead of a traceback."""
+    try:
+        main(standalone_mode=True)
+    except (DatabaseError, SourceError, DatasetError) as error:
+        _fail(str(error))
+
+
+if __name__ == "__main__":
+    run()

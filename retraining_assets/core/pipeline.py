@@ -1,0 +1,112 @@
+"""Pipeline configuration: one model kept fresh = a name, a record source, a spec, settings.
+
+The Dagster graph is built from a ``Pipeline`` by ``defs.factory.build_pipeline_defs``; one
+code location can hold several pipelines, their asset keys prefixed by the pipeline's name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.demo import SPEC as DEMO_SPEC
+from retraining_assets.core.demo import DemoStream
+from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
+from retraining_assets.settings import Settings
+
+PERIOD_OFFSETS = {
+    "monthly": pd.DateOffset(months=1),
+    "weekly": pd.DateOffset(weeks=1),
+    "daily": pd.DateOffset(days=1),
+}
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything the asset factory needs to keep one model fresh."""
+
+    name: str
+    source: RecordSource
+    spec: DatasetSpec
+    settings: Settings
+    start: str  # first partition, YYYY-MM-DD
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f"pipeline name '{self.name}' must be lowercase letters, digits and underscores"
+            )
+
+    @property
+    def period(self) -> pd.DateOffset:
+        return PERIOD_OFFSETS[self.settings.partition]
+
+    def reference_window(self) -> tuple[datetime, datetime]:
+        """The first ``reference_periods`` periods: the drift reference until a champion exists."""
+        start = pd.Timestamp(self.start)
+        end = start + self.period * self.settings.reference_periods
+        return start.to_pydatetime(), end.to_pydatetime()
+
+
+def demo_pipeline(settings: Settings, stream: DemoStream | None = None) -> Pipeline:
+    """The embedded demo: the demo stream in the platform database."""
+    stream = stream or DemoStream()
+    source = SqlRecordSource(
+        url=settings.platform_database_url, table="demo_records", time_column=DEMO_SPEC.time_column
+    )
+    start = settings.partition_start or stream.first_month.strftime("%Y-%m-%d")
+    return Pipeline(name="demo", source=source, spec=DEMO_SPEC, settings=settings, start=start)
+
+
+def user_pipeline(settings: Settings) -> Pipeline:
+    """A pipeline over the user's own table, configured by ``RETRAIN_SOURCE_*`` settings.
+
+    The spec is inferred from the first records unless features are given explicitly.
+    """
+    if not settings.time_column or not settings.target:
+        raise ValueError(
+            "RETRAIN_TIME_COLUMN and RETRAIN_TARGET are required with RETRAIN_SOURCE_URL/PATH"
+        )
+    source = open_source(
+        settings.time_column,
+        url=settings.source_url,
+        table=settings.source_table,
+        path=settings.source_path,
+    )
+    span = source.time_range()
+    if span is None:
+        raise ValueError(f"{source.description} holds no records")
+    first = pd.Timestamp(settings.partition_start or span[0]).normalize()
+    if settings.partition == "monthly":
+        first = first.replace(day=1)
+    sample = source.load(first.to_pydatetime(), (first + PERIOD_OFFSETS[settings.partition] * 3))
+    spec = DatasetSpec.infer(
+        sample,
+        settings.time_column,
+        settings.target,
+        task=settings.task,
+        numeric_features=settings.numeric_features or None,
+        categorical_features=settings.categorical_features or None,
+        drop=settings.drop_columns,
+        entity_id=settings.entity_id_column,
+    )
+    return Pipeline(
+        name=settings.pipeline_name,
+        source=source,
+        spec=spec,
+        settings=settings,
+        start=first.strftime("%Y-%m-%d"),
+    )
+
+
+def configured_pipelines(settings: Settings) -> list[Pipeline]:
+    """The demo, plus the user's pipeline when a record source is configured."""
+    pipelines = [demo_pipeline(settings)]
+    if settings.user_pipeline_configured:
+        pipelines.append(user_pipeline(settings))
+    return pipelines

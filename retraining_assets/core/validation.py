@@ -1,0 +1,256 @@
+"""Validation of one period of records with Great Expectations 1.x.
+
+Blocking checks (schema, target, at least one row) decide whether a period may flow on to
+drift detection and training. Warning checks (ranges, domains, null rates) learn their
+bounds from the reference data; drifted periods are exactly the ones that break them, so they
+only warn and never stop drift detection or retraining.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retraining_assets.core.dataset import DatasetSpec, is_numeric_dtype
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations as gx  # noqa: E402  (analytics must be off before import)
+import great_expectations.expectations as gxe  # noqa: E402
+
+EXAMPLES = 5
+NUMERIC_TYPES = [
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "Int8", "Int16", "Int32", "Int64", "Float32", "Float64",
+]
+
+
+@dataclass(frozen=True)
+class CheckDefinition:
+    name: str
+    blocking: bool
+    description: str
+
+
+CHECKS: tuple[CheckDefinition, ...] = (
+    CheckDefinition("schema", True, "Every spec column is present with the expected dtype."),
+    CheckDefinition("target_valid", True, "The target is never null and holds known classes."),
+    CheckDefinition("non_empty", True, "The period has at least one record."),
+    CheckDefinition("numeric_ranges", False, "Numeric values stay within the reference range."),
+    CheckDefinition("categorical_domains", False, "Categories were seen in the reference."),
+    CheckDefinition("null_rates", False, "Null rates do not rise above the reference's."),
+)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    range_tolerance: float = 0.1
+    allowed_out_of_range_share: float = 0.01
+    allowed_unseen_share: float = 0.05
+    null_rate_tolerance: float = 0.05
+
+
+@dataclass(frozen=True)
+class ReferenceBounds:
+    """What the warning checks compare against, learned from the reference records."""
+
+    ranges: dict[str, tuple[float, float]]
+    domains: dict[str, list[str]]
+    null_rates: dict[str, float]
+
+    @classmethod
+    def learn(cls, frame: pd.DataFrame, spec: DatasetSpec) -> ReferenceBounds:
+        ranges = {}
+        for column in spec.numeric_features:
+            values = frame[column].replace([np.inf, -np.inf], np.nan).dropna()
+            if len(values):
+                ranges[column] = (float(values.min()), float(values.max()))
+        domains = {
+            column: sorted(frame[column].dropna().astype(str).unique().tolist())
+            for column in spec.categorical_features
+        }
+        nulls = {column: float(frame[column].isna().mean()) for column in spec.features}
+        return cls(ranges=ranges, domains=domains, null_rates=nulls if len(frame) else {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ReferenceBounds:
+        ranges = {column: (float(lo), float(hi)) for column, (lo, hi) in raw["ranges"].items()}
+        return cls(ranges=ranges, domains=raw["domains"], null_rates=raw["null_rates"])
+
+
+@dataclass
+class CheckOutcome:
+    """The result of one named check: passed or not, and each failed expectation."""
+
+    name: str
+    blocking: bool
+    passed: bool
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    expectations: int = 0
+
+    @property
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.name}: {self.expectations} expectations passed"
+        parts = [f"{f['expectation']} on '{f['column']}' ({f['detail']})" for f in self.failures]
+        return f"{self.name} failed: " + "; ".join(parts)
+
+
+def validate_period(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    bounds: ReferenceBounds | None = None,
+    tolerances: Tolerances = Tolerances(),
+) -> list[CheckOutcome]:
+    """Run every check of ``CHECKS`` on ``frame``; warning checks need ``bounds``."""
+    suites = {
+        "schema": _schema_expectations(frame, spec),
+        "target_valid": _target_expectations(frame, spec),
+        "non_empty": [gxe.ExpectTableRowCountToBeBetween(min_value=1)],
+        "numeric_ranges": _range_expectations(frame, bounds, tolerances),
+        "categorical_domains": _domain_expectations(frame, bounds, tolerances),
+        "null_rates": _null_expectations(frame, bounds, tolerances),
+    }
+    # one GX run per period: a validation costs far more than the expectations it holds
+    ordered = [(check, e) for check in CHECKS for e in suites[check.name]]
+    results = _run(frame, [expectation for _, expectation in ordered])
+    outcomes = []
+    for check in CHECKS:
+        failures = [
+            _failure(result)
+            for (owner, _), result in zip(ordered, results, strict=True)
+            if owner is check and not result.success
+        ]
+        outcomes.append(CheckOutcome(
+            name=check.name,
+            blocking=check.blocking,
+            passed=not failures,
+            failures=failures,
+            expectations=len(suites[check.name]),
+        ))
+    return outcomes
+
+
+def _schema_expectations(frame: pd.DataFrame, spec: DatasetSpec) -> list:
+    expectations = [gxe.ExpectColumnToExist(column=column) for column in spec.columns]
+    if len(frame):  # an empty period has no values whose type could be judged
+        numeric = [*spec.numeric_features, *([spec.target] if spec.task == "regression" else [])]
+        expectations += [
+            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES)
+            for column in numeric
+            if column in frame.columns
+        ]
+    return expectations
+
+
+def _target_expectations(frame: pd.DataFrame, spec: DatasetSpec) -> list:
+    if spec.target not in frame.columns:
+        return []
+    expectations = [gxe.ExpectColumnValuesToNotBeNull(column=spec.target)]
+    if spec.classes and spec.task != "regression":
+        labels = frame[spec.target]
+        known = list(spec.classes)
+        if is_numeric_dtype(labels):
+            known = [float(label) for label in known if _is_number(label)]
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column=spec.target, value_set=known))
+    return expectations
+
+
+def _range_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+    if bounds is None or frame.empty:
+        return []
+    expectations = []
+    for column, (low, high) in bounds.ranges.items():
+        if column in frame.columns and is_numeric_dtype(frame[column]):
+            margin = tol.range_tolerance * max(high - low, abs(high), 1e-9)
+            expectations.append(gxe.ExpectColumnValuesToBeBetween(
+                column=column, min_value=low - margin, max_value=high + margin,
+                mostly=1 - tol.allowed_out_of_range_share,
+            ))
+    return expectations
+
+
+def _domain_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+    if bounds is None or frame.empty:
+        return []
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column=column, value_set=domain, mostly=1 - tol.allowed_unseen_share
+        )
+        for column, domain in bounds.domains.items()
+        if column in frame.columns and domain
+    ]
+
+
+def _null_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+    if bounds is None or frame.empty:
+        return []
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column=column, mostly=max(0.0, 1 - min(1.0, rate + tol.null_rate_tolerance))
+        )
+        for column, rate in bounds.null_rates.items()
+        if column in frame.columns
+    ]
+
+
+def _run(frame: pd.DataFrame, expectations: list) -> list[Any]:
+    """Validate and return one result per expectation, in the order given."""
+    for index, expectation in enumerate(expectations):
+        expectation.meta = {"index": index}  # GX reorders results; the index maps them back
+    suite = gx.ExpectationSuite(name="period", expectations=expectations)
+    result = _batch_definition().get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    return sorted(result.results, key=lambda item: item.expectation_config.meta["index"])
+
+
+def _failure(item: Any) -> dict[str, Any]:
+    config = item.expectation_config
+    outcome = item.result or {}
+    if config.type == "expect_column_to_exist":
+        detail = "column is missing"
+    elif item.exception_info and item.exception_info.get("raised_exception"):
+        detail = str(item.exception_info.get("exception_message", "expectation raised"))[:200]
+    elif "unexpected_percent" in outcome:
+        detail = f"{outcome.get('unexpected_count')} of {outcome.get('element_count')} rows unexpected"
+    else:
+        detail = f"observed {outcome.get('observed_value')!r}"
+    examples = [_plain(value) for value in (outcome.get("partial_unexpected_list") or [])[:EXAMPLES]]
+    return {
+        "expectation": config.type,
+        "column": config.kwargs.get("column") or "(table)",
+        "detail": detail,
+        "examples": examples,
+    }
+
+
+@lru_cache(maxsize=1)
+def _batch_definition() -> Any:
+    """One ephemeral GX context per process: building it costs more than a validation."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("records")
+    return source.add_dataframe_asset("period").add_batch_definition_whole_dataframe("whole")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,104 @@
+"""Data assets: each period's records, validated, and the reference they are compared with."""
+
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import dagster as dg
+import pandas as pd
+
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.validation import ReferenceBounds, Tolerances, validate_period
+from retraining_assets.defs.checks import check_results, period_check_specs
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Dagster's partition windows are tz-aware; record sources store naive UTC."""
+    return pd.Timestamp(moment).tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+def frame_summary(frame: pd.DataFrame, time_column: str) -> dict[str, dg.MetadataValue]:
+    """Row count, time span and a per-column summary for the asset's metadata."""
+    columns = pd.DataFrame({
+        "dtype": frame.dtypes.astype(str),
+        "nulls": frame.isna().sum(),
+        "distinct": frame.nunique(),
+    })
+    times = frame[time_column]
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "first_record": dg.MetadataValue.text(str(times.min()) if len(frame) else "-"),
+        "last_record": dg.MetadataValue.text(str(times.max()) if len(frame) else "-"),
+        "columns": dg.MetadataValue.md(columns.to_markdown()),
+    }
+
+
+def tolerances(pipeline: Pipeline) -> Tolerances:
+    settings = pipeline.settings
+    return Tolerances(
+        range_tolerance=settings.range_tolerance,
+        allowed_out_of_range_share=settings.allowed_out_of_range_share,
+        allowed_unseen_share=settings.allowed_unseen_share,
+        null_rate_tolerance=settings.null_rate_tolerance,
+    )
+
+
+def build_data_assets(
+    pipeline: Pipeline, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    name, spec = pipeline.name, pipeline.spec
+    records = f"{name}_records"
+    reference_key = dg.AssetKey([name, "reference_data"])
+    current_key = dg.AssetKey([name, "current_data"])
+
+    @dg.asset(
+        key=reference_key,
+        group_name=name,
+        required_resource_keys={records},
+        kinds={"pandas"},
+    )
+    def reference_data(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+        """The records the production model is measured against: until a champion exists, the
+        first configured periods of the record source."""
+        source = getattr(context.resources, records).source()
+        start, end = pipeline.reference_window()
+        frame = source.load(start, end)
+        if frame.empty:
+            raise ValueError(
+                f"the reference window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "
+                f"{source.description} holds no records; set RETRAIN_PARTITION_START"
+            )
+        context.log.info(f"reference: {len(frame)} records from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+        return dg.Output(frame, metadata={
+            **frame_summary(frame, spec.time_column),
+            "window": dg.MetadataValue.text(f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"),
+        })
+
+    @dg.asset(
+        key=current_key,
+        group_name=name,
+        partitions_def=partitions_def,
+        ins={"reference_data": dg.AssetIn(key=reference_key)},
+        required_resource_keys={records},
+        check_specs=period_check_specs(current_key),
+        kinds={"pandas", "great_expectations"},
+    )
+    def current_data(
+        context: dg.AssetExecutionContext, reference_data: pd.DataFrame
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        """One period of labelled records, validated with Great Expectations: schema, target
+        and a non-empty period block downstream assets; ranges, domains and null rates learned
+        from the reference only warn, because drifted periods must still reach drift detection."""
+        window = context.partition_time_window
+        source = getattr(context.resources, records).source()
+        frame = source.load(naive_utc(window.start), naive_utc(window.end))
+        context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
+        bounds = ReferenceBounds.learn(reference_data, spec)
+        outcomes = validate_period(frame, spec, bounds, tolerances(pipeline))
+        yield dg.Output(frame, metadata={
+            **frame_summary(frame, spec.time_column),
+            "failed_checks": dg.MetadataValue.json([o.name for o in outcomes if not o.passed]),
+        })
+        yield from check_results(outcomes, context.partition_key)
+
+    return [reference_data, current_data]

@@ -1,0 +1,31 @@
+"""The one place a pipeline's Dagster graph is assembled from its configuration."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.defs.assets.data import build_data_assets
+from retraining_assets.defs.jobs import build_jobs
+from retraining_assets.defs.resources import RecordSourceResource
+
+PARTITIONS = {
+    "monthly": dg.MonthlyPartitionsDefinition,
+    "weekly": dg.WeeklyPartitionsDefinition,
+    "daily": dg.DailyPartitionsDefinition,
+}
+
+
+def partitions_for(pipeline: Pipeline) -> dg.TimeWindowPartitionsDefinition:
+    """Complete periods only: the current, still growing period is not a partition yet."""
+    return PARTITIONS[pipeline.settings.partition](start_date=pipeline.start, end_offset=0)
+
+
+def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
+    """Assets, checks, jobs and resources of one pipeline, keys prefixed by its name."""
+    partitions_def = partitions_for(pipeline)
+    return dg.Definitions(
+        assets=build_data_assets(pipeline, partitions_def),
+        jobs=build_jobs(pipeline.name, partitions_def),
+        resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
+    )

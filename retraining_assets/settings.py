@@ -1,0 +1,214 @@
+"""Every threshold, window, path and URL of the product, read once.
+
+Values come, highest priority first, from keyword arguments, ``RETRAIN_*`` environment
+variables, a TOML settings file (``RETRAIN_SETTINGS_FILE``, default ``$RETRAIN_HOME/settings.toml``)
+and the defaults below. An invalid value fails at load time with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "RETRAIN_"
+PartitionGranularity = Literal["monthly", "weekly", "daily"]
+ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
+CommaList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the setting and its variable."""
+
+
+def _settings_file() -> Path:
+    explicit = os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(f"{ENV_PREFIX}HOME", ".retrain")) / "settings.toml"
+
+
+class Settings(BaseSettings):
+    """The product's settings. Every field can be set as ``RETRAIN_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    # --- state -------------------------------------------------------------------------
+    home: Path = Field(Path(".retrain"), description="State folder: Dagster home, database, artifacts.")
+    database_url: str | None = Field(
+        None, description="Platform database URL (SQLAlchemy). Default: SQLite file in home."
+    )
+    artifact_root: Path | None = Field(None, description="Model artifact folder. Default: home/artifacts.")
+
+    # --- partitions and data -----------------------------------------------------------
+    partition: PartitionGranularity = Field("monthly", description="Partition granularity.")
+    partition_start: str | None = Field(
+        None, description="First partition (YYYY-MM-DD). Default: the start of the data."
+    )
+    reference_periods: int = Field(
+        3, ge=1, description="Periods forming the drift reference until a champion exists."
+    )
+    training_window: int = Field(3, ge=1, description="Periods in each training window.")
+
+    # --- validation (Great Expectations) -----------------------------------------------
+    range_tolerance: float = Field(
+        0.1, ge=0, description="Numeric range check widens the reference range by this share."
+    )
+    allowed_out_of_range_share: float = Field(
+        0.01, ge=0, le=1, description="Share of values allowed outside the widened range."
+    )
+    allowed_unseen_share: float = Field(
+        0.05, ge=0, le=1, description="Share of categorical values allowed outside the domain."
+    )
+    null_rate_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Allowed increase of a column's null rate over reference."
+    )
+
+    # --- drift ---------------------------------------------------------------------------
+    psi_alert: float = Field(0.2, gt=0, description="PSI at or above which a feature drifts.")
+    psi_warning: float = Field(0.1, gt=0, description="PSI warning tier (reported only).")
+    ks_significance: float = Field(
+        0.05, gt=0, lt=1, description="Significance level for the BH-adjusted q-values."
+    )
+    wasserstein_threshold: float = Field(
+        0.1, gt=0, description="Wasserstein distance / reference std at which a feature drifts."
+    )
+    jensen_shannon_threshold: float = Field(
+        0.1, gt=0, le=1, description="Jensen-Shannon distance at which a feature drifts."
+    )
+    unseen_share_threshold: float = Field(
+        0.1, gt=0, le=1, description="Share of unseen categories at which a feature drifts."
+    )
+    dataset_drift_share: float = Field(
+        0.0, ge=0, le=1, description="Share of drifted features for dataset drift (0: any)."
+    )
+
+    # --- retraining triggers -----------------------------------------------------------
+    volume_trigger: int = Field(
+        1000, ge=1, description="Retrain when more new labelled records arrived than this."
+    )
+    performance_degradation: float = Field(
+        0.1, gt=0, lt=1, description="Retrain when the live metric drops by this relative share."
+    )
+    retrain_cron: str = Field("0 3 1 * *", description="Cron of the retraining schedule.")
+    automation_running: bool = Field(
+        True, description="Sensors and schedules start RUNNING (false: STOPPED)."
+    )
+
+    # --- training and promotion --------------------------------------------------------
+    model_families: CommaList = Field(
+        ["random_forest", "xgboost", "neural_net", "ensemble"],
+        description="Model families to train (comma-separated).",
+    )
+    primary_metric: str | None = Field(
+        None, description="Promotion metric. Default: accuracy (classification), rmse (regression)."
+    )
+    promotion_min_lift: float = Field(
+        0.05, ge=0, description="Relative lift over the champion needed to promote."
+    )
+
+    # --- notifications -----------------------------------------------------------------
+    notify_to: CommaList = Field([], description="Administrator e-mail addresses (comma-separated).")
+    notify_from: str = Field("retraining-assets@localhost", description="Sender address.")
+    smtp_host: str | None = Field(None, description="SMTP server; unset disables e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP login user.")
+    smtp_password: str | None = Field(None, description="SMTP login password (never logged).")
+    smtp_security: Literal["none", "starttls", "ssl"] = Field("starttls", description="SMTP TLS.")
+    slack_webhook_url: str | None = Field(None, description="Slack incoming webhook URL.")
+    teams_webhook_url: str | None = Field(None, description="Microsoft Teams webhook URL.")
+    ui_base_url: str = Field("http://localhost:3000", description="Dagster UI URL for links.")
+
+    # --- the user's own pipeline (optional) --------------------------------------------
+    pipeline_name: str = Field("records", description="Name (asset key prefix) of your pipeline.")
+    source_url: str | None = Field(None, description="SQLAlchemy URL of your record table.")
+    source_table: str | None = Field(None, description="Table holding your records.")
+    source_path: str | None = Field(None, description="CSV/Parquet file or glob of your records.")
+    time_column: str | None = Field(None, description="Timestamp column of your records.")
+    target: str | None = Field(None, description="Target column of your records.")
+    task: Literal["binary", "multiclass", "regression"] | None = Field(
+        None, description="Learning task. Default: inferred from the target."
+    )
+    numeric_features: CommaList = Field([], description="Numeric features (default: inferred).")
+    categorical_features: CommaList = Field([], description="Categorical features (inferred).")
+    drop_columns: CommaList = Field([], description="Columns that must not be features.")
+    entity_id_column: str | None = Field(None, description="Entity id column, if any.")
+
+    @field_validator("model_families", "notify_to", "numeric_features", "categorical_features",
+                     "drop_columns", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("model_families")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        known = set(ModelFamily.__args__)
+        unknown = [family for family in value if family not in known]
+        if unknown:
+            raise ValueError(f"unknown model families {unknown}; choose from {sorted(known)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.psi_warning > self.psi_alert:
+            raise ValueError("psi_warning must not exceed psi_alert")
+        if self.source_url and self.source_path:
+            raise ValueError("set either source_url or source_path, not both")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
+        return init_settings, env_settings, toml
+
+    # --- derived paths -----------------------------------------------------------------
+    @cached_property
+    def platform_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'platform.db').resolve()}"
+
+    @cached_property
+    def artifact_path(self) -> Path:
+        return (self.artifact_root or self.home / "artifacts").resolve()
+
+    @cached_property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster").resolve()
+
+    @cached_property
+    def user_pipeline_configured(self) -> bool:
+        return bool(self.source_url or self.source_path)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation error into one naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else "settings"
+            variable = f"{ENV_PREFIX}{name.upper()}"
+            problems.append(f"setting '{name}' ({variable}): {item['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
