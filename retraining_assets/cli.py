@@ -84,10 +84,10 @@ def demo(months: int | None, rows: int | None) -> None:
     defs = build_pipeline_defs(pipeline)
     instance = dg.DagsterInstance.get()
     click.echo("Materializing reference_data ...")
-    defs.get_job_def(reference_job_name(pipeline.name)).execute_in_process(
+    defs.resolve_job_def(reference_job_name(pipeline.name)).execute_in_process(
         instance=instance, run_config=QUIET_RUN_CONFIG
     )
-    job = defs.get_job_def(data_job_name(pipeline.name))
+    job = defs.resolve_job_def(data_job_name(pipeline.name))
     summaries = []
     keys = partitions_for(pipeline).get_partition_keys()
     with tqdm(keys, desc="months", unit="month") as progress:
@@ -95,7 +95,9 @@ def demo(months: int | None, rows: int | None) -> None:
             progress.set_postfix_str(key)
             period_started = time.monotonic()
             result = job.execute_in_process(
-                instance=instance, partition_key=key, run_config=QUIET_RUN_CONFIG,
+                instance=instance,
+                partition_key=key,
+                run_config=QUIET_RUN_CONFIG,
                 raise_on_error=False,
             )
             summaries.append(_summarise(result, key, time.monotonic() - period_started))
@@ -115,17 +117,19 @@ def _summarise(result, partition: str, seconds: float) -> PeriodSummary:
 
 
 def _print_summary(summaries: list[PeriodSummary]) -> None:
-    table = pd.DataFrame([
-        {
-            "month": s.partition[:7],
-            "records": s.rows,
-            "status": s.status,
-            "blocking failures": ", ".join(s.failed_blocking) or "-",
-            "warnings": ", ".join(s.warnings) or "-",
-            "seconds": round(s.seconds, 1),
-        }
-        for s in summaries
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "month": s.partition[:7],
+                "records": s.rows,
+                "status": s.status,
+                "blocking failures": ", ".join(s.failed_blocking) or "-",
+                "warnings": ", ".join(s.warnings) or "-",
+                "seconds": round(s.seconds, 1),
+            }
+            for s in summaries
+        ]
+    )
     click.echo(table.to_string(index=False))
 
 
@@ -135,7 +139,9 @@ def _print_summary(summaries: list[PeriodSummary]) -> None:
 @click.option("--target", required=True, help="The target (label) column.")
 @click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), default=None)
 @click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
-def validate(path: str, time_column: str, target: str, task: str | None, drop: tuple[str, ...]) -> None:
+def validate(
+    path: str, time_column: str, target: str, task: str | None, drop: tuple[str, ...]
+) -> None:
     """Check a file against an inferred DatasetSpec and print every problem found.
 
     Exit status 0 when the file is usable, 1 when it is not.
@@ -147,8 +153,10 @@ def validate(path: str, time_column: str, target: str, task: str | None, drop: t
         _fail(str(error))
     click.echo(f"{path}: {len(frame):,} rows, {frame.shape[1]} columns")
     click.echo(f"  time column          {spec.time_column}")
-    click.echo(f"  target               {spec.target} ({spec.task}"
-               + (f", classes {list(spec.classes)})" if spec.classes else ")"))
+    click.echo(
+        f"  target               {spec.target} ({spec.task}"
+        + (f", classes {list(spec.classes)})" if spec.classes else ")")
+    )
     click.echo(f"  numeric features     {', '.join(spec.numeric_features) or '-'}")
     click.echo(f"  categorical features {', '.join(spec.categorical_features) or '-'}")
     ignored = sorted(set(frame.columns) - set(spec.columns))

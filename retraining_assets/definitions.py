@@ -9,7 +9,9 @@ from retraining_assets.defs.factory import build_pipeline_defs
 from retraining_assets.settings import Settings, load_settings
 
 
-def build_definitions(settings: Settings, pipelines: list[Pipeline] | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: Settings, pipelines: list[Pipeline] | None = None
+) -> dg.Definitions:
     pipelines = pipelines if pipelines is not None else configured_pipelines(settings)
     return dg.Definitions.merge(*(build_pipeline_defs(pipeline) for pipeline in pipelines))
 

@@ -46,11 +46,15 @@ class Settings(BaseSettings):
     )
 
     # --- state -------------------------------------------------------------------------
-    home: Path = Field(Path(".retrain"), description="State folder: Dagster home, database, artifacts.")
+    home: Path = Field(
+        Path(".retrain"), description="State folder: Dagster home, database, artifacts."
+    )
     database_url: str | None = Field(
         None, description="Platform database URL (SQLAlchemy). Default: SQLite file in home."
     )
-    artifact_root: Path | None = Field(None, description="Model artifact folder. Default: home/artifacts.")
+    artifact_root: Path | None = Field(
+        None, description="Model artifact folder. Default: home/artifacts."
+    )
 
     # --- partitions and data -----------------------------------------------------------
     partition: PartitionGranularity = Field("monthly", description="Partition granularity.")
@@ -120,7 +124,9 @@ class Settings(BaseSettings):
     )
 
     # --- notifications -----------------------------------------------------------------
-    notify_to: CommaList = Field([], description="Administrator e-mail addresses (comma-separated).")
+    notify_to: CommaList = Field(
+        [], description="Administrator e-mail addresses (comma-separated)."
+    )
     notify_from: str = Field("retraining-assets@localhost", description="Sender address.")
     smtp_host: str | None = Field(None, description="SMTP server; unset disables e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
@@ -146,8 +152,14 @@ class Settings(BaseSettings):
     drop_columns: CommaList = Field([], description="Columns that must not be features.")
     entity_id_column: str | None = Field(None, description="Entity id column, if any.")
 
-    @field_validator("model_families", "notify_to", "numeric_features", "categorical_features",
-                     "drop_columns", mode="before")
+    @field_validator(
+        "model_families",
+        "notify_to",
+        "numeric_features",
+        "categorical_features",
+        "drop_columns",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

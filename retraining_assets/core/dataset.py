@@ -95,12 +95,15 @@ class DatasetSpec:
         candidates = [c for c in frame.columns if c not in excluded]
         if numeric_features is None:
             numeric_features = [
-                c for c in candidates
+                c
+                for c in candidates
                 if is_numeric_dtype(frame[c]) and c not in (categorical_features or [])
             ]
         if categorical_features is None:
             categorical_features = [
-                c for c in candidates if is_categorical_dtype(frame[c]) and c not in numeric_features
+                c
+                for c in candidates
+                if is_categorical_dtype(frame[c]) and c not in numeric_features
             ]
         task = task or infer_task(frame[target])
         classes = () if task == "regression" else class_labels(frame[target])
@@ -136,7 +139,7 @@ class DatasetSpec:
         return found
 
     def check(self, frame: pd.DataFrame, where: str = "") -> pd.DataFrame:
-        """Return ``frame`` with a parsed time column, or raise ``DatasetError`` naming all problems."""
+        """``frame`` with its time column parsed; raises ``DatasetError`` naming every problem."""
         found = self.problems(frame)
         if found:
             raise DatasetError(found, where)
@@ -155,10 +158,14 @@ class DatasetSpec:
         elif self.classes:
             unknown = sorted(set(target.dropna().astype(str)) - set(self.classes))
             if unknown:
-                found.append(Problem(
-                    self.target, "unknown_class",
-                    f"labels {unknown[:5]} are not among the known classes {list(self.classes)}",
-                ))
+                found.append(
+                    Problem(
+                        self.target,
+                        "unknown_class",
+                        f"labels {unknown[:5]} are not among the known classes "
+                        f"{list(self.classes)}",
+                    )
+                )
         return found
 
     # --- persistence ----------------------------------------------------------------------
@@ -199,7 +206,9 @@ def _timestamp_problems(values: pd.Series, column: str) -> list[Problem]:
     bad = values[parsed.isna() & values.notna()]
     if len(bad):
         examples = [str(v) for v in bad.head(3)]
-        return [Problem(column, "bad_timestamp", f"{len(bad)} unparseable timestamps, e.g. {examples}")]
+        return [
+            Problem(column, "bad_timestamp", f"{len(bad)} unparseable timestamps, e.g. {examples}")
+        ]
     if values.isna().any():
         return [Problem(column, "bad_timestamp", f"{int(values.isna().sum())} null timestamps")]
     return []
@@ -208,5 +217,7 @@ def _timestamp_problems(values: pd.Series, column: str) -> list[Problem]:
 def _dtype_problem(values: pd.Series, column: str, expected: str) -> Problem:
     examples = [str(v) for v in values.dropna().head(3)]
     return Problem(
-        column, "wrong_dtype", f"expected {expected} values, found dtype {values.dtype} (e.g. {examples})"
+        column,
+        "wrong_dtype",
+        f"expected {expected} values, found dtype {values.dtype} (e.g. {examples})",
     )

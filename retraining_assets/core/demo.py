@@ -32,8 +32,16 @@ TIME_COLUMN = "event_time"
 TARGET = "defaulted"
 ENTITY_ID = "customer_id"
 NUMERIC_FEATURES = (
-    "age", "income", "debt_ratio", "credit_score", "loan_amount", "loan_term",
-    "open_accounts", "late_payments", "utilization", "employment_years",
+    "age",
+    "income",
+    "debt_ratio",
+    "credit_score",
+    "loan_amount",
+    "loan_term",
+    "open_accounts",
+    "late_payments",
+    "utilization",
+    "employment_years",
 )
 CATEGORICAL_FEATURES = ("home_ownership", "purpose", "region", "channel")
 DEFAULT_MONTHS = 27
@@ -55,16 +63,27 @@ class DriftEvent:
 DEMO_EVENTS: tuple[DriftEvent, ...] = (
     DriftEvent("stable", "stable", 0, 8, (), "One distribution, one label relation."),
     DriftEvent(
-        "inflation", "gradual_covariate", 9, 14, ("income", "utilization"),
+        "inflation",
+        "gradual_covariate",
+        9,
+        14,
+        ("income", "utilization"),
         "Income rises 5% and utilization 0.035 every month for six months, then stays.",
     ),
     DriftEvent(
-        "new_partner_channel", "abrupt_covariate", 17, None,
+        "new_partner_channel",
+        "abrupt_covariate",
+        17,
+        None,
         ("credit_score", "loan_amount", "channel"),
         "A partner channel brings lower credit scores and 1.6x larger loans at once.",
     ),
     DriftEvent(
-        "recession", "concept", 22, None, (),
+        "recession",
+        "concept",
+        22,
+        None,
+        (),
         "Defaults start to depend on region and short employment; utilization stops mattering.",
     ),
 )
@@ -153,7 +172,9 @@ class DemoStream:
     def _month_count(self, engine: sa.Engine, offset: int) -> int:
         column = demo_records.c[TIME_COLUMN]
         start, end = self.month_start(offset), self.month_start(offset + 1)
-        query = sa.select(sa.func.count()).where(column >= start.to_pydatetime(), column < end.to_pydatetime())
+        query = sa.select(sa.func.count()).where(
+            column >= start.to_pydatetime(), column < end.to_pydatetime()
+        )
         with engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
@@ -183,28 +204,33 @@ def _features(rng: np.random.Generator, n: int, offset: int) -> pd.DataFrame:
     income = rng.lognormal(np.log(52) + 0.006 * (age - 41), 0.45, n) * (1 + 0.3 * shift)
     debt_ratio = np.clip(rng.beta(2.2, 5.0, n), 0, 1)
     credit_score = np.clip(rng.normal(680 - (45 if abrupt else 0), 60, n), 300, 850).astype(int)
-    loan_amount = rng.lognormal(np.log(14) + 0.35 * np.log(income / 52), 0.5, n) * (1.6 if abrupt else 1)
+    loan_amount = rng.lognormal(np.log(14) + 0.35 * np.log(income / 52), 0.5, n) * (
+        1.6 if abrupt else 1
+    )
     utilization = np.clip(rng.beta(2.0, 3.5, n) + 0.21 * shift, 0, 1)
     channel_p = [0.45, 0.35, 0.20, 0.0] if not abrupt else [0.30, 0.25, 0.10, 0.35]
-    return pd.DataFrame({
-        "age": age,
-        "income": income.round(2),
-        "debt_ratio": debt_ratio.round(4),
-        "credit_score": credit_score,
-        "loan_amount": loan_amount.round(2),
-        "loan_term": rng.choice([12, 24, 36, 48, 60], n, p=[0.1, 0.2, 0.35, 0.15, 0.2]),
-        "open_accounts": rng.poisson(4.0, n),
-        "late_payments": rng.poisson(0.6, n),
-        "utilization": utilization.round(4),
-        "employment_years": employment,
-        "home_ownership": rng.choice(["RENT", "OWN", "MORTGAGE"], n, p=[0.4, 0.2, 0.4]),
-        "purpose": rng.choice(
-            ["debt_consolidation", "car", "home", "education", "business"], n,
-            p=[0.4, 0.2, 0.15, 0.1, 0.15],
-        ),
-        "region": rng.choice(["north", "south", "east", "west"], n, p=[0.3, 0.25, 0.25, 0.2]),
-        "channel": rng.choice(["branch", "web", "broker", "partner_api"], n, p=channel_p),
-    })
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income.round(2),
+            "debt_ratio": debt_ratio.round(4),
+            "credit_score": credit_score,
+            "loan_amount": loan_amount.round(2),
+            "loan_term": rng.choice([12, 24, 36, 48, 60], n, p=[0.1, 0.2, 0.35, 0.15, 0.2]),
+            "open_accounts": rng.poisson(4.0, n),
+            "late_payments": rng.poisson(0.6, n),
+            "utilization": utilization.round(4),
+            "employment_years": employment,
+            "home_ownership": rng.choice(["RENT", "OWN", "MORTGAGE"], n, p=[0.4, 0.2, 0.4]),
+            "purpose": rng.choice(
+                ["debt_consolidation", "car", "home", "education", "business"],
+                n,
+                p=[0.4, 0.2, 0.15, 0.1, 0.15],
+            ),
+            "region": rng.choice(["north", "south", "east", "west"], n, p=[0.3, 0.25, 0.25, 0.2]),
+            "channel": rng.choice(["branch", "web", "broker", "partner_api"], n, p=channel_p),
+        }
+    )
 
 
 def _labels(rng: np.random.Generator, frame: pd.DataFrame, offset: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -65,12 +65,18 @@ class SqlRecordSource(RecordSource):
     table: str
     time_column: str
     schema: str | None = None
+    _reflected: sa.Table | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def description(self) -> str:
         return f"table '{self.table}' at {mask_url(self.url)}"
 
     def _table(self) -> sa.Table:
+        if self._reflected is None:
+            self._reflected = self._reflect()
+        return self._reflected
+
+    def _reflect(self) -> sa.Table:
         engine = make_engine(self.url)
         check_connection(engine)
         try:
@@ -99,7 +105,9 @@ class SqlRecordSource(RecordSource):
 
     def count(self, start: datetime | None = None, end: datetime | None = None) -> int:
         table = self._table()
-        query = sa.select(sa.func.count()).select_from(table).where(*self._window(table, start, end))
+        query = (
+            sa.select(sa.func.count()).select_from(table).where(*self._window(table, start, end))
+        )
         with make_engine(self.url).connect() as connection:
             return int(connection.execute(query).scalar_one())
 
@@ -107,7 +115,9 @@ class SqlRecordSource(RecordSource):
         table = self._table()
         column = table.c[self.time_column]
         with make_engine(self.url).connect() as connection:
-            first, last = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+            first, last = connection.execute(
+                sa.select(sa.func.min(column), sa.func.max(column))
+            ).one()
         if first is None:
             return None
         return pd.Timestamp(first).to_pydatetime(), pd.Timestamp(last).to_pydatetime()
@@ -188,21 +198,23 @@ class FileRecordSource(RecordSource):
 
     def _parquet_filter(self, start: datetime | None, end: datetime | None) -> ds.Expression | None:
         kind = self._parquet().schema.field(self.time_column).type
-        field = ds.field(self.time_column)
+        column = ds.field(self.time_column)
 
         def scalar(bound: datetime) -> pa.Scalar:
             stamp = pd.Timestamp(bound)
             return pa.scalar(stamp.tz_localize("UTC") if getattr(kind, "tz", None) else stamp, kind)
 
-        terms = [field >= scalar(start)] if start is not None else []
-        terms += [field < scalar(end)] if end is not None else []
+        terms = [column >= scalar(start)] if start is not None else []
+        terms += [column < scalar(end)] if end is not None else []
         condition = None
         for term in terms:
             condition = term if condition is None else condition & term
         return condition
 
     # --- CSV -----------------------------------------------------------------------------
-    def _csv_mask(self, frame: pd.DataFrame, start: datetime | None, end: datetime | None) -> pd.Series:
+    def _csv_mask(
+        self, frame: pd.DataFrame, start: datetime | None, end: datetime | None
+    ) -> pd.Series:
         times = frame[self.time_column]
         mask = pd.Series(True, index=frame.index)
         if start is not None:

@@ -20,13 +20,28 @@ from retraining_assets.core.dataset import DatasetSpec, is_numeric_dtype
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import great_expectations as gx  # noqa: E402  (analytics must be off before import)
-import great_expectations.expectations as gxe  # noqa: E402
+import great_expectations as gx
+import great_expectations.expectations as gxe
 
 EXAMPLES = 5
 NUMERIC_TYPES = [
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "Int8", "Int16", "Int32", "Int64", "Float32", "Float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Float32",
+    "Float64",
 ]
 
 
@@ -129,13 +144,15 @@ def validate_period(
             for (owner, _), result in zip(ordered, results, strict=True)
             if owner is check and not result.success
         ]
-        outcomes.append(CheckOutcome(
-            name=check.name,
-            blocking=check.blocking,
-            passed=not failures,
-            failures=failures,
-            expectations=len(suites[check.name]),
-        ))
+        outcomes.append(
+            CheckOutcome(
+                name=check.name,
+                blocking=check.blocking,
+                passed=not failures,
+                failures=failures,
+                expectations=len(suites[check.name]),
+            )
+        )
     return outcomes
 
 
@@ -164,21 +181,29 @@ def _target_expectations(frame: pd.DataFrame, spec: DatasetSpec) -> list:
     return expectations
 
 
-def _range_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+def _range_expectations(
+    frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances
+) -> list:
     if bounds is None or frame.empty:
         return []
     expectations = []
     for column, (low, high) in bounds.ranges.items():
         if column in frame.columns and is_numeric_dtype(frame[column]):
             margin = tol.range_tolerance * max(high - low, abs(high), 1e-9)
-            expectations.append(gxe.ExpectColumnValuesToBeBetween(
-                column=column, min_value=low - margin, max_value=high + margin,
-                mostly=1 - tol.allowed_out_of_range_share,
-            ))
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=column,
+                    min_value=low - margin,
+                    max_value=high + margin,
+                    mostly=1 - tol.allowed_out_of_range_share,
+                )
+            )
     return expectations
 
 
-def _domain_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+def _domain_expectations(
+    frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances
+) -> list:
     if bounds is None or frame.empty:
         return []
     return [
@@ -190,7 +215,9 @@ def _domain_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, to
     ]
 
 
-def _null_expectations(frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+def _null_expectations(
+    frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances
+) -> list:
     if bounds is None or frame.empty:
         return []
     return [
@@ -219,10 +246,14 @@ def _failure(item: Any) -> dict[str, Any]:
     elif item.exception_info and item.exception_info.get("raised_exception"):
         detail = str(item.exception_info.get("exception_message", "expectation raised"))[:200]
     elif "unexpected_percent" in outcome:
-        detail = f"{outcome.get('unexpected_count')} of {outcome.get('element_count')} rows unexpected"
+        detail = (
+            f"{outcome.get('unexpected_count')} of {outcome.get('element_count')} rows unexpected"
+        )
     else:
         detail = f"observed {outcome.get('observed_value')!r}"
-    examples = [_plain(value) for value in (outcome.get("partial_unexpected_list") or [])[:EXAMPLES]]
+    examples = [
+        _plain(value) for value in (outcome.get("partial_unexpected_list") or [])[:EXAMPLES]
+    ]
     return {
         "expectation": config.type,
         "column": config.kwargs.get("column") or "(table)",

@@ -20,7 +20,8 @@ def period_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             check.name,
             asset=asset_key,
             blocking=check.blocking,
-            description=("Blocks downstream: " if check.blocking else "Warns: ") + check.description,
+            description=("Blocks downstream: " if check.blocking else "Warns: ")
+            + check.description,
         )
         for check in CHECKS
     ]

@@ -13,12 +13,14 @@ def reference_job_name(pipeline_name: str) -> str:
     return f"{pipeline_name}_reference_job"
 
 
-def build_jobs(pipeline_name: str, partitions_def: dg.PartitionsDefinition) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(
+    pipeline_name: str, partitions_def: dg.PartitionsDefinition
+) -> list[dg.UnresolvedAssetJobDefinition]:
     return [
         dg.define_asset_job(
             reference_job_name(pipeline_name),
             selection=dg.AssetSelection.assets([pipeline_name, "reference_data"]),
-            description="Refresh the reference data the periods are validated and compared against.",
+            description="Refresh the reference the periods are validated and compared against.",
         ),
         dg.define_asset_job(
             data_job_name(pipeline_name),

@@ -1,6 +1,5 @@
 """Data assets: each period's records, validated, and the reference they are compared with."""
 
-
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -19,11 +18,13 @@ def naive_utc(moment: datetime) -> datetime:
 
 def frame_summary(frame: pd.DataFrame, time_column: str) -> dict[str, dg.MetadataValue]:
     """Row count, time span and a per-column summary for the asset's metadata."""
-    columns = pd.DataFrame({
-        "dtype": frame.dtypes.astype(str),
-        "nulls": frame.isna().sum(),
-        "distinct": frame.nunique(),
-    })
+    columns = pd.DataFrame(
+        {
+            "dtype": frame.dtypes.astype(str),
+            "nulls": frame.isna().sum(),
+            "distinct": frame.nunique(),
+        }
+    )
     times = frame[time_column]
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
@@ -69,10 +70,13 @@ def build_data_assets(
                 f"{source.description} holds no records; set RETRAIN_PARTITION_START"
             )
         context.log.info(f"reference: {len(frame)} records from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
-        return dg.Output(frame, metadata={
-            **frame_summary(frame, spec.time_column),
-            "window": dg.MetadataValue.text(f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"),
-        })
+        return dg.Output(
+            frame,
+            metadata={
+                **frame_summary(frame, spec.time_column),
+                "window": dg.MetadataValue.text(f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"),
+            },
+        )
 
     @dg.asset(
         key=current_key,
@@ -95,10 +99,13 @@ def build_data_assets(
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
         bounds = ReferenceBounds.learn(reference_data, spec)
         outcomes = validate_period(frame, spec, bounds, tolerances(pipeline))
-        yield dg.Output(frame, metadata={
-            **frame_summary(frame, spec.time_column),
-            "failed_checks": dg.MetadataValue.json([o.name for o in outcomes if not o.passed]),
-        })
+        yield dg.Output(
+            frame,
+            metadata={
+                **frame_summary(frame, spec.time_column),
+                "failed_checks": dg.MetadataValue.json([o.name for o in outcomes if not o.passed]),
+            },
+        )
         yield from check_results(outcomes, context.partition_key)
 
     return [reference_data, current_data]

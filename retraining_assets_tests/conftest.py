@@ -1,0 +1,91 @@
+"""Shared fixtures: isolated settings and state folders, a small demo stream, real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from retraining_assets.core.database import make_engine, mask_url, platform_engine
+from retraining_assets.core.demo import DemoStream
+from retraining_assets.core.pipeline import Pipeline, demo_pipeline
+from retraining_assets.settings import Settings, load_settings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+POSTGRES_URL = os.environ.get(
+    "RETRAIN_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+# A fixed end month keeps partition keys stable whatever day the tests run.
+SMALL_STREAM = DemoStream(months=6, rows_per_month=400, end_month=pd.Timestamp("2024-06-01"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No RETRAIN_* variable of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("RETRAIN_") and name != "RETRAIN_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / ".retrain"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(home=tmp_path / ".retrain")
+
+
+@pytest.fixture
+def platform_db(settings: Settings) -> sa.Engine:
+    return platform_engine(settings.platform_database_url)
+
+
+@pytest.fixture
+def small_stream() -> DemoStream:
+    return SMALL_STREAM
+
+
+@pytest.fixture
+def seeded_demo(settings: Settings, platform_db: sa.Engine) -> Pipeline:
+    """The demo pipeline over the small stream, its first three months in the database."""
+    SMALL_STREAM.seed_database(platform_db, through=2)
+    return demo_pipeline(settings, SMALL_STREAM)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL server's URL. Fails loudly in CI; skips elsewhere, saying how to run."""
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        message = (
+            f"PostgreSQL is not reachable at {mask_url(POSTGRES_URL)} ({error.orig}). Start it, "
+            "or set RETRAIN_TEST_POSTGRES_URL=postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"retrain_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(postgres_server).set(database=name).render_as_string(False)
+    yield url
+    make_engine(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from retraining_assets.core.dataset import DatasetError, DatasetSpec, infer_task
+from retraining_assets.core.demo import SPEC, DemoStream
+
+ELEC2 = Path(__file__).parents[3] / "shared" / "datasets" / "elec2" / "elec2.csv.gz"
+
+
+@pytest.fixture
+def month(small_stream: DemoStream) -> pd.DataFrame:
+    return small_stream.generate(0)
+
+
+def test_infer_matches_the_demo_spec(month: pd.DataFrame) -> None:
+    spec = DatasetSpec.infer(month, "event_time", "defaulted", entity_id="customer_id")
+    assert spec.task == "binary"
+    assert spec.classes == ("0", "1")
+    assert set(spec.numeric_features) == set(SPEC.numeric_features)
+    assert set(spec.categorical_features) == set(SPEC.categorical_features)
+
+
+def test_explicit_features_and_drop_win(month: pd.DataFrame) -> None:
+    spec = DatasetSpec.infer(
+        month,
+        "event_time",
+        "defaulted",
+        drop=["customer_id", "income"],
+        categorical_features=["loan_term", "region"],
+    )
+    assert "income" not in spec.features and "customer_id" not in spec.features
+    assert spec.categorical_features == ("loan_term", "region")
+    assert "loan_term" not in spec.numeric_features
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        ([0, 1, 1, 0], "binary"),
+        (["UP", "DOWN"], "binary"),
+        ([0, 1, 2, 2], "multiclass"),
+        ([0.5, 1.25, 3.75, 9.0], "regression"),
+        (list(range(100)), "regression"),
+    ],
+)
+def test_task_inference(values: list, task: str) -> None:
+    assert infer_task(pd.Series(values)) == task
+
+
+def test_a_fitting_frame_has_no_problems(month: pd.DataFrame) -> None:
+    assert SPEC.problems(month) == []
+    assert SPEC.check(month)["event_time"].dtype.kind == "M"
+
+
+def test_every_problem_is_reported_with_its_column(month: pd.DataFrame) -> None:
+    bad = month.drop(columns=["age"]).assign(
+        income="lots",
+        debt_ratio=None,
+        defaulted=month["defaulted"].where(month.index > 3, 7),
+        event_time=month["event_time"].astype(str).where(month.index > 1, "not a date"),
+    )
+    kinds = {(p.column, p.kind) for p in SPEC.problems(bad)}
+    assert ("age", "missing_column") in kinds
+    assert ("income", "wrong_dtype") in kinds
+    assert ("debt_ratio", "all_null") in kinds
+    assert ("defaulted", "unknown_class") in kinds
+    assert ("event_time", "bad_timestamp") in kinds
+    with pytest.raises(DatasetError, match="column 'age': required column is missing"):
+        SPEC.check(bad, where="month 2024-01")
+
+
+def test_target_all_null_is_one_clear_problem(month: pd.DataFrame) -> None:
+    problems = SPEC.problems(month.assign(defaulted=None))
+    assert [(p.column, p.kind) for p in problems] == [("defaulted", "target_null")]
+    assert "every row" in problems[0].message
+
+
+def test_spec_survives_json(month: pd.DataFrame) -> None:
+    assert DatasetSpec.from_json(SPEC.to_json()) == SPEC
+
+
+def test_elec2_gets_a_sensible_spec() -> None:
+    frame = pd.read_csv(ELEC2, nrows=2000)
+    spec = DatasetSpec.infer(frame, "ts", "class")
+    assert spec.task == "binary" and spec.classes == ("DOWN", "UP")
+    assert spec.numeric_features == (
+        "day",
+        "period",
+        "nswprice",
+        "nswdemand",
+        "vicprice",
+        "vicdemand",
+        "transfer",
+    )
+    assert spec.categorical_features == ()
+    assert spec.problems(frame) == []

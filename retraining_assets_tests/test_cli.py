@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from retraining_assets.cli import main
+
+ELEC2 = Path(__file__).parents[2] / "shared" / "datasets" / "elec2" / "elec2.csv.gz"
+
+
+def test_validate_infers_a_sensible_spec_for_elec2() -> None:
+    result = CliRunner().invoke(
+        main, ["validate", "--data", str(ELEC2), "--time-column", "ts", "--target", "class"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "45,312 rows" in result.output
+    assert "class (binary, classes ['DOWN', 'UP'])" in result.output
+    assert "day, period, nswprice, nswdemand, vicprice, vicdemand, transfer" in result.output
+    assert "(32 months)" in result.output
+    assert "Usable: no problems found." in result.output
+
+
+def test_validate_lists_every_problem_and_fails(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    pd.DataFrame(
+        {
+            "ts": ["2024-01-01", "someday", "2024-01-03"],
+            "x": [None, None, None],
+            "label": [None, None, None],
+        }
+    ).to_csv(path, index=False)
+    result = CliRunner().invoke(
+        main, ["validate", "--data", str(path), "--time-column", "ts", "--target", "label"]
+    )
+    assert result.exit_code == 1
+    assert "column 'ts': 1 unparseable timestamps, e.g. ['someday']" in result.output
+    assert "column 'x': every value is null" in result.output
+    assert "column 'label': the target is null in every row" in result.output
+
+
+@pytest.mark.parametrize("args", [["--target", "label"], ["--target", "nope"]])
+def test_validate_names_a_missing_file_or_column(tmp_path: Path, args: list[str]) -> None:
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"ts": ["2024-01-01"], "label": [1]}).to_csv(path, index=False)
+    missing = tmp_path / "missing.csv"
+    data = str(missing) if args[1] == "label" else str(path)
+    result = CliRunner().invoke(main, ["validate", "--data", data, "--time-column", "ts", *args])
+    assert result.exit_code == 2
+    assert ("missing.csv" if args[1] == "label" else "column 'nope'") in result.output
+
+
+def test_demo_runs_the_pipeline_through_a_real_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RETRAIN_HOME")  # the default: .retrain in the working directory
+    # set-then-delete makes monkeypatch restore DAGSTER_HOME, which the CLI sets for itself
+    monkeypatch.setenv("DAGSTER_HOME", "")
+    monkeypatch.delenv("DAGSTER_HOME")
+    result = CliRunner().invoke(main, ["demo", "--months", "3", "--rows", "200"])
+    assert result.exit_code == 0, result.output
+    home = tmp_path / ".retrain"
+    assert (home / "platform.db").is_file() and (home / "dagster" / "dagster.yaml").is_file()
+    assert result.output.count(" ok ") == 3
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    runs = instance.get_runs()
+    assert len(runs) == 4 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    assert {run.job_name for run in runs} == {"demo_reference_job", "demo_data_job"}
+    # a second run seeds nothing new and still succeeds (idempotent)
+    again = CliRunner().invoke(main, ["demo", "--months", "3", "--rows", "200"])
+    assert again.exit_code == 0 and "0 months inserted now, 3 already there" in again.output
