@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["pending", "sending", "sent", "failed"]
 LOG_CHANNEL = "log"
+MIN_TOKEN_LENGTH = 16
 
 
 def utc_now() -> datetime:
@@ -255,8 +256,9 @@ class WebhookChannel:
 
     def secrets(self) -> tuple[str, ...]:
         parts = urlsplit(self.url)
-        return tuple(s for s in (self.url, parts.path, parts.query, parts.password) if s
-                     and s != "/")
+        # The whole URL, its password, and a token-like path or query should one appear alone.
+        tokens = [part for part in (parts.path, parts.query) if len(part) >= MIN_TOKEN_LENGTH]
+        return tuple(s for s in (self.url, parts.password, *tokens) if s)
 
     def send(self, message: Message, recipients: Sequence[str]) -> None:
         scheme = urlsplit(self.url).scheme
@@ -408,6 +410,8 @@ class Dispatcher:
         return [self.send(name, message, recipients) for name in self.channels]
 
 
+DeliveryStatus = Literal["sent", "pending", "failed", "duplicate", "busy", "unrecorded"]
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -416,7 +420,7 @@ class Delivery:
 
     key: str
     outbox_id: int | None
-    status: str
+    status: DeliveryStatus
     results: tuple[ChannelResult, ...] = ()
 
 

@@ -373,7 +373,7 @@ def run_failed(
         facts.insert(2, ("Partition", clean(partition)))
     return render(
         EventType.RUN_FAILED,
-        f"{clean(job_name, 80)} ({clean(run_id, 8)})",
+        f"{clean(job_name, 80)} ({clean(run_id)[:8]})",
         facts=facts,
         notes=["The full error and logs are in the Dagster UI."],
         links=[("Run", run_url(ui_base_url, run_id))],

@@ -535,3 +535,34 @@ def test_no_secret_or_record_value_reaches_any_peer_or_the_outbox(
     for leaked in (db_password, smtp_password, "CUST-991-XY", "73456.25", "987-65-4321"):
         assert not any(leaked in text for text in seen), leaked
     assert "customer_id, income, ssn" in seen[1]  # the names of the features, not values
+
+
+# --- PostgreSQL: the same guarantees under real row locks ----------------------------------
+
+
+def test_on_postgresql_concurrent_drains_and_duplicate_events_deliver_once(
+    postgres_database: str, smtp_server: SmtpPeer, make_settings: Callable[..., Settings]
+) -> None:
+    config = make_settings(**smtp_settings(smtp_server), database_url=postgres_database)
+    notifier = make_notifier(config)
+    for month in range(1, 13):
+        notifier.enqueue(a_message(key=f"drift:demo:2025-{month:02d}"))
+    assert notifier.notify(a_message(key="drift:demo:2025-01")).status == "duplicate"
+    barrier = threading.Barrier(3)
+    results: list[DrainResult] = []
+
+    def drain() -> None:
+        worker = make_notifier(config)
+        barrier.wait()
+        results.append(worker.drain())
+
+    threads = [threading.Thread(target=drain) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(result.sent for result in results) == 12
+    assert len(smtp_server.messages) == 12
+    rows = outbox_rows(config)
+    assert {row.status for row in rows} == {"sent"} and {row.attempts for row in rows} == {1}
