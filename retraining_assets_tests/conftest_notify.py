@@ -214,8 +214,3 @@ def smtp_server_fixture() -> Iterator[SmtpPeer]:
 def webhook_server_fixture() -> Iterator[WebhookPeer]:
     with WebhookPeer() as peer:
         yield peer
-
-
-@pytest.fixture(name="platform_url")
-def platform_url_fixture(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/p.db"
