@@ -175,6 +175,19 @@ def validate(
     sys.exit(1)
 
 
+@main.command("notify-test")
+def notify_test_command() -> None:
+    """Send a test message through every configured channel and say which worked."""
+    from retraining_assets.core.notify import notify_test
+
+    results = notify_test(_settings())
+    for result in results:
+        status = "ok" if result.ok else f"FAILED: {result.error}"
+        click.echo(f"  {result.channel:<8} {status}")
+    if not all(result.ok for result in results):
+        sys.exit(1)
+
+
 def _settings() -> Settings:
     try:
         return load_settings()

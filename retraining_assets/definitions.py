@@ -1,4 +1,5 @@
-"""The code location: every configured pipeline (the demo, and yours when configured)."""
+"""The code location: every configured pipeline (the demo, and yours when configured), plus
+the administrators' notifications shared by all of them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import dagster as dg
 
 from retraining_assets.core.pipeline import Pipeline, configured_pipelines
 from retraining_assets.defs.factory import build_pipeline_defs
+from retraining_assets.defs.jobs import job_names
+from retraining_assets.defs.notifications import build_notification_defs
 from retraining_assets.settings import Settings, load_settings
 
 
@@ -13,7 +16,11 @@ def build_definitions(
     settings: Settings, pipelines: list[Pipeline] | None = None
 ) -> dg.Definitions:
     pipelines = pipelines if pipelines is not None else configured_pipelines(settings)
-    return dg.Definitions.merge(*(build_pipeline_defs(pipeline) for pipeline in pipelines))
+    watched = [name for pipeline in pipelines for name in job_names(pipeline.name)]
+    return dg.Definitions.merge(
+        *(build_pipeline_defs(pipeline) for pipeline in pipelines),
+        build_notification_defs(watched, settings),
+    )
 
 
 defs = build_definitions(load_settings())

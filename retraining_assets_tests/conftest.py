@@ -15,6 +15,11 @@ from retraining_assets.core.database import make_engine, mask_url, platform_engi
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
 from retraining_assets.settings import Settings, load_settings
+from retraining_assets_tests.conftest_notify import (  # noqa: F401  (fixtures: real SMTP/HTTP peers)
+    certificate_fixture,
+    smtp_server_fixture,
+    webhook_server_fixture,
+)
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -71,3 +71,28 @@ def test_demo_runs_the_pipeline_through_a_real_instance(
     # a second run seeds nothing new and still succeeds (idempotent)
     again = CliRunner().invoke(main, ["demo", "--months", "3", "--rows", "200"])
     assert again.exit_code == 0 and "0 months inserted now, 3 already there" in again.output
+
+
+def test_notify_test_reports_every_channel(
+    monkeypatch: pytest.MonkeyPatch, smtp_server, webhook_server
+) -> None:
+    monkeypatch.setenv("RETRAIN_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("RETRAIN_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("RETRAIN_SMTP_SECURITY", "none")
+    monkeypatch.setenv("RETRAIN_NOTIFY_TO", "ops@example.com")
+    monkeypatch.setenv("RETRAIN_SLACK_WEBHOOK_URL", webhook_server.url("/slack"))
+    result = CliRunner().invoke(main, ["notify-test"])
+    assert result.exit_code == 0, result.output
+    assert {"log", "smtp", "slack"} <= {line.split()[0] for line in result.output.splitlines()}
+    assert "FAILED" not in result.output
+    assert len(smtp_server.messages) == 1 and len(webhook_server.posts) == 1
+
+
+def test_notify_test_names_a_broken_channel_without_its_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETRAIN_SLACK_WEBHOOK_URL", "http://127.0.0.1:1/services/T0/B0/s3cr3t")
+    result = CliRunner().invoke(main, ["notify-test"])
+    assert result.exit_code == 1
+    assert "slack" in result.output and "FAILED" in result.output
+    assert "s3cr3t" not in result.output

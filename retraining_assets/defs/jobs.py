@@ -13,6 +13,11 @@ def reference_job_name(pipeline_name: str) -> str:
     return f"{pipeline_name}_reference_job"
 
 
+def job_names(pipeline_name: str) -> list[str]:
+    """Every job of a pipeline: the run-failure notification watches these."""
+    return [reference_job_name(pipeline_name), data_job_name(pipeline_name)]
+
+
 def build_jobs(
     pipeline_name: str, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.UnresolvedAssetJobDefinition]:

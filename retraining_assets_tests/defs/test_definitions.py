@@ -43,6 +43,22 @@ def test_code_location_loads_and_validates(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_dg_finds_the_code_location(tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    dg_cli = Path(sys.executable).parent / "dg"
+    result = subprocess.run(
+        [str(dg_cli), "list", "defs", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"demo/current_data"' in result.stdout
+    assert "notify_run_failure" in result.stdout
+
+
 def _elec2_settings(tmp_path: Path) -> Settings:
     return load_settings(
         home=tmp_path / ".retrain",
