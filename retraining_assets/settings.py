@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     promotion_min_lift: float = Field(
         0.05, ge=0, description="Relative lift over the champion needed to promote."
     )
+    promotion_floor: float | None = Field(
+        None,
+        description="First model only: minimum (maximum for lower-is-better) primary metric.",
+    )
 
     # --- notifications -----------------------------------------------------------------
     notify_to: CommaList = Field(
