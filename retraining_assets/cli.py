@@ -3,6 +3,7 @@ shared with the Dagster UI (same ``RETRAIN_HOME`` / database URL)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -46,6 +47,7 @@ class PeriodSummary:
     rows: int
     failed_blocking: list[str]
     warnings: list[str]
+    drifted: list[str]
     seconds: float
 
     @property
@@ -64,11 +66,14 @@ def demo(months: int | None, rows: int | None) -> None:
     from retraining_assets.core.database import platform_engine
     from retraining_assets.core.demo import DemoStream
     from retraining_assets.core.pipeline import demo_pipeline
-    from retraining_assets.defs.factory import build_pipeline_defs, partitions_for
-    from retraining_assets.defs.jobs import data_job_name, reference_job_name
+    from retraining_assets.definitions import build_definitions
+    from retraining_assets.defs.factory import partitions_for
+    from retraining_assets.defs.jobs import monitoring_job_name, reference_job_name
 
     started = time.monotonic()
     settings = _settings()
+    # notifications still reach the outbox and every channel; the terminal shows a count
+    logging.getLogger("retraining_assets.core.notify").setLevel(logging.ERROR)
     home = prepare_dagster_home(settings)
     click.echo(f"State folder: {settings.home.resolve()} (Dagster instance: {home})")
     stream = DemoStream(
@@ -81,13 +86,13 @@ def demo(months: int | None, rows: int | None) -> None:
         f"{len(inserted)} months inserted now, {stream.months - len(inserted)} already there."
     )
     pipeline = demo_pipeline(settings, stream)
-    defs = build_pipeline_defs(pipeline)
+    defs = build_definitions(settings, [pipeline])
     instance = dg.DagsterInstance.get()
     click.echo("Materializing reference_data ...")
     defs.resolve_job_def(reference_job_name(pipeline.name)).execute_in_process(
         instance=instance, run_config=QUIET_RUN_CONFIG
     )
-    job = defs.resolve_job_def(data_job_name(pipeline.name))
+    job = defs.resolve_job_def(monitoring_job_name(pipeline.name))
     summaries = []
     keys = partitions_for(pipeline).get_partition_keys()
     with tqdm(keys, desc="months", unit="month") as progress:
@@ -102,18 +107,22 @@ def demo(months: int | None, rows: int | None) -> None:
             )
             summaries.append(_summarise(result, key, time.monotonic() - period_started))
     _print_summary(summaries)
+    _print_notifications(engine)
     click.echo(f"Done in {time.monotonic() - started:.0f} s. Open the UI with `make dev`.")
 
 
 def _summarise(result, partition: str, seconds: float) -> PeriodSummary:
-    rows = 0
+    rows, drifted = 0, []
     for event in result.get_asset_materialization_events():
         metadata = event.step_materialization_data.materialization.metadata
-        rows = int(metadata["dagster/row_count"].value)
+        if "dagster/row_count" in metadata:
+            rows = int(metadata["dagster/row_count"].value)
+        if "drifted_features" in metadata:
+            drifted = list(metadata["drifted_features"].value)
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     blocking = [e.check_name for e in failed if e.severity.value == "ERROR"]
     warnings = [e.check_name for e in failed if e.severity.value != "ERROR"]
-    return PeriodSummary(partition, rows, blocking, warnings, seconds)
+    return PeriodSummary(partition, rows, blocking, warnings, drifted, seconds)
 
 
 def _print_summary(summaries: list[PeriodSummary]) -> None:
@@ -125,12 +134,28 @@ def _print_summary(summaries: list[PeriodSummary]) -> None:
                 "status": s.status,
                 "blocking failures": ", ".join(s.failed_blocking) or "-",
                 "warnings": ", ".join(s.warnings) or "-",
+                "drifted features": ", ".join(s.drifted) or "-",
                 "seconds": round(s.seconds, 1),
             }
             for s in summaries
         ]
     )
     click.echo(table.to_string(index=False))
+
+
+def _print_notifications(engine) -> None:
+    import sqlalchemy as sa
+
+    from retraining_assets.core.schema import notification_outbox as outbox
+
+    query = sa.select(outbox.c.event_type, outbox.c.status, sa.func.count()).group_by(
+        outbox.c.event_type, outbox.c.status
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    if rows:
+        counts = ", ".join(f"{count} {event} ({status})" for event, status, count in rows)
+        click.echo(f"Notifications in the outbox: {counts}.")
 
 
 @main.command()

@@ -67,7 +67,7 @@ def test_demo_runs_the_pipeline_through_a_real_instance(
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     runs = instance.get_runs()
     assert len(runs) == 4 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-    assert {run.job_name for run in runs} == {"demo_reference_job", "demo_data_job"}
+    assert {run.job_name for run in runs} == {"demo_reference_job", "demo_monitoring_job"}
     # a second run seeds nothing new and still succeeds (idempotent)
     again = CliRunner().invoke(main, ["demo", "--months", "3", "--rows", "200"])
     assert again.exit_code == 0 and "0 months inserted now, 3 already there" in again.output

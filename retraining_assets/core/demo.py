@@ -9,7 +9,8 @@ Ground truth, as data (``DEMO_EVENTS``) that tests and the documentation read:
 
 - offsets 0-8, **stable**: one fixed distribution and one fixed label relation;
 - offsets 9-14, **gradual covariate shift**: ``income`` and ``utilization`` rise a little
-  every month (inflation; credit lines used more), the label relation unchanged;
+  every month (inflation; credit lines used more), and ``loan_amount``, which scales with
+  income, follows; the label relation unchanged;
 - offset 17, **abrupt covariate shift**: ``credit_score`` drops, ``loan_amount`` jumps and a new
   ``channel`` ("partner_api") appears, from that month on;
 - offset 22, **concept drift**: feature distributions stay, but the relation of features to
@@ -67,8 +68,9 @@ DEMO_EVENTS: tuple[DriftEvent, ...] = (
         "gradual_covariate",
         9,
         14,
-        ("income", "utilization"),
-        "Income rises 5% and utilization 0.035 every month for six months, then stays.",
+        ("income", "utilization", "loan_amount"),
+        "Income rises 5% and utilization 0.035 every month for six months, then stays; "
+        "loan amounts follow income.",
     ),
     DriftEvent(
         "new_partner_channel",

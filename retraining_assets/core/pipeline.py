@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
@@ -45,6 +47,24 @@ class Pipeline:
     @property
     def period(self) -> pd.DateOffset:
         return PERIOD_OFFSETS[self.settings.partition]
+
+    def drift_thresholds(self) -> DriftThresholds:
+        settings = self.settings
+        return DriftThresholds(
+            psi_alert=settings.psi_alert,
+            psi_warning=settings.psi_warning,
+            wasserstein=settings.wasserstein_threshold,
+            jensen_shannon=settings.jensen_shannon_threshold,
+            unseen_share=settings.unseen_share_threshold,
+            significance=settings.ks_significance,
+            dataset_drift_share=settings.dataset_drift_share,
+        )
+
+    def reports_folder(self, partition: str) -> Path:
+        """Where the HTML/PNG reports of one partition go (under ``RETRAIN_HOME``)."""
+        folder = self.settings.home.resolve() / "reports" / self.name / partition
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def reference_window(self) -> tuple[datetime, datetime]:
         """The first ``reference_periods`` periods: the drift reference until a champion exists."""

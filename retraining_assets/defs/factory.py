@@ -6,6 +6,7 @@ import dagster as dg
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.defs.assets.data import build_data_assets
+from retraining_assets.defs.assets.monitoring import build_monitoring_assets
 from retraining_assets.defs.jobs import build_jobs
 from retraining_assets.defs.resources import RecordSourceResource
 
@@ -25,7 +26,10 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
     """Assets, checks, jobs and resources of one pipeline, keys prefixed by its name."""
     partitions_def = partitions_for(pipeline)
     return dg.Definitions(
-        assets=build_data_assets(pipeline, partitions_def),
+        assets=[
+            *build_data_assets(pipeline, partitions_def),
+            *build_monitoring_assets(pipeline, partitions_def),
+        ],
         jobs=build_jobs(pipeline.name, partitions_def),
         resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
     )

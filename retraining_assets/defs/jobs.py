@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 
-def data_job_name(pipeline_name: str) -> str:
-    return f"{pipeline_name}_data_job"
+def monitoring_job_name(pipeline_name: str) -> str:
+    return f"{pipeline_name}_monitoring_job"
 
 
 def reference_job_name(pipeline_name: str) -> str:
@@ -15,7 +15,7 @@ def reference_job_name(pipeline_name: str) -> str:
 
 def job_names(pipeline_name: str) -> list[str]:
     """Every job of a pipeline: the run-failure notification watches these."""
-    return [reference_job_name(pipeline_name), data_job_name(pipeline_name)]
+    return [reference_job_name(pipeline_name), monitoring_job_name(pipeline_name)]
 
 
 def build_jobs(
@@ -28,9 +28,11 @@ def build_jobs(
             description="Refresh the reference the periods are validated and compared against.",
         ),
         dg.define_asset_job(
-            data_job_name(pipeline_name),
-            selection=dg.AssetSelection.assets([pipeline_name, "current_data"]),
+            monitoring_job_name(pipeline_name),
+            selection=dg.AssetSelection.assets(
+                [pipeline_name, "current_data"], [pipeline_name, "drift_report"]
+            ),
             partitions_def=partitions_def,
-            description="Load and validate one period of records.",
+            description="Load and validate one period of records and compare it with the reference.",
         ),
     ]

@@ -21,8 +21,17 @@ DRAIN_BUDGET_SECONDS = 30.0
 
 # Resource fields that override the setting of the same name when set.
 _SETTING_FIELDS = (
-    "notify_to", "notify_from", "smtp_host", "smtp_port", "smtp_username", "smtp_password",
-    "smtp_security", "slack_webhook_url", "teams_webhook_url", "ui_base_url", "database_url",
+    "notify_to",
+    "notify_from",
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "smtp_password",
+    "smtp_security",
+    "slack_webhook_url",
+    "teams_webhook_url",
+    "ui_base_url",
+    "database_url",
 )
 
 
@@ -52,7 +61,9 @@ class NotifierResource(dg.ConfigurableResource):
 
     def notifier(self) -> Notifier:
         return Notifier.from_settings(
-            self.settings(), timeout=self.timeout_seconds, subject_prefix=self.subject_prefix,
+            self.settings(),
+            timeout=self.timeout_seconds,
+            subject_prefix=self.subject_prefix,
             max_attempts=self.max_attempts,
         )
 

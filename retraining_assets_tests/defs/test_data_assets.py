@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.defs.factory import build_pipeline_defs, partitions_for
+from retraining_assets.definitions import build_definitions
+from retraining_assets.defs.factory import partitions_for
 from retraining_assets.settings import load_settings
 
 MONTH = "2024-02-01"  # offset 1 of the small stream
@@ -18,7 +19,7 @@ def instance():
 
 
 def _run(pipeline: Pipeline, instance, partition: str | None, extra: list | None = None):
-    defs = build_pipeline_defs(pipeline)
+    defs = build_definitions(pipeline.settings, [pipeline])
     assets = [*defs.assets, *(extra or [])]
     resources = defs.resources
     dg.materialize(

@@ -78,7 +78,7 @@ def test_two_pipelines_share_one_code_location(tmp_path: Path) -> None:
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     for name in ("demo", "elec2"):
         assert {f"{name}/current_data", f"{name}/reference_data"} <= keys
-        assert defs.resolve_job_def(f"{name}_data_job") is not None
+        assert defs.resolve_job_def(f"{name}_monitoring_job") is not None
     elec2 = pipelines[1]
     assert elec2.spec.task == "binary" and "nswprice" in elec2.spec.numeric_features
     assert elec2.start == "1996-05-01"
@@ -94,7 +94,7 @@ def test_partition_granularity_is_a_setting(tmp_path: Path) -> None:
     )
     pipeline: Pipeline = user_pipeline(settings)
     defs = build_definitions(settings, [pipeline])
-    partitions = defs.resolve_job_def("records_data_job").partitions_def
+    partitions = defs.resolve_job_def("records_monitoring_job").partitions_def
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     assert partitions.cron_schedule == "0 0 * * 0"
 

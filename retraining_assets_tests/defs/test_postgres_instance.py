@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from retraining_assets.defs.factory import build_pipeline_defs
+from retraining_assets.definitions import build_definitions
 
 ROOT = Path(__file__).parents[2]
 
@@ -26,9 +26,9 @@ def test_materialization_recorded_in_postgres_instance(
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        defs = build_pipeline_defs(seeded_demo)
+        defs = build_definitions(seeded_demo.settings, [seeded_demo])
         reference = defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
-        month = defs.resolve_job_def("demo_data_job").execute_in_process(
+        month = defs.resolve_job_def("demo_monitoring_job").execute_in_process(
             instance=instance, partition_key="2024-02-01"
         )
         assert reference.success and month.success

@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.validation import ReferenceBounds, Tolerances, validate_period
+from retraining_assets.core.reference import Reference
+from retraining_assets.core.validation import Tolerances, validate_period
 from retraining_assets.defs.checks import check_results, period_check_specs
 
 
@@ -58,9 +59,10 @@ def build_data_assets(
         required_resource_keys={records},
         kinds={"pandas"},
     )
-    def reference_data(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
-        """The records the production model is measured against: until a champion exists, the
-        first configured periods of the record source."""
+    def reference_data(context: dg.AssetExecutionContext) -> dg.Output[Reference]:
+        """What every period is validated and compared against: range/domain bounds and the
+        drift profile of the reference records (until a champion exists, the first configured
+        periods of the record source)."""
         source = getattr(context.resources, records).source()
         start, end = pipeline.reference_window()
         frame = source.load(start, end)
@@ -69,12 +71,15 @@ def build_data_assets(
                 f"the reference window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "
                 f"{source.description} holds no records; set RETRAIN_PARTITION_START"
             )
-        context.log.info(f"reference: {len(frame)} records from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+        reference = Reference.fit(frame, spec, start, end, origin="first periods")
+        context.log.info(f"reference: {len(frame)} records, {reference.window}")
         return dg.Output(
-            frame,
+            reference,
             metadata={
                 **frame_summary(frame, spec.time_column),
-                "window": dg.MetadataValue.text(f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"),
+                "window": dg.MetadataValue.text(reference.window),
+                "origin": dg.MetadataValue.text(reference.origin),
+                "profile_hash": dg.MetadataValue.text(reference.profile.content_hash),
             },
         )
 
@@ -88,7 +93,7 @@ def build_data_assets(
         kinds={"pandas", "great_expectations"},
     )
     def current_data(
-        context: dg.AssetExecutionContext, reference_data: pd.DataFrame
+        context: dg.AssetExecutionContext, reference_data: Reference
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """One period of labelled records, validated with Great Expectations: schema, target
         and a non-empty period block downstream assets; ranges, domains and null rates learned
@@ -97,8 +102,7 @@ def build_data_assets(
         source = getattr(context.resources, records).source()
         frame = source.load(naive_utc(window.start), naive_utc(window.end))
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
-        bounds = ReferenceBounds.learn(reference_data, spec)
-        outcomes = validate_period(frame, spec, bounds, tolerances(pipeline))
+        outcomes = validate_period(frame, spec, reference_data.bounds, tolerances(pipeline))
         yield dg.Output(
             frame,
             metadata={

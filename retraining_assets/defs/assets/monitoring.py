@@ -1,0 +1,76 @@
+"""Monitoring assets: each period compared with the reference."""
+
+import base64
+
+import dagster as dg
+import pandas as pd
+
+from retraining_assets.core.drift import DriftReport
+from retraining_assets.core.notify import drift_detected
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.reference import Reference
+from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+
+
+def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.MetadataValue]:
+    """The verdict in keys a sensor reads without loading data, plus the pictures."""
+    picture = base64.b64encode(png).decode()
+    return {
+        "drift_detected": dg.MetadataValue.bool(report.dataset_drift),
+        "drifted_features": dg.MetadataValue.json(report.drifted_features),
+        "drift_share": dg.MetadataValue.float(report.drift_share),
+        "target_drift": dg.MetadataValue.bool(bool((report.target_drift or {}).get("drifted"))),
+        "profile_hash": dg.MetadataValue.text(report.profile_hash),
+        "n_current": dg.MetadataValue.int(report.n_current),
+        "report": dg.MetadataValue.md(report.to_markdown()),
+        "html_report": dg.MetadataValue.path(html),
+        "summary_plot": dg.MetadataValue.md(f"![drift summary](data:image/png;base64,{picture})"),
+    }
+
+
+def build_monitoring_assets(
+    pipeline: Pipeline, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    name, spec = pipeline.name, pipeline.spec
+
+    @dg.asset(
+        key=[name, "drift_report"],
+        group_name=name,
+        partitions_def=partitions_def,
+        ins={
+            "current_data": dg.AssetIn([name, "current_data"]),
+            "reference_data": dg.AssetIn([name, "reference_data"]),
+        },
+        required_resource_keys={NOTIFIER},
+        kinds={"scipy"},
+    )
+    def drift_report(
+        context: dg.AssetExecutionContext, current_data: pd.DataFrame, reference_data: Reference
+    ) -> dg.Output[dict]:
+        """The period against the reference: KS, PSI, Wasserstein, Jensen-Shannon, chi-square
+        per feature with Benjamini-Hochberg q-values, the dataset verdict, target drift, and an
+        HTML report with a plot per feature. Administrators are told when it finds drift."""
+        partition = context.partition_key
+        report = reference_data.profile.compare(current_data, pipeline.drift_thresholds())
+        folder = pipeline.reports_folder(partition)
+        html = report.to_html(folder / "drift.html")
+        png = report.plot_summary(folder / "drift.png")
+        verdict = (
+            "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
+        )
+        context.log.info(f"{partition}: {verdict} (vs reference {reference_data.window})")
+        if report.dataset_drift:
+            message = drift_detected(
+                pipeline=name,
+                partition=partition,
+                features=report.drifted_features,
+                n_features=len(report.features),
+                report_url=str(html),
+                key=f"drift:{name}:{partition}:{report.profile_hash}",
+            )
+            getattr(context.resources, NOTIFIER).notifier().notify(message)
+        return dg.Output(
+            report.to_dict(), metadata=drift_metadata(report, str(html), png.read_bytes())
+        )
+
+    return [drift_report]

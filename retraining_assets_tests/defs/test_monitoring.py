@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from retraining_assets.core.demo import ABRUPT, DemoStream
+from retraining_assets.core.pipeline import demo_pipeline
+from retraining_assets.core.schema import notification_outbox
+from retraining_assets.definitions import build_definitions
+
+STREAM = DemoStream(
+    rows_per_month=1000, months=ABRUPT.first_offset + 1, end_month=pd.Timestamp("2024-12-01")
+)
+DRIFT_KEY = dg.AssetKey(["demo", "drift_report"])
+
+
+@pytest.fixture
+def monitored(settings, platform_db):
+    STREAM.seed_database(platform_db)
+    pipeline = demo_pipeline(settings, STREAM)
+    defs = build_definitions(settings, [pipeline])
+    with dg.instance_for_test() as instance:
+        defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
+        yield defs, instance
+
+
+def _month(defs, instance, offset: int) -> dg.AssetMaterialization:
+    partition = STREAM.partition_key(offset)
+    result = defs.resolve_job_def("demo_monitoring_job").execute_in_process(
+        instance=instance, partition_key=partition
+    )
+    assert result.success
+    # what a sensor does: read the latest materialization's metadata, no data load
+    event = instance.get_latest_materialization_event(DRIFT_KEY)
+    assert event.asset_materialization.partition == partition
+    return event.asset_materialization
+
+
+def _drift_notifications(engine: sa.Engine) -> list:
+    query = sa.select(notification_outbox.c.subject).where(
+        notification_outbox.c.event_type == "drift_detected"
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).scalars().all()
+
+
+def test_abrupt_month_reports_drift_readably_and_notifies(monitored, platform_db) -> None:
+    defs, instance = monitored
+    metadata = _month(defs, instance, ABRUPT.first_offset).metadata
+    assert metadata["drift_detected"].value is True
+    assert {"channel", "credit_score"} <= set(metadata["drifted_features"].value)
+    assert Path(metadata["html_report"].value).read_text().count("<img") >= 14
+    assert metadata["summary_plot"].value.startswith("![drift summary](data:image/png;base64,")
+    assert "| channel" in metadata["report"].value
+    subjects = _drift_notifications(platform_db)
+    assert len(subjects) == 1 and subjects[0].startswith("Drift detected:")
+    # materializing the same month again does not notify twice
+    _month(defs, instance, ABRUPT.first_offset)
+    assert len(_drift_notifications(platform_db)) == 1
+
+
+def test_stable_month_reports_no_drift_and_stays_quiet(monitored, platform_db) -> None:
+    defs, instance = monitored
+    metadata = _month(defs, instance, 4).metadata
+    assert metadata["drift_detected"].value is False
+    assert metadata["drifted_features"].value == []
+    assert _drift_notifications(platform_db) == []
