@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
-from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
+from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
 from retraining_assets.settings import Settings
 

@@ -72,7 +72,7 @@ class PromotionPolicy:
 
     def decide(self, evidence: Evidence) -> Decision:
         if evidence.candidate is None:
-            return self._reject(evidence, f"the candidate's {evidence.metric} could not be computed")
+            return self._reject(evidence, f"no {evidence.metric} for the candidate")
         if evidence.champion is None:
             return self._first_model(evidence)
         lift = evidence.lift

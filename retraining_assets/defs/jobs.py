@@ -33,6 +33,6 @@ def build_jobs(
                 [pipeline_name, "current_data"], [pipeline_name, "drift_report"]
             ),
             partitions_def=partitions_def,
-            description="Load and validate one period of records and compare it with the reference.",
+            description="Load and validate one period and compare it with the reference.",
         ),
     ]

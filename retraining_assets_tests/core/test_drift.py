@@ -416,3 +416,22 @@ def test_drift_between_files(tmp_path) -> None:
         drift_between_files(tmp_path / "x.txt", tmp_path / "cur.parquet")
     with pytest.raises(DriftInputError, match="not found"):
         drift_between_files(tmp_path / "nope.csv", tmp_path / "cur.parquet")
+
+
+def test_integer_column_names_survive_persistence() -> None:
+    ref = pd.DataFrame({0: np.arange(100.0), 1: ["a", "b"] * 50})
+    profile = ReferenceProfile.from_bytes(fit_reference(ref).to_bytes())
+    assert list(profile.columns) == [0, 1]
+    report = profile.compare(ref)
+    assert set(report.features) == {0, 1}
+    assert set(report.to_dict()["features"]) == {"0", "1"}  # JSON object keys are strings
+
+
+def test_month_without_labels_skips_target_drift_with_warning() -> None:
+    ref, cur = _frames()
+    profile = fit_reference(ref, target="flag")
+    report = profile.compare(cur.drop(columns=["flag"]))
+    assert report.target_drift is None
+    assert any("target drift skipped" in w for w in report.warnings)
+    with pytest.raises(DriftInputError, match="flag"):
+        profile.compare(cur.drop(columns=["flag"]), target="flag")

@@ -61,7 +61,7 @@ def test_exactly_the_minimum_lift_is_enough() -> None:
 
 def test_metric_that_could_not_be_computed_is_rejected() -> None:
     decision = POLICY.decide(_evidence(candidate=None))
-    assert decision.verdict is Verdict.REJECT and "could not be computed" in decision.reason
+    assert decision.verdict is Verdict.REJECT and "no accuracy for the candidate" in decision.reason
 
 
 def test_decision_serialises_with_its_numbers() -> None:

@@ -31,7 +31,7 @@ def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.M
 def build_monitoring_assets(
     pipeline: Pipeline, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    name, spec = pipeline.name, pipeline.spec
+    name = pipeline.name
 
     @dg.asset(
         key=[name, "drift_report"],
