@@ -27,6 +27,13 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 POSTGRES_URL = os.environ.get(
     "RETRAIN_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
+# The real drifting datasets live beside the repository (../shared/datasets) in development and
+# CI; RETRAIN_TEST_DATASETS points elsewhere.
+DATASETS = Path(
+    os.environ.get(
+        "RETRAIN_TEST_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
+)
 # A fixed end month keeps partition keys stable whatever day the tests run.
 SMALL_STREAM = DemoStream(months=6, rows_per_month=400, end_month=pd.Timestamp("2024-06-01"))
 
@@ -35,10 +42,22 @@ SMALL_STREAM = DemoStream(months=6, rows_per_month=400, end_month=pd.Timestamp("
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No RETRAIN_* variable of the developer's shell leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("RETRAIN_") and name != "RETRAIN_TEST_POSTGRES_URL":
+        if name.startswith("RETRAIN_") and not name.startswith("RETRAIN_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / ".retrain"))
+
+
+@pytest.fixture(scope="session")
+def elec2() -> Path:
+    """The Elec2 dataset. Fails loudly in CI; skips elsewhere, saying how to run."""
+    path = DATASETS / "elec2" / "elec2.csv.gz"
+    if not path.is_file():
+        message = f"{path} not found: set RETRAIN_TEST_DATASETS to the folder holding elec2/"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from click.testing import CliRunner
 
 from retraining_assets.cli import main
 
-ELEC2 = Path(__file__).parents[2] / "shared" / "datasets" / "elec2" / "elec2.csv.gz"
 
-
-def test_validate_infers_a_sensible_spec_for_elec2() -> None:
+def test_validate_infers_a_sensible_spec_for_elec2(elec2: Path) -> None:
     result = CliRunner().invoke(
-        main, ["validate", "--data", str(ELEC2), "--time-column", "ts", "--target", "class"]
+        main, ["validate", "--data", str(elec2), "--time-column", "ts", "--target", "class"]
     )
     assert result.exit_code == 0, result.output
     assert "45,312 rows" in result.output

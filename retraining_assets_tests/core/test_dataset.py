@@ -6,8 +6,6 @@ import pytest
 from retraining_assets.core.dataset import DatasetError, DatasetSpec, infer_task
 from retraining_assets.core.demo import SPEC, DemoStream
 
-ELEC2 = Path(__file__).parents[3] / "shared" / "datasets" / "elec2" / "elec2.csv.gz"
-
 
 @pytest.fixture
 def month(small_stream: DemoStream) -> pd.DataFrame:
@@ -81,8 +79,8 @@ def test_spec_survives_json(month: pd.DataFrame) -> None:
     assert DatasetSpec.from_json(SPEC.to_json()) == SPEC
 
 
-def test_elec2_gets_a_sensible_spec() -> None:
-    frame = pd.read_csv(ELEC2, nrows=2000)
+def test_elec2_gets_a_sensible_spec(elec2: Path) -> None:
+    frame = pd.read_csv(elec2, nrows=2000)
     spec = DatasetSpec.infer(frame, "ts", "class")
     assert spec.task == "binary" and spec.classes == ("DOWN", "UP")
     assert spec.numeric_features == (

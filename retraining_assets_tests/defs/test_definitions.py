@@ -11,7 +11,6 @@ from retraining_assets.definitions import build_definitions
 from retraining_assets.settings import Settings, load_settings
 
 ROOT = Path(__file__).parents[2]
-ELEC2 = ROOT.parent / "shared" / "datasets" / "elec2" / "elec2.csv.gz"
 
 
 def test_dagster_postgres_really_installed() -> None:
@@ -59,18 +58,18 @@ def test_dg_finds_the_code_location(tmp_path: Path) -> None:
     assert "notify_run_failure" in result.stdout
 
 
-def _elec2_settings(tmp_path: Path) -> Settings:
+def _elec2_settings(tmp_path: Path, elec2: Path) -> Settings:
     return load_settings(
         home=tmp_path / ".retrain",
-        source_path=str(ELEC2),
+        source_path=str(elec2),
         time_column="ts",
         target="class",
         pipeline_name="elec2",
     )
 
 
-def test_two_pipelines_share_one_code_location(tmp_path: Path) -> None:
-    settings = _elec2_settings(tmp_path)
+def test_two_pipelines_share_one_code_location(tmp_path: Path, elec2: Path) -> None:
+    settings = _elec2_settings(tmp_path, elec2)
     pipelines = configured_pipelines(settings)
     assert [p.name for p in pipelines] == ["demo", "elec2"]
     defs = build_definitions(settings, pipelines)
@@ -84,10 +83,10 @@ def test_two_pipelines_share_one_code_location(tmp_path: Path) -> None:
     assert elec2.start == "1996-05-01"
 
 
-def test_partition_granularity_is_a_setting(tmp_path: Path) -> None:
+def test_partition_granularity_is_a_setting(tmp_path: Path, elec2: Path) -> None:
     settings = load_settings(
         home=tmp_path / ".retrain",
-        source_path=str(ELEC2),
+        source_path=str(elec2),
         time_column="ts",
         target="class",
         partition="weekly",
@@ -99,7 +98,7 @@ def test_partition_granularity_is_a_setting(tmp_path: Path) -> None:
     assert partitions.cron_schedule == "0 0 * * 0"
 
 
-def test_user_pipeline_needs_time_column_and_target(tmp_path: Path) -> None:
-    settings = load_settings(home=tmp_path / ".retrain", source_path=str(ELEC2))
+def test_user_pipeline_needs_time_column_and_target(tmp_path: Path, elec2: Path) -> None:
+    settings = load_settings(home=tmp_path / ".retrain", source_path=str(elec2))
     with pytest.raises(ValueError, match="RETRAIN_TIME_COLUMN and RETRAIN_TARGET"):
         user_pipeline(settings)
