@@ -68,18 +68,27 @@ def make_certificate(directory: Path) -> Certificate:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return Certificate(cert_file, key_file)
 
 
@@ -101,14 +110,22 @@ class _Inbox:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         with self._lock:
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          envelope.original_content or envelope.content))
+            self.messages.append(
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.original_content or envelope.content,
+                )
+            )
         return "250 Message accepted for delivery"
 
 
 def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == SMTP_USER
-          and auth_data.password.decode() == SMTP_PASSWORD)
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login.decode() == SMTP_USER
+        and auth_data.password.decode() == SMTP_PASSWORD
+    )
     # handled=False: aiosmtpd answers 535 itself (handled=True would leave the client waiting).
     return AuthResult(success=ok, handled=False)
 
@@ -140,10 +157,12 @@ class SmtpPeer:
         if self.require_login:
             # Keep aiosmtpd's "no AUTH before STARTTLS" protection on. With implicit TLS the
             # whole connection is encrypted, but aiosmtpd only recognises STARTTLS as TLS.
-            options.update(authenticator=_authenticator, auth_required=True,
-                           auth_require_tls=self.security != "ssl")
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port,
-                                      **options)
+            options.update(
+                authenticator=_authenticator,
+                auth_required=True,
+                auth_require_tls=self.security != "ssl",
+            )
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()  # returns once the server answers
         return self
 

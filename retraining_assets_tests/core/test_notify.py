@@ -60,23 +60,34 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings from keyword arguments (the shared conftest isolates RETRAIN_* variables)."""
 
     def make(**overrides: object) -> Settings:
-        defaults = {"home": tmp_path, "database_url": f"sqlite:///{tmp_path}/p.db",
-                    "notify_to": ADMINS, "notify_from": "retrain@example.com"}
+        defaults = {
+            "home": tmp_path,
+            "database_url": f"sqlite:///{tmp_path}/p.db",
+            "notify_to": ADMINS,
+            "notify_from": "retrain@example.com",
+        }
         return load_settings(**{**defaults, **overrides})
 
     return make
 
 
 def smtp_settings(peer: SmtpPeer, **overrides: object) -> dict[str, object]:
-    return {"smtp_host": "127.0.0.1", "smtp_port": peer.port, "smtp_security": peer.security,
-            **overrides}
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": peer.port,
+        "smtp_security": peer.security,
+        **overrides,
+    }
 
 
-def make_notifier(settings: Settings, certificate: Certificate | None = None,
-                  **options: object) -> Notifier:
+def make_notifier(
+    settings: Settings, certificate: Certificate | None = None, **options: object
+) -> Notifier:
     return Notifier.from_settings(
-        settings, ssl_context=certificate.client_context() if certificate else None,
-        sleep=lambda _seconds: None, **options,
+        settings,
+        ssl_context=certificate.client_context() if certificate else None,
+        sleep=lambda _seconds: None,
+        **options,
     )
 
 
@@ -93,8 +104,12 @@ def a_webhook(url: str, sleeps: list[float]) -> WebhookChannel:
 
 def a_message(key: str = "drift:demo:2025-01") -> Message:
     return templates.drift_detected(
-        pipeline="demo", partition="2025-01", features=["income", "utilization"], n_features=12,
-        report_url="http://localhost:3000/assets/demo/drift_report", key=key,
+        pipeline="demo",
+        partition="2025-01",
+        features=["income", "utilization"],
+        n_features=12,
+        report_url="http://localhost:3000/assets/demo/drift_report",
+        key=key,
     )
 
 
@@ -104,27 +119,56 @@ def a_message(key: str = "drift:demo:2025-01") -> Message:
 def every_message() -> list[Message]:
     return [
         a_message(),
-        templates.retraining_started(pipeline="demo", reasons=["drift in 2 features"],
-                                     models=["random_forest", "xgboost"], run_id="r1"),
-        templates.retraining_completed(pipeline="demo", best="xgboost", run_id="r1",
-                                       metrics={"xgboost": {"accuracy": 0.91}}),
-        templates.promotion_pending(pipeline="demo", candidate="v7", champion="v6",
-                                    metric="accuracy", lift=0.07, decision="promote"),
+        templates.retraining_started(
+            pipeline="demo",
+            reasons=["drift in 2 features"],
+            models=["random_forest", "xgboost"],
+            run_id="r1",
+        ),
+        templates.retraining_completed(
+            pipeline="demo", best="xgboost", run_id="r1", metrics={"xgboost": {"accuracy": 0.91}}
+        ),
+        templates.promotion_pending(
+            pipeline="demo",
+            candidate="v7",
+            champion="v6",
+            metric="accuracy",
+            lift=0.07,
+            decision="promote",
+        ),
         templates.promoted(pipeline="demo", version="v7", previous="v6"),
-        templates.approval_required(pipeline="demo", candidate="v7", champion="v6",
-                                    metric="accuracy", lift=0.03, min_lift=0.05),
-        templates.rolled_back(pipeline="demo", version="v6", previous="v7", by="alice",
-                              reason="live accuracy dropped"),
-        templates.run_failed(job_name="retrain_job", run_id="abcd1234-ef", error="KeyError",
-                             ui_base_url="http://dagster:3000/"),
+        templates.approval_required(
+            pipeline="demo",
+            candidate="v7",
+            champion="v6",
+            metric="accuracy",
+            lift=0.03,
+            min_lift=0.05,
+        ),
+        templates.rolled_back(
+            pipeline="demo", version="v6", previous="v7", by="alice", reason="live accuracy dropped"
+        ),
+        templates.run_failed(
+            job_name="retrain_job",
+            run_id="abcd1234-ef",
+            error="KeyError",
+            ui_base_url="http://dagster:3000/",
+        ),
     ]
 
 
 def test_every_subject_starts_with_its_fixed_ascii_word() -> None:
     subjects = [message.subject for message in every_message()]
-    words = ["Drift detected:", "Retraining started:", "Retraining completed:",
-             "Promotion pending:", "Promoted:", "Approval required:", "Rolled back:",
-             "Run failed:"]
+    words = [
+        "Drift detected:",
+        "Retraining started:",
+        "Retraining completed:",
+        "Promotion pending:",
+        "Promoted:",
+        "Approval required:",
+        "Rolled back:",
+        "Run failed:",
+    ]
     assert [s.split(":")[0] + ":" for s in subjects] == words
     assert all(subject.isascii() for subject in subjects)
     assert len({message.key for message in every_message()}) == len(words)
@@ -144,9 +188,11 @@ def test_templates_carry_the_facts_in_both_parts() -> None:
 
 
 def test_error_summaries_keep_names_and_drop_values_and_secrets() -> None:
-    error = ("ValueError: bad row {'income': 52000.5, 'ssn': '123-45-6789'} in column "
-             "'income' from postgresql://admin:hunter2@db/x password=hunter2 total 98765.43\n"
-             "Traceback line with more data 4242.42")
+    error = (
+        "ValueError: bad row {'income': 52000.5, 'ssn': '123-45-6789'} in column "
+        "'income' from postgresql://admin:hunter2@db/x password=hunter2 total 98765.43\n"
+        "Traceback line with more data 4242.42"
+    )
     summary = templates.error_summary(error)
     assert summary.startswith("ValueError: bad row")
     assert "'income'" in summary  # a column name is useful and allowed
@@ -164,8 +210,9 @@ def test_smtp_over_tls_with_login_delivers_both_parts_to_every_recipient(
 ) -> None:
     peer = SmtpPeer(security=security, certificate=certificate, require_login=True).start()
     try:
-        config = make_settings(**smtp_settings(peer, smtp_username=SMTP_USER,
-                                          smtp_password=SMTP_PASSWORD))
+        config = make_settings(
+            **smtp_settings(peer, smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD)
+        )
         delivery = make_notifier(config, certificate, subject_prefix="[ml]").notify(a_message())
     finally:
         peer.stop()
@@ -191,8 +238,11 @@ def test_smtp_without_tls_refuses_login_before_tls(
     """The password is never sent over a plain connection: the server refuses, we record it."""
     peer = SmtpPeer(security="starttls", certificate=certificate, require_login=True).start()
     try:
-        config = make_settings(**smtp_settings(peer, smtp_security="none", smtp_username=SMTP_USER,
-                                          smtp_password=SMTP_PASSWORD))
+        config = make_settings(
+            **smtp_settings(
+                peer, smtp_security="none", smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD
+            )
+        )
         delivery = make_notifier(config).notify(a_message())
     finally:
         peer.stop()
@@ -224,8 +274,10 @@ def test_wrong_smtp_password_is_reported_without_the_password(
 def test_slack_and_teams_webhooks_receive_their_formats(
     webhook_server: WebhookPeer, make_settings: Callable[..., Settings]
 ) -> None:
-    config = make_settings(slack_webhook_url=webhook_server.url("/services/T0/B0/slack-token"),
-                      teams_webhook_url=webhook_server.url("/workflows/teams-token"))
+    config = make_settings(
+        slack_webhook_url=webhook_server.url("/services/T0/B0/slack-token"),
+        teams_webhook_url=webhook_server.url("/workflows/teams-token"),
+    )
     delivery = make_notifier(config).notify(a_message())
 
     assert delivery.status == "sent"
@@ -300,8 +352,11 @@ def test_smtp_down_keeps_the_message_and_the_drain_delivers_it_exactly_once(
     assert len(peer.messages) == 1
     assert len(webhook_server.posts) == 1  # slack had succeeded: not re-sent
     (row,) = outbox_rows(config)
-    assert row.status == "sent" and row.attempts == 2 and row.sent_at == clock.now - timedelta(
-        seconds=3600)
+    assert (
+        row.status == "sent"
+        and row.attempts == 2
+        and row.sent_at == clock.now - timedelta(seconds=3600)
+    )
 
 
 def test_the_same_event_twice_is_notified_once(
@@ -361,8 +416,7 @@ def test_a_retry_racing_a_success_does_not_resend(
     config = make_settings(**smtp_settings(smtp_server))
     rival = make_notifier(config)
     racing = RacingChannel(rival.drain)
-    notifier = Notifier(platform_engine(config.platform_database_url), [racing],
-                        recipients=ADMINS)
+    notifier = Notifier(platform_engine(config.platform_database_url), [racing], recipients=ADMINS)
     assert notifier.notify(a_message()).status == "sent"
     assert racing.rival_outcomes == [DrainResult()]
     assert rival.drain() == DrainResult()
@@ -429,7 +483,9 @@ def test_a_crashed_workers_lease_expires_and_the_row_is_delivered(
 
 
 def test_an_unavailable_outbox_still_delivers_and_logs(
-    tmp_path: Path, smtp_server: SmtpPeer, make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    smtp_server: SmtpPeer,
+    make_settings: Callable[..., Settings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_settings(**smtp_settings(smtp_server))
@@ -461,11 +517,18 @@ def test_bad_configuration_names_the_channel_and_masks_secrets(
     make_settings: Callable[..., Settings],
 ) -> None:
     password, token = "Smtp-Pa55word!", "T0KEN-xyz-123"
-    unknown_host = make_settings(smtp_host="smtp.invalid", smtp_password=password,
-                            smtp_username="u", slack_webhook_url="not a url")
-    wrong_port = make_settings(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none",
-                          teams_webhook_url=f"http://user:{token}@127.0.0.1:{free_port()}/h/"
-                                            f"{token}")
+    unknown_host = make_settings(
+        smtp_host="smtp.invalid",
+        smtp_password=password,
+        smtp_username="u",
+        slack_webhook_url="not a url",
+    )
+    wrong_port = make_settings(
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_security="none",
+        teams_webhook_url=f"http://user:{token}@127.0.0.1:{free_port()}/h/{token}",
+    )
 
     results = {r.channel: r for r in notify_test(unknown_host, timeout=5.0)}
     results |= {f"{r.channel}2": r for r in notify_test(wrong_port, timeout=5.0)}
@@ -486,8 +549,11 @@ def test_notify_test_reports_every_channel(
 ) -> None:
     config = make_settings(**smtp_settings(smtp_server), slack_webhook_url=webhook_server.url("/s"))
     results = notify_test(config)
-    assert results == [ChannelResult("log", True), ChannelResult("smtp", True),
-                       ChannelResult("slack", True)]
+    assert results == [
+        ChannelResult("log", True),
+        ChannelResult("smtp", True),
+        ChannelResult("slack", True),
+    ]
     assert smtp_server.messages[0].email["Subject"].startswith("Test:")
     assert outbox_rows(config) == []  # a test message is not queued for retries
 
@@ -495,7 +561,8 @@ def test_notify_test_reports_every_channel(
 def test_notify_test_flags_smtp_without_recipients(make_settings: Callable[..., Settings]) -> None:
     results = notify_test(make_settings(smtp_host="127.0.0.1", notify_to=[]))
     assert results[-1] == ChannelResult(
-        "smtp", False, "smtp_host is set but notify_to (RETRAIN_NOTIFY_TO) is empty")
+        "smtp", False, "smtp_host is set but notify_to (RETRAIN_NOTIFY_TO) is empty"
+    )
 
 
 # --- no sensitive data ever leaves ---------------------------------------------------------
@@ -505,21 +572,35 @@ def test_no_secret_or_record_value_reaches_any_peer_or_the_outbox(
     smtp_server: SmtpPeer, webhook_server: WebhookPeer, make_settings: Callable[..., Settings]
 ) -> None:
     db_password, smtp_password = "Db-Secret-77", "Smtp-Secret-88"
-    config = make_settings(**smtp_settings(smtp_server), smtp_password=smtp_password,
-                      source_url=f"postgresql://reader:{db_password}@db/records",
-                      slack_webhook_url=webhook_server.url("/hook"))
+    config = make_settings(
+        **smtp_settings(smtp_server),
+        smtp_password=smtp_password,
+        source_url=f"postgresql://reader:{db_password}@db/records",
+        slack_webhook_url=webhook_server.url("/hook"),
+    )
     record = {"customer_id": "CUST-991-XY", "income": 73456.25, "ssn": "987-65-4321"}
     messages = [
         templates.run_failed(
-            job_name="retrain_job", run_id="run-1", ui_base_url="http://ui",
+            job_name="retrain_job",
+            run_id="run-1",
+            ui_base_url="http://ui",
             step_keys=["train"],
             error=f"ValueError: cannot score row {record} using "
-                  f"postgresql://reader:{db_password}@db password={smtp_password}"),
+            f"postgresql://reader:{db_password}@db password={smtp_password}",
+        ),
         templates.drift_detected(pipeline="demo", partition="2025-02", features=record),
-        templates.retraining_started(pipeline="demo", models=["xgboost"],
-                                     reasons=[f"token={db_password} volume 73456.25 rows"]),
-        Message("custom", "Custom", f"leaked {smtp_password} and {db_password}",
-                f"<p>{smtp_password}</p>", "custom:1"),
+        templates.retraining_started(
+            pipeline="demo",
+            models=["xgboost"],
+            reasons=[f"token={db_password} volume 73456.25 rows"],
+        ),
+        Message(
+            "custom",
+            "Custom",
+            f"leaked {smtp_password} and {db_password}",
+            f"<p>{smtp_password}</p>",
+            "custom:1",
+        ),
     ]
     notifier = make_notifier(config)
     for message in messages:
@@ -527,8 +608,10 @@ def test_no_secret_or_record_value_reaches_any_peer_or_the_outbox(
 
     # Decoded parts: a quoted-printable or base64 body would hide a leak from a raw search.
     mails = [m.email for m in smtp_server.messages]
-    seen = [m["Subject"] + m.get_body(("plain",)).get_content()
-            + m.get_body(("html",)).get_content() for m in mails]
+    seen = [
+        m["Subject"] + m.get_body(("plain",)).get_content() + m.get_body(("html",)).get_content()
+        for m in mails
+    ]
     seen += [repr(post.body) for post in webhook_server.posts]
     seen += [repr(tuple(row)) for row in outbox_rows(config)]
     assert len(mails) == len(webhook_server.posts) == 4

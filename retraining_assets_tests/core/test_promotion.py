@@ -6,14 +6,24 @@ POLICY = PromotionPolicy(min_lift=0.05)
 
 
 def _evidence(**values) -> Evidence:
-    base = dict(metric="accuracy", higher_is_better=True, candidate_version=2, candidate=0.84,
-                champion_version=1, champion=0.80, lift=0.05, ci_low=0.01, ci_high=0.07)
+    base = dict(
+        metric="accuracy",
+        higher_is_better=True,
+        candidate_version=2,
+        candidate=0.84,
+        champion_version=1,
+        champion=0.80,
+        lift=0.05,
+        ci_low=0.01,
+        ci_high=0.07,
+    )
     return Evidence(**{**base, **values})
 
 
 def test_first_model_is_promoted_when_it_beats_the_trivial_baseline() -> None:
-    decision = POLICY.decide(_evidence(champion=None, champion_version=None, lift=None,
-                                       ci_low=None, baseline=0.63))
+    decision = POLICY.decide(
+        _evidence(champion=None, champion_version=None, lift=None, ci_low=None, baseline=0.63)
+    )
     assert decision.verdict is Verdict.PROMOTE and decision.promote
     assert "first model" in decision.reason
 
@@ -25,12 +35,22 @@ def test_first_model_that_does_not_beat_the_baseline_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("higher", "value", "floor", "verdict"),
-    [(True, 0.7, 0.75, Verdict.REJECT), (True, 0.8, 0.75, Verdict.PROMOTE),
-     (False, 12.0, 10.0, Verdict.REJECT), (False, 9.0, 10.0, Verdict.PROMOTE)],
+    [
+        (True, 0.7, 0.75, Verdict.REJECT),
+        (True, 0.8, 0.75, Verdict.PROMOTE),
+        (False, 12.0, 10.0, Verdict.REJECT),
+        (False, 9.0, 10.0, Verdict.PROMOTE),
+    ],
 )
 def test_first_model_floor_respects_the_metric_direction(higher, value, floor, verdict) -> None:
-    evidence = _evidence(metric="m", higher_is_better=higher, candidate=value, champion=None,
-                         lift=None, baseline=None)
+    evidence = _evidence(
+        metric="m",
+        higher_is_better=higher,
+        candidate=value,
+        champion=None,
+        lift=None,
+        baseline=None,
+    )
     assert PromotionPolicy(floor=floor).decide(evidence).verdict is verdict
 
 

@@ -45,9 +45,13 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def resource(tmp_path: Path, smtp_server: SmtpPeer) -> NotifierResource:
     return NotifierResource(
-        database_url=f"sqlite:///{tmp_path}/p.db", smtp_host="127.0.0.1",
-        smtp_port=smtp_server.port, smtp_security="none", notify_to=["ops@example.com"],
-        notify_from="dagster@example.com", ui_base_url=UI,
+        database_url=f"sqlite:///{tmp_path}/p.db",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server.port,
+        smtp_security="none",
+        notify_to=["ops@example.com"],
+        notify_from="dagster@example.com",
+        ui_base_url=UI,
     )
 
 
@@ -65,8 +69,11 @@ def evaluate_failure_sensor(
 ) -> object:
     run, event = failed_run(instance)
     context = dg.build_run_status_sensor_context(
-        sensor_name=RUN_FAILURE_SENSOR, dagster_event=event, dagster_instance=instance,
-        dagster_run=run, resources={RESOURCE_KEY: resource},
+        sensor_name=RUN_FAILURE_SENSOR,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={RESOURCE_KEY: resource},
     )
     return run, defs.resolve_sensor_def(RUN_FAILURE_SENSOR)(context)
 
@@ -92,7 +99,10 @@ def test_a_failed_run_is_mailed_with_its_job_step_error_and_link(
     assert LEAKED_VALUE not in mail.as_string() and LEAKED_SECRET not in mail.as_string()
     (row,) = outbox(resource)
     assert (row.event_type, row.status, row.idempotency_key) == (
-        "run_failed", "sent", f"run_failed:{run.run_id}")
+        "run_failed",
+        "sent",
+        f"run_failed:{run.run_id}",
+    )
 
 
 def test_the_same_failure_seen_twice_is_mailed_once(
@@ -102,10 +112,15 @@ def test_the_same_failure_seen_twice_is_mailed_once(
     run, event = failed_run(instance)
     sensor = defs.resolve_sensor_def(RUN_FAILURE_SENSOR)
     for _ in range(2):  # e.g. the sensor's cursor was reset
-        sensor(dg.build_run_status_sensor_context(
-            sensor_name=RUN_FAILURE_SENSOR, dagster_event=event, dagster_instance=instance,
-            dagster_run=run, resources={RESOURCE_KEY: resource},
-        ))
+        sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name=RUN_FAILURE_SENSOR,
+                dagster_event=event,
+                dagster_instance=instance,
+                dagster_run=run,
+                resources={RESOURCE_KEY: resource},
+            )
+        )
     assert len(smtp_server.messages) == 1 and len(outbox(resource)) == 1
 
 
@@ -135,8 +150,9 @@ def test_the_drain_sensor_delivers_a_pending_notification(
 
 @pytest.mark.parametrize("running", [True, False])
 def test_sensors_start_running_unless_automation_is_off(tmp_path: Path, running: bool) -> None:
-    defs = build_notification_defs(settings=load_settings(home=tmp_path,
-                                                          automation_running=running))
+    defs = build_notification_defs(
+        settings=load_settings(home=tmp_path, automation_running=running)
+    )
     dg.Definitions.validate_loadable(defs)
     expected = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
     for name in (RUN_FAILURE_SENSOR, DRAIN_SENSOR):
@@ -144,8 +160,9 @@ def test_sensors_start_running_unless_automation_is_off(tmp_path: Path, running:
     assert defs.resolve_sensor_def(DRAIN_SENSOR).minimum_interval_seconds == 60
 
 
-def test_the_resource_falls_back_to_settings(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_resource_falls_back_to_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RETRAIN_SMTP_HOST", "mail.example.com")
     monkeypatch.setenv("RETRAIN_NOTIFY_TO", "a@example.com,b@example.com")
     resource = NotifierResource(database_url=f"sqlite:///{tmp_path}/p.db", smtp_port=2525)
