@@ -15,6 +15,7 @@ import pandas as pd
 
 from retraining_assets.core.database import DatabaseError
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
+from retraining_assets.core.pipeline import drift_thresholds
 from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.settings import Settings, SettingsError, load_settings
 
@@ -198,6 +199,54 @@ def validate(
     for problem in problems:
         click.echo(f"  - {problem}")
     sys.exit(1)
+
+
+@main.command()
+@click.argument("reference", type=click.Path())
+@click.argument("current", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON only.")
+@click.option("--html", "html", type=click.Path(), default=None, help="Write the HTML report.")
+@click.option("--png", "png", type=click.Path(), default=None, help="Write the summary plot.")
+@click.option("--target", default=None, help="Label column: compared as target drift.")
+@click.option("--drop", multiple=True, help="A column not to compare, e.g. an id (repeatable).")
+def drift(
+    reference: str,
+    current: str,
+    as_json: bool,
+    html: str | None,
+    png: str | None,
+    target: str | None,
+    drop: tuple[str, ...],
+) -> None:
+    """Compare CURRENT with REFERENCE (CSV, CSV.gz or Parquet files) with the drift engine.
+
+    Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared.
+    """
+    from retraining_assets.core.drift import DriftInputError, drift_between_files
+
+    settings = _settings()
+    thresholds = drift_thresholds(settings)
+    try:
+        report = drift_between_files(
+            reference, current, drop=drop, thresholds=thresholds, target_column=target
+        )
+    except (DriftInputError, SourceError) as error:
+        _fail(str(error))
+    if html:
+        report.to_html(html)
+    if png:
+        report.plot_summary(png)
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        click.echo(report.to_markdown())
+        verdict = (
+            "DRIFT in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
+        )
+        click.echo(
+            f"\n{verdict} ({report.n_reference:,} reference rows, {report.n_current:,} current)"
+        )
+    sys.exit(1 if report.dataset_drift else 0)
 
 
 @main.command("notify-test")

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -6,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
+from retraining_assets.core.demo import SPEC
 
 
 def test_validate_infers_a_sensible_spec_for_elec2(elec2: Path) -> None:
@@ -94,3 +96,74 @@ def test_notify_test_names_a_broken_channel_without_its_secret(
     assert result.exit_code == 1
     assert "slack" in result.output and "FAILED" in result.output
     assert "s3cr3t" not in result.output
+
+
+@pytest.fixture
+def drift_files(tmp_path: Path, small_stream) -> dict[str, Path]:
+    from retraining_assets.core.demo import ABRUPT, DemoStream
+
+    stream = DemoStream(rows_per_month=1500, end_month=small_stream.end_month)
+    reference = pd.concat([stream.generate(offset) for offset in range(3)])
+    paths = {
+        "reference": tmp_path / "reference.parquet",
+        "stable": tmp_path / "stable.csv",
+        "shifted": tmp_path / "shifted.csv.gz",
+    }
+    reference.to_parquet(paths["reference"])
+    stream.generate(4).to_csv(paths["stable"], index=False)
+    stream.generate(ABRUPT.first_offset).to_csv(paths["shifted"], index=False)
+    return paths
+
+
+def _drift(*args: str):
+    return CliRunner().invoke(main, ["drift", *args])
+
+
+def test_drift_command_flags_a_shift_and_writes_reports(drift_files, tmp_path: Path) -> None:
+    html, png = tmp_path / "r.html", tmp_path / "r.png"
+    result = _drift(
+        str(drift_files["reference"]),
+        str(drift_files["shifted"]),
+        "--drop",
+        "customer_id",
+        "--drop",
+        "event_time",
+        "--target",
+        "defaulted",
+        "--html",
+        str(html),
+        "--png",
+        str(png),
+    )
+    assert result.exit_code == 1, result.output
+    assert "DRIFT in" in result.output and "channel" in result.output.splitlines()[-1]
+    assert html.read_text().count("<img") >= 14
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_drift_command_json_is_the_report_schema(drift_files) -> None:
+    result = _drift(
+        str(drift_files["reference"]),
+        str(drift_files["stable"]),
+        "--json",
+        "--drop",
+        "customer_id",
+        "--drop",
+        "event_time",
+        "--target",
+        "defaulted",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["dataset_drift"] is False and report["drifted_features"] == []
+    assert set(report["features"]) == set(SPEC.features)
+    assert report["features"]["channel"]["ks_statistic"] is None
+    assert report["features"]["income"]["chi2_pvalue"] is None
+    assert report["target_drift"] is not None
+
+
+def test_drift_command_names_a_missing_file_or_column(drift_files, tmp_path: Path) -> None:
+    result = _drift(str(drift_files["reference"]), str(tmp_path / "nope.csv"))
+    assert result.exit_code == 2 and "nope.csv" in result.output
+    result = _drift(str(drift_files["reference"]), str(drift_files["stable"]), "--drop", "zzz")
+    assert result.exit_code == 2 and "zzz" in result.output

@@ -44,6 +44,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from retraining_assets.core.sources import read_table
+
 __all__ = [
     "CategoricalProfile",
     "DriftInputError",
@@ -59,7 +61,6 @@ __all__ = [
     "jensen_shannon_distance",
     "ks_2samp_sorted",
     "population_stability_index",
-    "read_table",
 ]
 
 OTHER = "__other__"  # rare reference categories (and their current counterparts)
@@ -1278,26 +1279,23 @@ def detect_drift(
     )
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV, gzipped CSV or Parquet file into a frame."""
-    path = Path(path)
-    if not path.is_file():
-        raise DriftInputError(f"file not found: {path}")
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    if path.suffix.lower() == ".csv" or suffixes.endswith(".csv.gz"):
-        return pd.read_csv(path)
-    raise DriftInputError(f"unsupported file type {path.name!r}: use .csv, .csv.gz or .parquet")
-
-
 def drift_between_files(
     reference_path: str | os.PathLike[str],
     current_path: str | os.PathLike[str],
+    *,
+    drop: Sequence[str] = (),
     **options: Any,
 ) -> DriftReport:
-    """``detect_drift`` on two files (CSV, CSV.gz or Parquet); ``options`` as detect_drift."""
-    return detect_drift(read_table(reference_path), read_table(current_path), **options)
+    """``detect_drift`` on two files (CSV, CSV.gz or Parquet) without the ``drop`` columns
+    (ids, timestamps); ``options`` as for ``detect_drift``. Unreadable files raise
+    ``SourceError`` naming the file."""
+    frames = [read_table(path) for path in (reference_path, current_path)]
+    for frame, path in zip(frames, (reference_path, current_path), strict=True):
+        missing = [column for column in drop if column not in frame.columns]
+        if missing:
+            raise DriftInputError(f"{path}: columns to drop not found: {missing}")
+    reference, current = (frame.drop(columns=list(drop)) for frame in frames)
+    return detect_drift(reference, current, **options)
 
 
 # --------------------------------------------------------------------------- report

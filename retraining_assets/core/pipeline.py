@@ -49,16 +49,7 @@ class Pipeline:
         return PERIOD_OFFSETS[self.settings.partition]
 
     def drift_thresholds(self) -> DriftThresholds:
-        settings = self.settings
-        return DriftThresholds(
-            psi_alert=settings.psi_alert,
-            psi_warning=settings.psi_warning,
-            wasserstein=settings.wasserstein_threshold,
-            jensen_shannon=settings.jensen_shannon_threshold,
-            unseen_share=settings.unseen_share_threshold,
-            significance=settings.ks_significance,
-            dataset_drift_share=settings.dataset_drift_share,
-        )
+        return drift_thresholds(self.settings)
 
     def reports_folder(self, partition: str) -> Path:
         """Where the HTML/PNG reports of one partition go (under ``RETRAIN_HOME``)."""
@@ -71,6 +62,19 @@ class Pipeline:
         start = pd.Timestamp(self.start)
         end = start + self.period * self.settings.reference_periods
         return start.to_pydatetime(), end.to_pydatetime()
+
+
+def drift_thresholds(settings: Settings) -> DriftThresholds:
+    """The drift verdict's thresholds, all from settings."""
+    return DriftThresholds(
+        psi_alert=settings.psi_alert,
+        psi_warning=settings.psi_warning,
+        wasserstein=settings.wasserstein_threshold,
+        jensen_shannon=settings.jensen_shannon_threshold,
+        unseen_share=settings.unseen_share_threshold,
+        significance=settings.ks_significance,
+        dataset_drift_share=settings.dataset_drift_share,
+    )
 
 
 def demo_pipeline(settings: Settings, stream: DemoStream | None = None) -> Pipeline:

@@ -253,11 +253,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
     CLI. Raises ``SourceError`` naming the file when it is missing or unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise SourceError(f"no readable file at '{path}'")
+        raise SourceError(f"no readable file at '{path}' (file not found)")
+    name = path.name.lower()
     try:
-        if path.suffix == ".parquet":
+        if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        if name.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(path)
+        raise SourceError(f"unsupported file type '{path.name}': use .csv, .csv.gz or .parquet")
     except (OSError, ValueError, UnicodeDecodeError, EOFError, pa.ArrowInvalid) as error:
         raise SourceError(f"cannot read '{path}': {error}") from None
 

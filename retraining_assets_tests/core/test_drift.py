@@ -25,6 +25,7 @@ from retraining_assets.core.drift import (
     ks_2samp_sorted,
     population_stability_index,
 )
+from retraining_assets.core.sources import SourceError
 
 
 def _random_sample(rng: np.random.Generator, n: int, kind: int) -> np.ndarray:
@@ -412,9 +413,9 @@ def test_drift_between_files(tmp_path) -> None:
     report = drift_between_files(tmp_path / "ref.csv.gz", tmp_path / "cur.parquet")
     assert set(report.features) == set(ref.columns)
     (tmp_path / "x.txt").write_text("a")
-    with pytest.raises(DriftInputError, match="unsupported"):
+    with pytest.raises(SourceError, match="unsupported"):
         drift_between_files(tmp_path / "x.txt", tmp_path / "cur.parquet")
-    with pytest.raises(DriftInputError, match="not found"):
+    with pytest.raises(SourceError, match="not found"):
         drift_between_files(tmp_path / "nope.csv", tmp_path / "cur.parquet")
 
 
