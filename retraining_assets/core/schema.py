@@ -59,3 +59,111 @@ notification_outbox = sa.Table(
     sa.Index("ix_notification_outbox_due", "status", "next_attempt_at"),
 )
 # --- end notification outbox ---------------------------------------------------------------
+
+# --- model registry (core/registry.py; migration 0003) -------------------------------------
+# Versions are numbered per pipeline; ``aliases`` holds where champion/challenger point now and
+# ``alias_history`` every move ever made (MLflow keeps only the former). ``audit_log`` and
+# ``alias_history`` are append-only: the registry never updates or deletes their rows.
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("family", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("train_start", sa.DateTime, nullable=True),
+    sa.Column("train_end", sa.DateTime, nullable=True),
+    sa.Column("data_fingerprint", sa.String(128), nullable=False),
+    sa.Column("code_version", sa.String(128), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    sa.Column("profile_hash", sa.String(128), nullable=True),
+    sa.Column("profile_uri", sa.Text, nullable=True),
+    sa.Column("profile_sha256", sa.String(64), nullable=True),
+    sa.Column("dataset_spec", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("pipeline", "version", name="uq_model_versions_pipeline_version"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("pipeline", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("moved_at", sa.DateTime, nullable=False),
+    sa.Column("moved_by", sa.String(255), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["pipeline", "version"],
+        ["model_versions.pipeline", "model_versions.version"],
+        name="fk_aliases_model_version",
+    ),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),  # None: the alias was cleared
+    sa.Column("previous_version", sa.Integer, nullable=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("claimed_by", sa.String(255), nullable=False),
+    sa.Column("actual_user", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Index("ix_alias_history_pipeline_alias", "pipeline", "alias"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("claimed_by", sa.String(255), nullable=False),
+    sa.Column("actual_user", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=True),
+    sa.Index("ix_audit_log_pipeline", "pipeline"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | rejected
+    sa.Column("decision", sa.JSON, nullable=False),
+    sa.Column("requested_at", sa.DateTime, nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("resolved_at", sa.DateTime, nullable=True),
+    sa.Column("resolved_by", sa.String(255), nullable=True),
+    sa.Column("resolved_actual_user", sa.String(255), nullable=True),
+    sa.Column("resolution_reason", sa.Text, nullable=True),
+    sa.UniqueConstraint("pipeline", "version", name="uq_approvals_pipeline_version"),
+    sa.ForeignKeyConstraint(
+        ["pipeline", "version"],
+        ["model_versions.pipeline", "model_versions.version"],
+        name="fk_approvals_model_version",
+    ),
+)
+
+training_watermarks = sa.Table(
+    "training_watermarks",
+    metadata,
+    sa.Column("pipeline", sa.String(128), primary_key=True),
+    sa.Column("watermark", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+# --- end model registry --------------------------------------------------------------------
