@@ -35,13 +35,16 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 
 from retraining_assets.core import schema as tables
 from retraining_assets.core.database import platform_engine
+
+if TYPE_CHECKING:
+    from retraining_assets.settings import Settings
 
 __all__ = [
     "CHALLENGER",
@@ -256,7 +259,7 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 
 
 def _jsonable(value: Any) -> Any:
-    """``value`` as plain JSON: numpy scalars unwrapped, NaN/inf as None (PostgreSQL rejects
+    """``value`` as plain JSON: numpy values unwrapped, NaN/inf as None (PostgreSQL rejects
     them), datetimes as ISO strings. Anything else unknown is refused, not stringified."""
     if isinstance(value, Mapping):
         return {str(key): _jsonable(item) for key, item in value.items()}
@@ -270,8 +273,8 @@ def _jsonable(value: Any) -> Any:
         return _iso(value)
     if isinstance(value, date | Path):
         return str(value)
-    if hasattr(value, "item"):  # numpy scalar
-        return _jsonable(value.item())
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _jsonable(value.tolist())
     if hasattr(value, "to_dict"):
         return _jsonable(value.to_dict())
     raise TypeError(f"cannot store a {type(value).__name__} as JSON: {value!r}")
@@ -335,7 +338,8 @@ class Registry:
         self.artifact_root = Path(artifact_root).resolve()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Registry:
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The platform database (migrated) and the configured artifact folder."""
         return cls(platform_engine(settings.platform_database_url), settings.artifact_path)
 
     # --- transactions ------------------------------------------------------------------------
@@ -404,44 +408,32 @@ class Registry:
         _check_name("pipeline", pipeline)
         self._check_status(status)
         actual_user = actual_user or actual_identity()
+        row: dict[str, Any] = {
+            "pipeline": pipeline,
+            "family": family,
+            "status": status,
+            "params": _jsonable(params),
+            "metrics": _jsonable(metrics),
+            "train_start": _naive_utc(train_start),
+            "train_end": _naive_utc(train_end),
+            "data_fingerprint": data_fingerprint,
+            "code_version": code_version,
+            "run_id": run_id,
+            "dataset_spec": _jsonable(dataset_spec),
+        }
         written: list[Path] = []
         try:
             with self.transaction() as connection:
                 try:
                     version = self._next_version(connection, pipeline)
-                    folder = self.artifact_root / pipeline / f"v{version}"
-                    model_path = self._store(folder / MODEL_FILE, model_bytes, written)
-                    profile_path = (
-                        None
-                        if profile_bytes is None
-                        else self._store(folder / PROFILE_FILE, profile_bytes, written)
+                    files = self._write_artifacts(
+                        pipeline, version, model_bytes, profile_bytes, profile_hash, written
                     )
-                    row = {
-                        "pipeline": pipeline,
-                        "version": version,
-                        "family": family,
-                        "status": status,
-                        "params": _jsonable(params),
-                        "metrics": _jsonable(metrics),
-                        "train_start": _naive_utc(train_start),
-                        "train_end": _naive_utc(train_end),
-                        "data_fingerprint": data_fingerprint,
-                        "code_version": code_version,
-                        "run_id": run_id,
-                        "artifact_uri": model_path.as_uri(),
-                        "artifact_sha256": _sha256(model_bytes),
-                        "artifact_size": len(model_bytes),
-                        "profile_hash": (
-                            None
-                            if profile_bytes is None
-                            else profile_hash or _sha256(profile_bytes)
-                        ),
-                        "profile_uri": profile_path.as_uri() if profile_path else None,
-                        "profile_sha256": _sha256(profile_bytes) if profile_bytes else None,
-                        "dataset_spec": _jsonable(dataset_spec),
-                        "created_at": utc_now(),
-                    }
-                    connection.execute(sa.insert(tables.model_versions).values(row))
+                    connection.execute(
+                        sa.insert(tables.model_versions).values(
+                            **row, **files, version=version, created_at=utc_now()
+                        )
+                    )
                     self.audit(
                         pipeline,
                         "candidate_registered",
@@ -454,7 +446,7 @@ class Registry:
                             "family": family,
                             "metrics": row["metrics"],
                             "run_id": run_id,
-                            "artifact_sha256": row["artifact_sha256"],
+                            "artifact_sha256": files["artifact_sha256"],
                         },
                     )
                 except BaseException:
@@ -479,13 +471,40 @@ class Registry:
         )
         return (latest or 0) + 1
 
+    def _write_artifacts(
+        self,
+        pipeline: str,
+        version: int,
+        model_bytes: bytes,
+        profile_bytes: bytes | None,
+        profile_hash: str | None,
+        written: list[Path],
+    ) -> dict[str, Any]:
+        """Write ``v<version>/model.bin`` (and ``profile.bin``); return their columns."""
+        folder = self.artifact_root / pipeline / f"v{version}"
+        columns: dict[str, Any] = {
+            "artifact_uri": self._store(folder / MODEL_FILE, model_bytes, written),
+            "artifact_sha256": _sha256(model_bytes),
+            "artifact_size": len(model_bytes),
+            "profile_uri": None,
+            "profile_sha256": None,
+            "profile_hash": None,
+        }
+        if profile_bytes is not None:
+            checksum = _sha256(profile_bytes)
+            columns["profile_uri"] = self._store(folder / PROFILE_FILE, profile_bytes, written)
+            columns["profile_sha256"] = checksum
+            columns["profile_hash"] = profile_hash or checksum
+        return columns
+
     @staticmethod
-    def _store(path: Path, data: bytes, written: list[Path]) -> Path:
+    def _store(path: Path, data: bytes, written: list[Path]) -> str:
+        """Write ``data`` atomically to ``path``; its ``file://`` URI."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"artifact {path.name} must be bytes, not {type(data).__name__}")
         written.append(path)
         _write_atomically(path, bytes(data))
-        return path
+        return path.as_uri()
 
     @staticmethod
     def _remove(paths: list[Path]) -> None:

@@ -3,6 +3,7 @@ compare-and-set, audit log, approvals and the watermark."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import threading
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from retraining_assets.core.registry import (
     RegistryError,
     UnknownVersionError,
     actual_identity,
+    code_version,
 )
 from retraining_assets.settings import Settings
 
@@ -189,6 +191,8 @@ def test_artifacts_are_written_under_the_root_and_verified_on_load(registry: Reg
     assert registry.load_profile_bytes("demo", 1) == b"profile-bytes"
     assert register(registry, profile_bytes=None).profile_uri is None
     assert registry.load_profile_bytes("demo", 2) is None
+    register(registry, profile_bytes=b"")  # empty is a profile too, not "none"
+    assert registry.load_profile_bytes("demo", 3) == b""
 
 
 @pytest.mark.parametrize(
@@ -383,7 +387,13 @@ def test_the_audit_log_is_append_only_and_complete(registry: Registry) -> None:
         assert [entry["action"] for entry in log[len(seen) :]] == list(actions)
         seen[:] = log
 
-    registry.audit("demo", "trigger", **WHO, reason="drift", details={"psi": np.float32(0.5)})
+    registry.audit(
+        "demo",
+        "trigger",
+        **WHO,
+        reason="drift",
+        details={"psi": np.float32(0.5), "months": np.array([1, 2])},
+    )
     check("trigger")
     registry.audit("demo", "retraining_started", **WHO, details={"run_id": "r1"})
     check("retraining_started")
@@ -404,7 +414,7 @@ def test_the_audit_log_is_append_only_and_complete(registry: Registry) -> None:
         "alice",
         "os-alice",
         "drift",
-        {"psi": 0.5},
+        {"psi": 0.5, "months": [1, 2]},
     )
     assert [e.action for e in registry.audit_log("demo", limit=2)] == [
         "approval_requested",
@@ -491,6 +501,10 @@ def test_actual_identity_names_the_os_user_with_a_fallback(
 
     monkeypatch.setattr(registry_module.getpass, "getuser", no_user)
     assert actual_identity().startswith("uid:")
+
+
+def test_code_version_starts_with_the_package_version() -> None:
+    assert code_version().split("+")[0] == importlib.metadata.version("retraining_assets")
 
 
 def test_the_registry_from_settings_uses_the_platform_database(settings: Settings) -> None:
