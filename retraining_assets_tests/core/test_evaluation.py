@@ -273,3 +273,36 @@ def test_compare_without_champion_and_with_a_lower_is_better_metric(holdout) -> 
 def test_compare_rejects_a_metric_of_another_task(holdout) -> None:
     with pytest.raises(ValueError, match="does not apply"):
         compare_on_holdout({"sharp": _model("sharp", 0.3, 2)}, holdout, SPEC, "rmse")
+
+
+@dataclass
+class _NoisyRegressor:
+    noise: float
+    seed: int
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        return frame["signal"].to_numpy() + rng.normal(0, self.noise, len(frame))
+
+
+def test_compare_regression_by_default_rmse(holdout) -> None:
+    spec = DatasetSpec("t", "y", "regression", ("signal",), ())
+    frame = holdout.assign(y=holdout["signal"] + np.random.default_rng(1).normal(0, 0.2, 3000))
+
+    def regressor(noise: float, seed: int) -> TrainedModel:
+        return TrainedModel(
+            "r", "regression", {}, 0.0, (), ("signal",), _NoisyRegressor(noise, seed)
+        )
+
+    comparison = compare_on_holdout(
+        {"rough": regressor(1.0, 1), "fine": regressor(0.1, 2)},
+        frame,
+        spec,
+        None,
+        champion=regressor(0.5, 3),
+        n_resamples=200,
+    )
+    assert comparison.primary_metric == "rmse" and not comparison.higher_is_better
+    assert comparison.best_candidate == "fine"
+    assert comparison.lift > 0.5 and comparison.bootstrap.ci_low > 0
+    assert comparison.mcnemar is None
