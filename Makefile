@@ -28,7 +28,7 @@ demo: install
 	$(VENV)/bin/retrain demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 dev: install
 	mkdir -p $(DAGSTER_HOME)

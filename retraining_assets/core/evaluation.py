@@ -475,3 +475,18 @@ def compare_on_holdout(
         bootstrap=bootstrap,
         mcnemar=test,
     )
+
+
+# --- the trivial baseline a first model must beat -------------------------------------------
+def trivial_baseline(
+    train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec, model: TrainedModel, metric: str
+) -> float | None:
+    """``metric`` on the holdout for a model that ignores the features: it predicts the
+    training class shares (classification) or the training mean (regression)."""
+    y_train, y = truth(train, spec, model), truth(holdout, spec, model)
+    if model.task == "regression":
+        prediction = np.full(len(y), y_train.mean())
+    else:
+        shares = np.bincount(y_train, minlength=len(model.classes)) / max(len(y_train), 1)
+        prediction = np.tile(shares, (len(y), 1))
+    return compute_metric(metric, y, prediction)

@@ -52,12 +52,33 @@ from retraining_assets.core.schema import notification_outbox as outbox
 from retraining_assets.settings import Settings
 
 __all__ = [
-    "ChannelError", "ChannelResult", "Delivery", "Dispatcher", "DrainResult", "EventType",
-    "LogChannel", "Message", "Notifier", "SmtpChannel", "WebhookChannel", "approval_required",
-    "channels_from_settings", "clean", "drift_detected", "error_summary", "mask_webhook_url",
-    "notify_test", "promoted",
-    "promotion_pending", "retraining_completed", "retraining_started", "rolled_back",
-    "run_failed", "run_url", "slack_webhook", "teams_webhook",
+    "ChannelError",
+    "ChannelResult",
+    "Delivery",
+    "Dispatcher",
+    "DrainResult",
+    "EventType",
+    "LogChannel",
+    "Message",
+    "Notifier",
+    "SmtpChannel",
+    "WebhookChannel",
+    "approval_required",
+    "channels_from_settings",
+    "clean",
+    "drift_detected",
+    "error_summary",
+    "mask_webhook_url",
+    "notify_test",
+    "promoted",
+    "promotion_pending",
+    "retraining_completed",
+    "retraining_started",
+    "rolled_back",
+    "run_failed",
+    "run_url",
+    "slack_webhook",
+    "teams_webhook",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,13 +186,14 @@ class SmtpChannel:
                 refused = smtp.send_message(email, self.sender, list(recipients))
         except smtplib.SMTPAuthenticationError as error:
             raise ChannelError(
-                self.name, f"{self.target}: login as {self.username!r} refused "
-                f"({error.smtp_code} {_decode(error.smtp_error)})"
+                self.name,
+                f"{self.target}: login as {self.username!r} refused "
+                f"({error.smtp_code} {_decode(error.smtp_error)})",
             ) from None
         except smtplib.SMTPResponseException as error:
             raise ChannelError(
-                self.name, f"{self.target}: server answered {error.smtp_code} "
-                f"{_decode(error.smtp_error)}"
+                self.name,
+                f"{self.target}: server answered {error.smtp_code} {_decode(error.smtp_error)}",
             ) from None
         except (smtplib.SMTPException, OSError) as error:
             raise ChannelError(self.name, f"{self.target}: {_describe(error)}") from None
@@ -194,6 +216,7 @@ class SmtpChannel:
 
 def slack_payload(message: Message) -> dict[str, object]:
     """Slack incoming-webhook JSON; Slack wants ``&``, ``<`` and ``>`` escaped in text."""
+
     def escape(text: str) -> str:
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -279,7 +302,9 @@ class WebhookChannel:
     def _post(self, body: bytes) -> tuple[int, str | None, str]:
         """(HTTP status or 0 for a retryable network error, Retry-After, description)."""
         request = urllib.request.Request(
-            self.url, data=body, method="POST",
+            self.url,
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "retraining-assets"},
         )
         try:
@@ -347,11 +372,18 @@ def channels_from_settings(
         if problem := _smtp_problem(settings):
             log.warning("e-mail disabled: %s", problem)
         else:
-            channels.append(SmtpChannel(
-                host=settings.smtp_host, port=settings.smtp_port, sender=settings.notify_from,
-                security=settings.smtp_security, username=settings.smtp_username,
-                password=settings.smtp_password, timeout=timeout, ssl_context=ssl_context,
-            ))
+            channels.append(
+                SmtpChannel(
+                    host=settings.smtp_host,
+                    port=settings.smtp_port,
+                    sender=settings.notify_from,
+                    security=settings.smtp_security,
+                    username=settings.smtp_username,
+                    password=settings.smtp_password,
+                    timeout=timeout,
+                    ssl_context=ssl_context,
+                )
+            )
     webhook_options = {"timeout": timeout, "sleep": sleep, "ssl_context": ssl_context}
     if settings.slack_webhook_url:
         channels.append(slack_webhook(settings.slack_webhook_url, **webhook_options))
@@ -477,8 +509,7 @@ class Notifier:
         outbox in the platform database."""
         return cls(
             engine or platform_engine(settings.platform_database_url),
-            channels_from_settings(settings, ssl_context=ssl_context, timeout=timeout,
-                                   sleep=sleep),
+            channels_from_settings(settings, ssl_context=ssl_context, timeout=timeout, sleep=sleep),
             recipients=settings.notify_to,
             secrets=settings_secrets(settings),
             **options,
@@ -493,8 +524,11 @@ class Notifier:
             row_id, created = self.enqueue(message)
         except sa.exc.SQLAlchemyError as error:
             # Without the outbox the message can't be retried: deliver it once, loudly.
-            log.error("notification outbox unavailable (%s); delivering %r without a record",
-                      self._db_error(error), message.subject)
+            log.error(
+                "notification outbox unavailable (%s); delivering %r without a record",
+                self._db_error(error),
+                message.subject,
+            )
             results = self.dispatcher.send_all(self._scrubbed(message), self.recipients)
             return Delivery(message.key, None, "unrecorded", tuple(results))
         if not created:
@@ -502,8 +536,11 @@ class Notifier:
         try:
             return self.deliver(row_id, seen_attempts=0, max_attempts=self.max_attempts)
         except sa.exc.SQLAlchemyError as error:  # recorded already: the drain will finish it
-            log.error("notification %s: outbox update failed (%s); the drain will retry",
-                      row_id, self._db_error(error))
+            log.error(
+                "notification %s: outbox update failed (%s); the drain will retry",
+                row_id,
+                self._db_error(error),
+            )
             return Delivery(message.key, row_id, "pending")
 
     def enqueue(self, message: Message) -> tuple[int, bool]:
@@ -548,8 +585,10 @@ class Notifier:
         started = time.monotonic()
         now = self.clock()
         due = sa.or_(
-            sa.and_(outbox.c.status.in_(("pending", "failed")),
-                    sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)),
+            sa.and_(
+                outbox.c.status.in_(("pending", "failed")),
+                sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+            ),
             sa.and_(outbox.c.status == "sending", outbox.c.lease_until < now),  # a crashed worker
         )
         with self.engine.connect() as connection:
@@ -579,17 +618,21 @@ class Notifier:
                 .where(
                     outbox.c.id == row_id,
                     outbox.c.attempts == seen_attempts,
-                    sa.or_(outbox.c.status.in_(("pending", "failed")),
-                           sa.and_(outbox.c.status == "sending", outbox.c.lease_until < now)),
+                    sa.or_(
+                        outbox.c.status.in_(("pending", "failed")),
+                        sa.and_(outbox.c.status == "sending", outbox.c.lease_until < now),
+                    ),
                 )
-                .values(status="sending", attempts=seen_attempts + 1, claim_token=token,
-                        lease_until=now + self.lease)
+                .values(
+                    status="sending",
+                    attempts=seen_attempts + 1,
+                    claim_token=token,
+                    lease_until=now + self.lease,
+                )
             ).rowcount
         return token if claimed == 1 else None
 
-    def deliver(
-        self, row_id: int, seen_attempts: int, max_attempts: int | None = None
-    ) -> Delivery:
+    def deliver(self, row_id: int, seen_attempts: int, max_attempts: int | None = None) -> Delivery:
         """Claim the row (as last seen with ``seen_attempts``) and send it to every channel
         not yet delivered. ``busy`` when another worker claimed it first."""
         max_attempts = max_attempts or self.max_attempts
@@ -598,8 +641,9 @@ class Notifier:
             row = connection.execute(sa.select(outbox).where(outbox.c.id == row_id)).one()
         if token is None:
             return Delivery(row.idempotency_key, row_id, "busy")
-        message = Message(row.event_type, row.subject, row.body_text, row.body_html,
-                          row.idempotency_key)
+        message = Message(
+            row.event_type, row.subject, row.body_text, row.body_html, row.idempotency_key
+        )
         state = dict(row.channel_status)
         results: list[ChannelResult] = []
         for name in row.channels:
@@ -613,7 +657,11 @@ class Notifier:
         return self._finish(row, token, state, results, max_attempts)
 
     def _finish(
-        self, row, token: str, state: dict[str, str], results: list[ChannelResult],
+        self,
+        row,
+        token: str,
+        state: dict[str, str],
+        results: list[ChannelResult],
         max_attempts: int,
     ) -> Delivery:
         now = self.clock()
@@ -625,8 +673,13 @@ class Notifier:
         elif attempts >= max_attempts:
             status = "failed"
             values = {"next_attempt_at": None}
-            log.error("notification %s %r: giving up after %d attempts: %s",
-                      row.id, row.subject, attempts, errors)
+            log.error(
+                "notification %s %r: giving up after %d attempts: %s",
+                row.id,
+                row.subject,
+                attempts,
+                errors,
+            )
         else:
             status = "pending"
             delay = min(self.retry_delay * 2 ** (attempts - 1), self.max_retry_delay)
@@ -673,11 +726,11 @@ def notify_test(
 ) -> list[ChannelResult]:
     """Send a test message through the log and every configured channel (no outbox, no
     retry later) and report which worked, for ``retrain notify-test``."""
-    channels = channels_from_settings(settings, ssl_context=ssl_context, timeout=timeout,
-                                      sleep=sleep)
+    channels = channels_from_settings(
+        settings, ssl_context=ssl_context, timeout=timeout, sleep=sleep
+    )
     dispatcher = Dispatcher(channels, settings_secrets(settings))
     results = dispatcher.send_all(test_message(nonce=uuid.uuid4().hex[:12]), settings.notify_to)
     if problem := _smtp_problem(settings):
         results.append(ChannelResult("smtp", False, problem))
     return results
-

@@ -164,8 +164,9 @@ def render(
     parts = [f"<h3>{esc(subject)}</h3>", f"<table cellpadding='4'>{rows}</table>"]
     parts += [f"<p>{esc(note)}</p>" for note in notes]
     parts += [f"<p><a href='{esc(url)}'>{esc(label)}</a></p>" for label, url in links]
-    parts.append("<p><small>retraining-assets (names, versions, metrics and links only)"
-                 "</small></p>")
+    parts.append(
+        "<p><small>retraining-assets (names, versions, metrics and links only)</small></p>"
+    )
     body_html = "<html><body>" + "".join(parts) + "</body></html>"
     return Message(str(event_type), subject, "\n".join(text_lines) + "\n", body_html, key)
 
@@ -184,10 +185,15 @@ def drift_detected(
     key: str | None = None,
 ) -> Message:
     """Drift found in ``partition``: which features (names only) and where the report is."""
-    facts = [("Pipeline", clean(pipeline)), ("Partition", clean(partition)),
-             ("Drifted features", f"{len(features)}"
-              + (f" of {n_features}" if n_features is not None else "")),
-             ("Features", _names(features) or "(none)")]
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Partition", clean(partition)),
+        (
+            "Drifted features",
+            f"{len(features)}" + (f" of {n_features}" if n_features is not None else ""),
+        ),
+        ("Features", _names(features) or "(none)"),
+    ]
     return render(
         EventType.DRIFT_DETECTED,
         f"{clean(pipeline, 60)} {clean(partition, 40)} ({len(features)} features)",
@@ -208,9 +214,12 @@ def retraining_started(
     key: str | None = None,
 ) -> Message:
     """A retraining run began: why and which model families it trains."""
-    facts = [("Pipeline", clean(pipeline)), ("Partition", clean(partition or "n/a")),
-             ("Reasons", "; ".join(clean(reason) for reason in reasons) or "(none given)"),
-             ("Models", _names(models))]
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Partition", clean(partition or "n/a")),
+        ("Reasons", "; ".join(clean(reason) for reason in reasons) or "(none given)"),
+        ("Models", _names(models)),
+    ]
     return render(
         EventType.RETRAINING_STARTED,
         f"{clean(pipeline, 60)} ({', '.join(clean(r, 40) for r in reasons[:3]) or 'manual'})",
@@ -262,11 +271,18 @@ def promotion_pending(
     key: str | None = None,
 ) -> Message:
     """Sent *before* the champion alias moves, so administrators hear of it first."""
-    facts = [("Pipeline", clean(pipeline)), ("Candidate", clean(candidate)),
-             ("Champion", clean(champion or "(none)")),
-             ("Metric", f"{clean(metric, 40)}: candidate {_number(candidate_value)}, "
-                        f"champion {_number(champion_value)}"),
-             ("Lift", _lift(lift)), ("Decision", clean(decision))]
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Candidate", clean(candidate)),
+        ("Champion", clean(champion or "(none)")),
+        (
+            "Metric",
+            f"{clean(metric, 40)}: candidate {_number(candidate_value)}, "
+            f"champion {_number(champion_value)}",
+        ),
+        ("Lift", _lift(lift)),
+        ("Decision", clean(decision)),
+    ]
     return render(
         EventType.PROMOTION_PENDING,
         f"{clean(pipeline, 60)} {clean(candidate, 60)} replaces "
@@ -290,9 +306,12 @@ def promoted(
     key: str | None = None,
 ) -> Message:
     """The champion alias now points at ``version``."""
-    facts = [("Pipeline", clean(pipeline)), ("Champion", clean(version)),
-             ("Previous champion", clean(previous or "(none)")),
-             ("Promoted by", clean(by or "automation"))]
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Champion", clean(version)),
+        ("Previous champion", clean(previous or "(none)")),
+        ("Promoted by", clean(by or "automation")),
+    ]
     if metric:
         facts.append(("Metric", f"{clean(metric, 40)} = {_number(value)}"))
     return render(
@@ -317,9 +336,14 @@ def approval_required(
 ) -> Message:
     """A candidate improved, but by less than the automatic threshold: a person decides."""
     version = clean(candidate, limit=80)
-    facts = [("Pipeline", clean(pipeline)), ("Candidate", version),
-             ("Champion", clean(champion or "(none)")), ("Metric", clean(metric, 40)),
-             ("Lift", _lift(lift)), ("Automatic promotion needs", _lift(min_lift))]
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Candidate", version),
+        ("Champion", clean(champion or "(none)")),
+        ("Metric", clean(metric, 40)),
+        ("Lift", _lift(lift)),
+        ("Automatic promotion needs", _lift(min_lift)),
+    ]
     notes = [
         f"To approve: retrain approve {version} --by USER --reason TEXT",
         f"To reject:  retrain reject {version} --by USER --reason TEXT",
@@ -345,8 +369,13 @@ def rolled_back(
 ) -> Message:
     """The champion went back to ``version``. Pass the audit id as ``key`` when a rollback
     between the same two versions may legitimately repeat."""
-    facts = [("Pipeline", clean(pipeline)), ("Champion now", clean(version)),
-             ("Rolled back from", clean(previous)), ("By", clean(by)), ("Reason", clean(reason))]
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Champion now", clean(version)),
+        ("Rolled back from", clean(previous)),
+        ("By", clean(by)),
+        ("Reason", clean(reason)),
+    ]
     return render(
         EventType.ROLLED_BACK,
         f"{clean(pipeline, 60)} {clean(previous, 60)} -> {clean(version, 60)}",
@@ -366,9 +395,12 @@ def run_failed(
     key: str | None = None,
 ) -> Message:
     """A Dagster run failed: job, failed steps, a cleaned error summary and the run link."""
-    facts = [("Job", clean(job_name)), ("Run", run_id),
-             ("Failed steps", _names(step_keys) or "(run-level failure)"),
-             ("Error", error_summary(error) if error else "(see the run)")]
+    facts = [
+        ("Job", clean(job_name)),
+        ("Run", run_id),
+        ("Failed steps", _names(step_keys) or "(run-level failure)"),
+        ("Error", error_summary(error) if error else "(see the run)"),
+    ]
     if partition:
         facts.insert(2, ("Partition", clean(partition)))
     return render(

@@ -7,13 +7,20 @@ rollback restores what drift is measured against).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import struct
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.drift import ReferenceProfile, fit_reference
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.sources import RecordSource
 from retraining_assets.core.validation import ReferenceBounds
 
 
@@ -45,6 +52,58 @@ class Reference:
     def window(self) -> str:
         return f"{self.start:%Y-%m-%d} to {self.end:%Y-%m-%d}"
 
+    def to_bytes(self) -> bytes:
+        """A JSON header (window, origin, bounds) then the drift profile; no pickle."""
+        header = json.dumps(
+            {
+                "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+                "rows": self.rows,
+                "origin": self.origin,
+                "bounds": self.bounds.to_dict(),
+            }
+        ).encode()
+        return struct.pack(">Q", len(header)) + header + self.profile.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Reference:
+        (length,) = struct.unpack(">Q", data[:8])
+        header = json.loads(data[8 : 8 + length])
+        return cls(
+            start=datetime.fromisoformat(header["start"]),
+            end=datetime.fromisoformat(header["end"]),
+            rows=header["rows"],
+            origin=header["origin"],
+            bounds=ReferenceBounds.from_dict(header["bounds"]),
+            profile=ReferenceProfile.from_bytes(data[8 + length :]),
+        )
+
+
+@dataclass(frozen=True)
+class ReferenceStore:
+    """The reference each pipeline currently measures against, one file per pipeline.
+
+    ``reference_data`` writes it (from the first periods, or from the champion's own stored
+    reference after a promotion or rollback); validation and drift read it.
+    """
+
+    root: Path
+
+    def path(self, pipeline: str) -> Path:
+        return self.root / pipeline / "reference" / "current.bin"
+
+    def save(self, pipeline: str, reference: Reference) -> Path:
+        path = self.path(pipeline)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(reference.to_bytes())
+        os.replace(temporary, path)  # readers see the old or the new reference, never half
+        return path
+
+    def load(self, pipeline: str) -> Reference | None:
+        path = self.path(pipeline)
+        return Reference.from_bytes(path.read_bytes()) if path.exists() else None
+
 
 def fit_drift_profile(frame: pd.DataFrame, spec: DatasetSpec) -> ReferenceProfile:
     """The spec decides each feature's kind; the target's distribution is profiled too."""
@@ -55,3 +114,22 @@ def fit_drift_profile(frame: pd.DataFrame, spec: DatasetSpec) -> ReferenceProfil
         target=spec.target,
         target_kind="numeric" if spec.task == "regression" else "categorical",
     )
+
+
+def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource) -> Reference:
+    """The champion's own reference (stored with its version, so a rollback restores it), or
+    the first configured periods while there is no champion."""
+    champion = registry.get_alias(pipeline.name, CHAMPION)
+    if champion is not None:
+        stored = registry.load_profile_bytes(pipeline.name, champion.version)
+        if stored:
+            reference = Reference.from_bytes(stored)
+            return replace(reference, origin=f"champion v{champion.version}")
+    start, end = pipeline.reference_window()
+    frame = source.load(start, end)
+    if frame.empty:
+        raise ValueError(
+            f"the reference window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "
+            f"{source.description} holds no records; set RETRAIN_PARTITION_START"
+        )
+    return Reference.fit(frame, pipeline.spec, start, end, origin="first periods")

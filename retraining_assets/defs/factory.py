@@ -7,6 +7,8 @@ import dagster as dg
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.defs.assets.data import build_data_assets
 from retraining_assets.defs.assets.monitoring import build_monitoring_assets
+from retraining_assets.defs.assets.promotion import build_promotion_assets
+from retraining_assets.defs.assets.training import build_training_assets
 from retraining_assets.defs.jobs import build_jobs
 from retraining_assets.defs.resources import RecordSourceResource
 
@@ -29,7 +31,9 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
         assets=[
             *build_data_assets(pipeline, partitions_def),
             *build_monitoring_assets(pipeline, partitions_def),
+            *build_training_assets(pipeline, partitions_def),
+            *build_promotion_assets(pipeline, partitions_def),
         ],
-        jobs=build_jobs(pipeline.name, partitions_def),
+        jobs=build_jobs(pipeline.name),
         resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
     )

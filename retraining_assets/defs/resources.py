@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import sqlalchemy as sa
 
 from retraining_assets.core.database import platform_engine
+from retraining_assets.core.reference import ReferenceStore
+from retraining_assets.core.registry import Registry
 from retraining_assets.core.sources import (
     FileRecordSource,
     RecordSource,
     SqlRecordSource,
     open_source,
 )
+from retraining_assets.settings import Settings
+
+PLATFORM = "platform"
 
 
 class RecordSourceResource(dg.ConfigurableResource):
@@ -34,10 +41,25 @@ class RecordSourceResource(dg.ConfigurableResource):
         return open_source(self.time_column, url=self.url, table=self.table, path=self.path)
 
 
-class PlatformDatabase(dg.ConfigurableResource):
-    """The platform database (registry, audit, outbox, demo records), migrated on first use."""
+class PlatformResource(dg.ConfigurableResource):
+    """The platform state: its database (registry, audit, outbox, demo records; migrated on
+    first use) and the artifact folder (models, references)."""
 
-    url: str
+    database_url: str
+    artifact_root: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlatformResource:
+        return cls(
+            database_url=settings.platform_database_url,
+            artifact_root=str(settings.artifact_path),
+        )
 
     def engine(self) -> sa.Engine:
-        return platform_engine(self.url)
+        return platform_engine(self.database_url)
+
+    def registry(self) -> Registry:
+        return Registry(self.engine(), Path(self.artifact_root))
+
+    def references(self) -> ReferenceStore:
+        return ReferenceStore(Path(self.artifact_root))

@@ -28,13 +28,15 @@ def _run(pipeline: Pipeline, instance, partition: str | None, extra: list | None
         resources=resources,
         selection=[f"{pipeline.name}/reference_data"],
     )
+    monitored = dg.AssetSelection.assets(
+        [pipeline.name, "current_data"], [pipeline.name, "drift_report"]
+    )
     return dg.materialize(
         assets,
         instance=instance,
         resources=resources,
         partition_key=partition,
-        selection=dg.AssetSelection.all()
-        - dg.AssetSelection.assets([pipeline.name, "reference_data"]),
+        selection=monitored | dg.AssetSelection.assets(*(asset.key for asset in extra or [])),
         raise_on_error=False,
     )
 

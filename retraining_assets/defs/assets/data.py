@@ -7,9 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reference import Reference
+from retraining_assets.core.reference import build_reference
 from retraining_assets.core.validation import Tolerances, validate_period
 from retraining_assets.defs.checks import check_results, period_check_specs
+from retraining_assets.defs.resources import PLATFORM
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -56,44 +57,41 @@ def build_data_assets(
     @dg.asset(
         key=reference_key,
         group_name=name,
-        required_resource_keys={records},
+        deps=[dg.AssetKey([name, "champion_model"])],
+        required_resource_keys={records, PLATFORM},
         kinds={"pandas"},
     )
-    def reference_data(context: dg.AssetExecutionContext) -> dg.Output[Reference]:
+    def reference_data(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """What every period is validated and compared against: range/domain bounds and the
-        drift profile of the reference records (until a champion exists, the first configured
-        periods of the record source)."""
+        drift profile of the champion's training window (the first configured periods until a
+        champion exists). Refreshed whenever the champion changes."""
+        platform = getattr(context.resources, PLATFORM)
         source = getattr(context.resources, records).source()
-        start, end = pipeline.reference_window()
-        frame = source.load(start, end)
-        if frame.empty:
-            raise ValueError(
-                f"the reference window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "
-                f"{source.description} holds no records; set RETRAIN_PARTITION_START"
-            )
-        reference = Reference.fit(frame, spec, start, end, origin="first periods")
-        context.log.info(f"reference: {len(frame)} records, {reference.window}")
-        return dg.Output(
-            reference,
+        reference = build_reference(pipeline, platform.registry(), source)
+        path = platform.references().save(name, reference)
+        context.log.info(
+            f"reference: {reference.origin}, {reference.rows} records, {reference.window}"
+        )
+        return dg.MaterializeResult(
             metadata={
-                **frame_summary(frame, spec.time_column),
+                "dagster/row_count": dg.MetadataValue.int(reference.rows),
                 "window": dg.MetadataValue.text(reference.window),
                 "origin": dg.MetadataValue.text(reference.origin),
                 "profile_hash": dg.MetadataValue.text(reference.profile.content_hash),
-            },
+                "path": dg.MetadataValue.path(str(path)),
+            }
         )
 
     @dg.asset(
         key=current_key,
         group_name=name,
         partitions_def=partitions_def,
-        ins={"reference_data": dg.AssetIn(key=reference_key)},
-        required_resource_keys={records},
+        required_resource_keys={records, PLATFORM},
         check_specs=period_check_specs(current_key),
         kinds={"pandas", "great_expectations"},
     )
     def current_data(
-        context: dg.AssetExecutionContext, reference_data: Reference
+        context: dg.AssetExecutionContext,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """One period of labelled records, validated with Great Expectations: schema, target
         and a non-empty period block downstream assets; ranges, domains and null rates learned
@@ -102,7 +100,9 @@ def build_data_assets(
         source = getattr(context.resources, records).source()
         frame = source.load(naive_utc(window.start), naive_utc(window.end))
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
-        outcomes = validate_period(frame, spec, reference_data.bounds, tolerances(pipeline))
+        reference = getattr(context.resources, PLATFORM).references().load(name)
+        bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
+        outcomes = validate_period(frame, spec, bounds, tolerances(pipeline))
         yield dg.Output(
             frame,
             metadata={

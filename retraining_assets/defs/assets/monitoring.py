@@ -8,8 +8,8 @@ import pandas as pd
 from retraining_assets.core.drift import DriftReport
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reference import Reference
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.resources import PLATFORM
 
 
 def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.MetadataValue]:
@@ -37,28 +37,29 @@ def build_monitoring_assets(
         key=[name, "drift_report"],
         group_name=name,
         partitions_def=partitions_def,
-        ins={
-            "current_data": dg.AssetIn([name, "current_data"]),
-            "reference_data": dg.AssetIn([name, "reference_data"]),
-        },
-        required_resource_keys={NOTIFIER},
+        ins={"current_data": dg.AssetIn([name, "current_data"])},
+        deps=[dg.AssetKey([name, "reference_data"])],
+        required_resource_keys={NOTIFIER, PLATFORM},
         kinds={"scipy"},
     )
     def drift_report(
-        context: dg.AssetExecutionContext, current_data: pd.DataFrame, reference_data: Reference
+        context: dg.AssetExecutionContext, current_data: pd.DataFrame
     ) -> dg.Output[dict]:
         """The period against the reference: KS, PSI, Wasserstein, Jensen-Shannon, chi-square
         per feature with Benjamini-Hochberg q-values, the dataset verdict, target drift, and an
         HTML report with a plot per feature. Administrators are told when it finds drift."""
         partition = context.partition_key
-        report = reference_data.profile.compare(current_data, pipeline.drift_thresholds())
+        reference = getattr(context.resources, PLATFORM).references().load(name)
+        if reference is None:
+            raise ValueError(f"no reference yet: materialize {name}/reference_data first")
+        report = reference.profile.compare(current_data, pipeline.drift_thresholds())
         folder = pipeline.reports_folder(partition)
         html = report.to_html(folder / "drift.html")
         png = report.plot_summary(folder / "drift.png")
         verdict = (
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )
-        context.log.info(f"{partition}: {verdict} (vs reference {reference_data.window})")
+        context.log.info(f"{partition}: {verdict} (vs {reference.origin}, {reference.window})")
         if report.dataset_drift:
             message = drift_detected(
                 pipeline=name,

@@ -1,0 +1,330 @@
+"""The model lifecycle: register candidates, judge them, and change the champion safely.
+
+Every change of the production model goes through here, whoever asks (the Dagster assets,
+the approval/rollback jobs, the CLI): administrators are notified *before* the alias moves,
+the move is one compare-and-set transaction with its history and audit rows, and "done" is
+notified after. The decision itself is made only by ``PromotionPolicy`` (core/promotion.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.evaluation import (
+    Comparison,
+    compare_on_holdout,
+    evaluate,
+    trivial_baseline,
+)
+from retraining_assets.core.notify import (
+    Notifier,
+    approval_required,
+    promoted,
+    promotion_pending,
+    rolled_back,
+)
+from retraining_assets.core.promotion import Decision, Evidence, PromotionPolicy, Verdict
+from retraining_assets.core.registry import (
+    CHAMPION,
+    AliasMove,
+    ModelVersion,
+    Registry,
+    RegistryError,
+    code_version,
+)
+from retraining_assets.core.training import (
+    Split,
+    TrainedModel,
+    data_fingerprint,
+    model_from_bytes,
+    model_to_bytes,
+)
+
+
+def label(version: int | None) -> str | None:
+    """How versions appear in messages: ``v3``."""
+    return None if version is None else f"v{version}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change: the claimed user and the identity that really ran it."""
+
+    by: str
+    actual_user: str
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The records one retraining cycle learns from, with its drift reference."""
+
+    split: Split
+    start: datetime
+    end: datetime
+    reference_bytes: bytes
+    reference_hash: str
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.concat([self.split.train, self.split.valid, self.split.holdout])
+
+
+def register_candidate(
+    registry: Registry,
+    pipeline: str,
+    model: TrainedModel,
+    window: TrainingWindow,
+    spec: DatasetSpec,
+    *,
+    run_id: str | None,
+    actor: Actor,
+) -> ModelVersion:
+    """Store a trained candidate as a new version, with its validation metrics and the drift
+    reference of its training window (so a promotion or rollback also moves the reference)."""
+    return registry.register_version(
+        pipeline,
+        family=model.family,
+        model_bytes=model_to_bytes(model),
+        params={**model.params, "training_seconds": round(model.training_seconds, 3)},
+        metrics={"valid": evaluate(model, window.split.valid, spec)},
+        train_start=window.start,
+        train_end=window.end,
+        data_fingerprint=data_fingerprint(window.frame, spec),
+        code_version=code_version(),
+        dataset_spec=spec.to_json(),
+        profile_bytes=window.reference_bytes,
+        profile_hash=window.reference_hash,
+        run_id=run_id,
+        by=actor.by,
+        actual_user=actor.actual_user,
+    )
+
+
+def load_model(registry: Registry, pipeline: str, version: int) -> TrainedModel:
+    """A registered model, its artifact's checksum verified first."""
+    return model_from_bytes(registry.load_model_bytes(pipeline, version))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Every candidate and the champion on one holdout, and the gate's decision."""
+
+    comparison: Comparison
+    decision: Decision
+    versions: dict[str, int]  # candidate name -> registered version
+
+    @property
+    def candidate_version(self) -> int:
+        return self.versions[self.comparison.best_candidate]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision.to_dict(),
+            "comparison": self.comparison.to_dict(),
+            "versions": self.versions,
+        }
+
+
+def judge(
+    candidates: dict[str, tuple[int, TrainedModel]],
+    champion: tuple[int, TrainedModel] | None,
+    split: Split,
+    spec: DatasetSpec,
+    policy: PromotionPolicy,
+    primary_metric: str | None = None,
+    *,
+    seed: int = 0,
+) -> Judgement:
+    """Score the candidates and the champion on the same holdout; the policy decides."""
+    models = {name: model for name, (_, model) in candidates.items()}
+    comparison = compare_on_holdout(
+        models,
+        split.holdout,
+        spec,
+        primary_metric,
+        champion=champion[1] if champion else None,
+        seed=seed,
+    )
+    best = models[comparison.best_candidate]
+    bootstrap = comparison.bootstrap
+    evidence = Evidence(
+        metric=comparison.primary_metric,
+        higher_is_better=comparison.higher_is_better,
+        candidate_version=candidates[comparison.best_candidate][0],
+        candidate=comparison.candidate_value,
+        champion_version=champion[0] if champion else None,
+        champion=comparison.champion_value,
+        lift=comparison.lift,
+        ci_low=bootstrap.ci_low if bootstrap else None,
+        ci_high=bootstrap.ci_high if bootstrap else None,
+        baseline=None
+        if champion
+        else trivial_baseline(split.train, split.holdout, spec, best, comparison.primary_metric),
+    )
+    versions = {name: version for name, (version, _) in candidates.items()}
+    return Judgement(comparison, policy.decide(evidence), versions)
+
+
+def record_judgement(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    judgement: Judgement,
+    *,
+    partition: str,
+    run_id: str | None,
+    actor: Actor,
+    min_lift: float,
+) -> None:
+    """Audit the decision; a pending one becomes an approval request (and a message saying
+    how to approve), a rejected candidate is marked rejected. Promotion happens elsewhere."""
+    decision = judgement.decision
+    version = judgement.candidate_version
+    details = {**judgement.to_dict(), "partition": partition, "run_id": run_id}
+    with registry.transaction() as connection:
+        registry.audit(
+            pipeline,
+            "decision",
+            version=version,
+            by=actor.by,
+            actual_user=actor.actual_user,
+            reason=decision.reason,
+            details=details,
+            connection=connection,
+        )
+        if decision.verdict is Verdict.PENDING:
+            registry.request_approval(
+                pipeline,
+                version,
+                decision=decision.to_dict(),
+                by=actor.by,
+                actual_user=actor.actual_user,
+                reason=decision.reason,
+                connection=connection,
+            )
+        elif decision.verdict is Verdict.REJECT:
+            for rejected in judgement.versions.values():
+                registry.set_status(
+                    pipeline,
+                    rejected,
+                    "rejected",
+                    by=actor.by,
+                    actual_user=actor.actual_user,
+                    reason=decision.reason,
+                    connection=connection,
+                )
+    if decision.verdict is Verdict.PENDING:
+        evidence = decision.evidence
+        notifier.notify(
+            approval_required(
+                pipeline=pipeline,
+                candidate=label(version),
+                champion=label(evidence.champion_version),
+                metric=evidence.metric,
+                lift=evidence.lift,
+                min_lift=min_lift,
+                key=f"approval:{pipeline}:{version}",
+            )
+        )
+
+
+def decision_of_run(registry: Registry, pipeline: str, run_id: str) -> dict[str, Any] | None:
+    """The decision ``model_evaluation`` recorded in run ``run_id`` (None if none)."""
+    for entry in reversed(registry.audit_log(pipeline)):
+        if entry.action == "decision" and (entry.details or {}).get("run_id") == run_id:
+            return entry.details["decision"]
+    return None
+
+
+def change_champion(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    to_version: int,
+    *,
+    expected_current: int | None,
+    actor: Actor,
+    reason: str,
+    action: str = "promote",
+    metric: str | None = None,
+    lift: float | None = None,
+    approve: bool = False,
+) -> AliasMove:
+    """Notify, then move the champion alias by compare-and-set, then notify again.
+
+    ``action`` is "promote" or "rollback"; ``approve`` resolves a pending approval in the same
+    transaction as the move. A stale ``expected_current`` raises ``AliasConflictError`` and
+    changes nothing (the early notification then says what was attempted, nothing more).
+    """
+    target = registry.get_version(pipeline, to_version)  # unknown versions stop here
+    value = (target.metrics.get("valid") or {}).get(metric) if metric else None
+    notifier.notify(
+        promotion_pending(
+            pipeline=pipeline,
+            candidate=label(to_version),
+            champion=label(expected_current),
+            metric=metric or "-",
+            lift=lift,
+            decision=f"{action}: {reason}",
+            candidate_value=value,
+            key=f"pending:{pipeline}:{action}:{expected_current}->{to_version}",
+        )
+    )
+    if approve:
+        move = registry.approve_and_promote(
+            pipeline,
+            to_version,
+            expected_current=expected_current,
+            by=actor.by,
+            actual_user=actor.actual_user,
+            reason=reason,
+        )
+    elif action == "rollback":
+        move = registry.rollback(
+            pipeline,
+            to_version,
+            expected_current=expected_current,
+            by=actor.by,
+            actual_user=actor.actual_user,
+            reason=reason,
+        )
+    else:
+        move = registry.move_alias(
+            pipeline,
+            CHAMPION,
+            to_version,
+            expected_current=expected_current,
+            by=actor.by,
+            actual_user=actor.actual_user,
+            reason=reason,
+            action=action,
+        )
+    done = rolled_back if action == "rollback" else promoted
+    extra = {"reason": reason} if action == "rollback" else {"metric": metric, "value": value}
+    notifier.notify(
+        done(
+            pipeline=pipeline,
+            version=label(to_version),
+            previous=label(expected_current),
+            by=actor.by,
+            key=f"done:{pipeline}:{action}:{move.previous_version}->{to_version}:{move.at}",
+            **extra,
+        )
+    )
+    return move
+
+
+def previous_champion(registry: Registry, pipeline: str) -> int:
+    """The champion before the current one (what ``rollback`` without ``--to`` restores)."""
+    current = registry.get_alias(pipeline, CHAMPION)
+    if current is None:
+        raise RegistryError(f"pipeline '{pipeline}' has no champion to roll back")
+    for move in reversed(registry.alias_history(pipeline, CHAMPION)):
+        if move.version == current.version and move.previous_version is not None:
+            return move.previous_version
+    raise RegistryError(f"pipeline '{pipeline}': no champion before v{current.version}")

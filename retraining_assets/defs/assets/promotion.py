@@ -1,0 +1,178 @@
+"""The promotion gate in the graph: evaluation with its check, and the champion it protects."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from retraining_assets.core.lifecycle import (
+    Judgement,
+    TrainingWindow,
+    change_champion,
+    decision_of_run,
+    judge,
+    load_model,
+    record_judgement,
+)
+from retraining_assets.core.notify import retraining_completed
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.promotion import PromotionPolicy
+from retraining_assets.core.registry import CHAMPION
+from retraining_assets.core.training import BASE_FAMILIES
+from retraining_assets.defs.assets.training import candidate_key
+from retraining_assets.defs.identity import actor_of
+from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.resources import PLATFORM
+
+GATE = "promotion_threshold"
+
+
+def gate_passed(context: dg.AssetExecutionContext, asset: dg.AssetKey) -> bool:
+    """Whether the promotion check on ``asset`` passed in this run: the check is what lets the
+    champion move, not a second reading of the numbers."""
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    evaluations = [record.event_log_entry.dagster_event.event_specific_data for record in records]
+    return any(e.check_name == GATE and e.asset_key == asset and e.passed for e in evaluations)
+
+
+def judgement_metadata(judgement: Judgement) -> dict[str, dg.MetadataValue]:
+    decision, evidence = judgement.decision, judgement.decision.evidence
+    return {
+        "decision": dg.MetadataValue.text(decision.verdict.value),
+        "reason": dg.MetadataValue.text(decision.reason),
+        "best_candidate": dg.MetadataValue.text(judgement.comparison.best_candidate),
+        "candidate_version": dg.MetadataValue.int(judgement.candidate_version),
+        "primary_metric": dg.MetadataValue.text(evidence.metric),
+        "lift": dg.MetadataValue.text("-" if evidence.lift is None else f"{evidence.lift:+.2%}"),
+        "comparison": dg.MetadataValue.md(judgement.comparison.to_markdown()),
+        "versions": dg.MetadataValue.json(judgement.versions),
+    }
+
+
+def build_promotion_assets(
+    pipeline: Pipeline, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    name, spec, settings = pipeline.name, pipeline.spec, pipeline.settings
+    evaluation_key = dg.AssetKey([name, "model_evaluation"])
+    champion_key = dg.AssetKey([name, "champion_model"])
+    families = [f for f in (*BASE_FAMILIES, "ensemble") if f in settings.model_families]
+    policy = PromotionPolicy(min_lift=settings.promotion_min_lift, floor=settings.promotion_floor)
+
+    @dg.asset(
+        key=evaluation_key,
+        group_name=name,
+        partitions_def=partitions_def,
+        ins={
+            "training_data": dg.AssetIn([name, "training_data"]),
+            **{family: dg.AssetIn(candidate_key(pipeline, family)) for family in families},
+        },
+        required_resource_keys={PLATFORM, NOTIFIER},
+        check_specs=[
+            dg.AssetCheckSpec(
+                GATE,
+                asset=evaluation_key,
+                blocking=True,
+                description="Passes exactly when the promotion policy says PROMOTE: a real "
+                f"{settings.promotion_min_lift:.0%} lift with a bootstrap CI above 0, or a first "
+                "model that beats the trivial baseline. Only then may the champion move.",
+            )
+        ],
+        kinds={"scikitlearn"},
+    )
+    def model_evaluation(
+        context: dg.AssetExecutionContext, training_data: TrainingWindow, **candidates: int
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        """Every candidate and the current champion scored on the same holdout (the most
+        recent records of the window): ROC AUC, log loss, accuracy, F1, Brier (or RMSE, MAE,
+        R²), the lift of the best candidate over the champion with a paired bootstrap interval
+        and McNemar's test, and the promotion decision. A pending decision asks a person."""
+        platform = getattr(context.resources, PLATFORM)
+        registry, notifier = platform.registry(), getattr(context.resources, NOTIFIER).notifier()
+        models = {f: (v, load_model(registry, name, v)) for f, v in candidates.items()}
+        current = registry.get_alias(name, CHAMPION)
+        champion = (
+            (current.version, load_model(registry, name, current.version)) if current else None
+        )
+        judgement = judge(
+            models, champion, training_data.split, spec, policy, settings.primary_metric
+        )
+        record_judgement(
+            registry, notifier, name, judgement,
+            partition=context.partition_key, run_id=context.run.run_id,
+            actor=actor_of(context), min_lift=settings.promotion_min_lift,
+        )  # fmt: skip
+        scores = judgement.comparison.scores
+        notifier.notify(
+            retraining_completed(
+                pipeline=name,
+                metrics={
+                    model: {
+                        judgement.comparison.primary_metric: values[
+                            judgement.comparison.primary_metric
+                        ]
+                    }
+                    for model, values in scores.items()
+                },
+                best=judgement.comparison.best_candidate,
+                reasons=[judgement.decision.reason],
+                partition=context.partition_key,
+                run_id=context.run.run_id,
+                key=f"completed:{name}:{context.run.run_id}",
+            )
+        )
+        context.log.info(
+            f"decision: {judgement.decision.verdict.value} ({judgement.decision.reason})"
+        )
+        yield dg.Output(judgement.to_dict(), metadata=judgement_metadata(judgement))
+        yield dg.AssetCheckResult(
+            check_name=GATE,
+            passed=judgement.decision.promote,
+            # WARN: a rejected or pending candidate is a decision, not a failed run
+            severity=dg.AssetCheckSeverity.WARN,
+            description=judgement.decision.reason,
+            metadata={k: v for k, v in judgement.decision.to_dict().items() if v is not None},
+        )
+
+    @dg.asset(
+        key=champion_key,
+        group_name=name,
+        deps=[evaluation_key],
+        output_required=False,
+        required_resource_keys={PLATFORM, NOTIFIER},
+        kinds={"python"},
+    )
+    def champion_model(context: dg.AssetExecutionContext) -> Iterator[dg.Output[int]]:
+        """The production model: the registry's "champion" alias. It moves only in a run whose
+        promotion_threshold check passed, by compare-and-set on the champion the evaluation saw
+        (a stale evaluation cannot overwrite a newer champion), with the administrators told
+        before and after. Otherwise this asset is skipped: the champion stays."""
+        registry = getattr(context.resources, PLATFORM).registry()
+        decision = decision_of_run(registry, name, context.run.run_id)
+        if decision is None or not gate_passed(context, evaluation_key):
+            context.log.info(f"champion kept: {decision['reason'] if decision else 'no decision'}")
+            return
+        move = change_champion(
+            registry,
+            getattr(context.resources, NOTIFIER).notifier(),
+            name,
+            decision["candidate_version"],
+            expected_current=decision["champion_version"],
+            actor=actor_of(context),
+            reason=decision["reason"],
+            metric=decision["metric"],
+            lift=decision["lift"],
+        )
+        champion = registry.get_version(name, move.version)
+        yield dg.Output(
+            move.version,
+            metadata={
+                "version": dg.MetadataValue.int(move.version),
+                "family": dg.MetadataValue.text(champion.family),
+                "previous_version": dg.MetadataValue.int(move.previous_version or 0),
+                "reason": dg.MetadataValue.text(move.reason),
+                "metrics": dg.MetadataValue.json(champion.metrics),
+            },
+        )
+
+    return [model_evaluation, champion_model]

@@ -1,0 +1,142 @@
+"""Training assets: the window of recent periods and one candidate per model family."""
+
+import dagster as dg
+import pandas as pd
+
+from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.reference import Reference
+from retraining_assets.core.training import BASE_FAMILIES, split_by_time, train_model
+from retraining_assets.defs.assets.data import naive_utc
+from retraining_assets.defs.identity import actor_of
+from retraining_assets.defs.resources import PLATFORM
+
+
+def candidate_key(pipeline: Pipeline, family: str) -> dg.AssetKey:
+    return dg.AssetKey([pipeline.name, f"candidate_{family}"])
+
+
+def candidate_metadata(version: int, model, metrics: dict) -> dict[str, dg.MetadataValue]:
+    return {
+        "version": dg.MetadataValue.int(version),
+        "training_seconds": dg.MetadataValue.float(round(model.training_seconds, 2)),
+        "params": dg.MetadataValue.json(model.params),
+        "valid_metrics": dg.MetadataValue.json(metrics),
+    }
+
+
+def build_training_assets(
+    pipeline: Pipeline, partitions_def: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    name, spec, settings = pipeline.name, pipeline.spec, pipeline.settings
+    window_key = dg.AssetKey([name, "training_data"])
+    families = settings.model_families
+    base = [family for family in BASE_FAMILIES if family in families]
+
+    @dg.asset(
+        key=window_key,
+        group_name=name,
+        partitions_def=partitions_def,
+        ins={
+            "periods": dg.AssetIn(
+                [name, "current_data"],
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-(settings.training_window - 1),
+                    allow_nonexistent_upstream_partitions=True,
+                ),
+            )
+        },
+        kinds={"pandas"},
+    )
+    def training_data(
+        context: dg.AssetExecutionContext, periods: dict[str, pd.DataFrame]
+    ) -> dg.Output[TrainingWindow]:
+        """The window of the last ``RETRAIN_TRAINING_WINDOW`` validated periods ending with
+        this one, split by time: train, validation (early stopping), and the most recent tail as
+        the holdout, never seen in training. Its drift reference is fitted here once."""
+        frame = pd.concat([periods[key] for key in sorted(periods)], ignore_index=True)
+        split = split_by_time(frame, spec)
+        start = naive_utc(partitions_def.time_window_for_partition_key(min(periods)).start)
+        end = naive_utc(context.partition_time_window.end)
+        reference = Reference.fit(
+            frame, spec, start, end, origin=f"training {context.partition_key}"
+        )
+        window = TrainingWindow(
+            split=split,
+            start=start,
+            end=end,
+            reference_bytes=reference.to_bytes(),
+            reference_hash=reference.profile.content_hash,
+        )
+        parts = split.describe(spec.time_column)
+        context.log.info(f"training window {start:%Y-%m} to {end:%Y-%m}: {len(frame)} records")
+        return dg.Output(
+            window,
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(len(frame)),
+                "periods": dg.MetadataValue.json(sorted(periods)),
+                "parts": dg.MetadataValue.json(parts),
+            },
+        )
+
+    def base_candidate(family: str) -> dg.AssetsDefinition:
+        @dg.asset(
+            key=candidate_key(pipeline, family),
+            group_name=name,
+            partitions_def=partitions_def,
+            ins={"training_data": dg.AssetIn(window_key)},
+            required_resource_keys={PLATFORM},
+            kinds={"python"},
+            description=f"A {family.replace('_', ' ')} trained on the period's training window "
+            "and registered as a new model version (the asset's value is the version number).",
+        )
+        def candidate(
+            context: dg.AssetExecutionContext, training_data: TrainingWindow
+        ) -> dg.Output[int]:
+            model = train_model(family, training_data.split, spec)
+            return _register(context, model, training_data)
+
+        return candidate
+
+    def _register(context, model, window: TrainingWindow) -> dg.Output[int]:
+        registry = getattr(context.resources, PLATFORM).registry()
+        version = register_candidate(
+            registry, name, model, window, spec, run_id=context.run.run_id, actor=actor_of(context)
+        )
+        # the volume trigger counts records after this, whatever the promotion decision
+        registry.set_watermark(
+            name, window.split.holdout[spec.time_column].max(), run_id=context.run.run_id
+        )
+        context.log.info(
+            f"{model.family} registered as v{version.version} ({model.training_seconds:.1f} s)"
+        )
+        return dg.Output(
+            version.version, metadata=candidate_metadata(version.version, model, version.metrics)
+        )
+
+    assets = [training_data, *(base_candidate(family) for family in base)]
+    if "ensemble" in families and base:
+
+        @dg.asset(
+            key=candidate_key(pipeline, "ensemble"),
+            group_name=name,
+            partitions_def=partitions_def,
+            ins={
+                "training_data": dg.AssetIn(window_key),
+                **{family: dg.AssetIn(candidate_key(pipeline, family)) for family in base},
+            },
+            required_resource_keys={PLATFORM},
+            kinds={"python"},
+        )
+        def candidate_ensemble(
+            context: dg.AssetExecutionContext, training_data: TrainingWindow, **members: int
+        ) -> dg.Output[int]:
+            """Soft voting over the period's other candidates, weighted by their validation
+            loss, registered as a new model version."""
+            registry = getattr(context.resources, PLATFORM).registry()
+            models = [load_model(registry, name, version) for version in members.values()]
+            model = train_model("ensemble", training_data.split, spec, members=models)
+            return _register(context, model, training_data)
+
+        assets.append(candidate_ensemble)
+    return assets
