@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     performance_degradation: float = Field(
         0.1, gt=0, lt=1, description="Retrain when the live metric drops by this relative share."
     )
+    retrain_cooldown_hours: float = Field(
+        6.0, ge=0, description="After a training, only the schedule starts another within this."
+    )
     retrain_cron: str = Field("0 3 1 * *", description="Cron of the retraining schedule.")
     automation_running: bool = Field(
         True, description="Sensors and schedules start RUNNING (false: STOPPED)."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +17,9 @@ from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
+from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
+from retraining_assets.core.triggers import RetrainPolicy
 from retraining_assets.settings import Settings
 
 PERIOD_OFFSETS = {
@@ -75,6 +77,20 @@ def drift_thresholds(settings: Settings) -> DriftThresholds:
         significance=settings.ks_significance,
         dataset_drift_share=settings.dataset_drift_share,
     )
+
+
+def retrain_policy(settings: Settings) -> RetrainPolicy:
+    """The retrain decision's thresholds, all from settings."""
+    return RetrainPolicy(
+        volume_threshold=settings.volume_trigger,
+        degradation=settings.performance_degradation,
+        cooldown=timedelta(hours=settings.retrain_cooldown_hours),
+    )
+
+
+def promotion_policy(settings: Settings) -> PromotionPolicy:
+    """The promotion gate's thresholds, all from settings."""
+    return PromotionPolicy(min_lift=settings.promotion_min_lift, floor=settings.promotion_floor)
 
 
 def demo_pipeline(settings: Settings, stream: DemoStream | None = None) -> Pipeline:

@@ -14,8 +14,7 @@ from retraining_assets.core.lifecycle import (
     record_judgement,
 )
 from retraining_assets.core.notify import retraining_completed
-from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.promotion import PromotionPolicy
+from retraining_assets.core.pipeline import Pipeline, promotion_policy
 from retraining_assets.core.registry import CHAMPION
 from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
@@ -57,7 +56,7 @@ def build_promotion_assets(
     evaluation_key = dg.AssetKey([name, "model_evaluation"])
     champion_key = dg.AssetKey([name, "champion_model"])
     families = [f for f in (*BASE_FAMILIES, "ensemble") if f in settings.model_families]
-    policy = PromotionPolicy(min_lift=settings.promotion_min_lift, floor=settings.promotion_floor)
+    policy = promotion_policy(settings)
 
     @dg.asset(
         key=evaluation_key,

@@ -1,0 +1,145 @@
+"""The retrain decision: the one place that turns signals into "retrain now, because ...".
+
+Sensors, the schedule, the demo and the backtest gather signals (a drift verdict from
+metadata, a cheap count of new records, the champion's live metric) and call
+``RetrainPolicy.decide``; none of them compares a signal with a threshold itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Cause(StrEnum):
+    NO_CHAMPION = "no_champion"
+    DRIFT = "drift"
+    VOLUME = "volume"
+    PERFORMANCE = "performance"
+    SCHEDULE = "schedule"
+
+
+@dataclass(frozen=True)
+class Reason:
+    cause: Cause
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.cause.value}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What is known about a pipeline when the decision is asked for.
+
+    ``None`` means "not known yet" (no drift report, no live metric) and never triggers.
+    ``live_metric`` is the champion's primary metric on the newest labelled period and
+    ``baseline_metric`` the same metric at its evaluation.
+    """
+
+    has_champion: bool
+    drift_detected: bool | None = None
+    drifted_features: tuple[str, ...] = ()
+    new_records: int | None = None
+    live_metric: float | None = None
+    baseline_metric: float | None = None
+    higher_is_better: bool = True
+    scheduled: bool = False
+    last_training: datetime | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reasons: tuple[Reason, ...] = ()
+    suppressed_by: str | None = None  # why reasons did not lead to a retrain (cooldown)
+
+    @property
+    def causes(self) -> list[str]:
+        return [reason.cause.value for reason in self.reasons]
+
+    def summary(self) -> str:
+        if not self.reasons:
+            return "no reason to retrain"
+        text = "; ".join(str(reason) for reason in self.reasons)
+        return f"{text} (suppressed: {self.suppressed_by})" if self.suppressed_by else text
+
+    def tags(self) -> dict[str, str]:
+        """Run tags that carry every reason (Dagster tag values are strings)."""
+        return {
+            "retrain/causes": ",".join(self.causes),
+            "retrain/reasons": self.summary()[:4000],
+        }
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """Retrain when there is no champion, on drift, on more than ``volume_threshold`` new
+    labelled records, when the live metric dropped by ``degradation`` (relative, in the
+    metric's good direction) or on the schedule. Within ``cooldown`` of the last training
+    nothing but a missing champion or the schedule starts another run, so one cause seen by
+    several sensor ticks does not start two runs."""
+
+    volume_threshold: int = 1000
+    degradation: float = 0.1
+    cooldown: timedelta = field(default=timedelta(0))
+
+    def decide(self, signals: Signals) -> RetrainDecision:
+        reasons = tuple(r for r in self._reasons(signals) if r is not None)
+        if not reasons:
+            return RetrainDecision(False)
+        urgent = {Cause.NO_CHAMPION, Cause.SCHEDULE}
+        if self._cooling_down(signals) and not urgent & {r.cause for r in reasons}:
+            return RetrainDecision(False, reasons, suppressed_by=f"cooldown of {self.cooldown}")
+        return RetrainDecision(True, reasons)
+
+    def _reasons(self, s: Signals) -> list[Reason | None]:
+        return [
+            Reason(Cause.NO_CHAMPION, "no production model yet") if not s.has_champion else None,
+            self._drift(s),
+            self._volume(s),
+            self._performance(s),
+            Reason(Cause.SCHEDULE, "the periodic retraining is due") if s.scheduled else None,
+        ]
+
+    @staticmethod
+    def _drift(s: Signals) -> Reason | None:
+        if not s.drift_detected:
+            return None
+        return Reason(Cause.DRIFT, "drift in " + (", ".join(s.drifted_features) or "the data"))
+
+    def _volume(self, s: Signals) -> Reason | None:
+        if s.new_records is None or s.new_records <= self.volume_threshold:
+            return None
+        return Reason(
+            Cause.VOLUME, f"{s.new_records} new records since the last training "
+            f"(more than {self.volume_threshold})"
+        )  # fmt: skip
+
+    def _performance(self, s: Signals) -> Reason | None:
+        drop = relative_drop(s.live_metric, s.baseline_metric, s.higher_is_better)
+        if drop is None or drop < self.degradation:
+            return None
+        return Reason(
+            Cause.PERFORMANCE,
+            f"live metric {s.live_metric:.4g} is {drop:.1%} worse than at evaluation "
+            f"({s.baseline_metric:.4g}; limit {self.degradation:.0%})",
+        )
+
+    def _cooling_down(self, s: Signals) -> bool:
+        if not self.cooldown or s.last_training is None or s.now is None:
+            return False
+        return s.now - s.last_training < self.cooldown
+
+
+def relative_drop(
+    live: float | None, baseline: float | None, higher_is_better: bool
+) -> float | None:
+    """How much worse ``live`` is than ``baseline`` as a share of |baseline| (positive: worse);
+    None when either is unknown or the baseline is zero."""
+    if live is None or baseline is None or baseline == 0:
+        return None
+    worse = (baseline - live) if higher_is_better else (live - baseline)
+    return worse / abs(baseline)
