@@ -255,3 +255,11 @@ def test_backtest_file_infers_the_spec_and_drops_columns(tmp_path: Path) -> None
         backtest_file(path, TIME_COLUMN, "nope")
     with pytest.raises(BacktestError, match=r"missing\.csv"):
         backtest_file(tmp_path / "missing.csv", TIME_COLUMN, TARGET)
+
+
+def test_weekly_periods_are_consecutive_calendar_weeks() -> None:
+    result = backtest(stable(2), period="week", policies=("static", "always"))
+    labels = pd.to_datetime([row.period for row in result.policies["always"].rows])
+    assert (labels.dayofweek == 0).all()  # weeks start on Monday
+    assert (np.diff(labels.to_numpy()) == np.timedelta64(7, "D")).all()
+    assert result.policies["always"].promotions == result.periods + 1
