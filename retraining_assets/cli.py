@@ -3,23 +3,29 @@ shared with the Dagster UI (same ``RETRAIN_HOME`` / database URL)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
 
 from retraining_assets.core.database import DatabaseError
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
-from retraining_assets.core.pipeline import drift_thresholds
 from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.settings import Settings, SettingsError, load_settings
 
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+if TYPE_CHECKING:  # the model stack (torch, xgboost, numba) loads only for commands using it
+    from retraining_assets.core.lifecycle import Actor
+    from retraining_assets.core.notify import Notifier
+    from retraining_assets.core.pipeline import Pipeline
+    from retraining_assets.core.registry import AliasMove, Registry
+
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of retraining_assets (SQLite under this folder).
 telemetry:
@@ -42,25 +48,12 @@ def main() -> None:
     """Keep production ML models fresh: drift, retraining, promotion, notification, rollout."""
 
 
-@dataclass
-class PeriodSummary:
-    partition: str
-    rows: int
-    failed_blocking: list[str]
-    warnings: list[str]
-    drifted: list[str]
-    seconds: float
-
-    @property
-    def status(self) -> str:
-        return "BLOCKED" if self.failed_blocking else "ok"
-
-
 @main.command()
 @click.option("--months", default=None, type=int, help="Months in the demo stream (default 27).")
 @click.option("--rows", default=None, type=int, help="Records per month (default 5,000).")
 def demo(months: int | None, rows: int | None) -> None:
-    """Seed the demo stream and run the pipeline month by month through a real Dagster instance."""
+    """Seed the demo stream and run the whole loop month by month through a real Dagster
+    instance: monitoring, the retraining sensor, training, evaluation and the promotion gate."""
     import dagster as dg
     from tqdm import tqdm
 
@@ -69,10 +62,11 @@ def demo(months: int | None, rows: int | None) -> None:
     from retraining_assets.core.pipeline import demo_pipeline
     from retraining_assets.definitions import build_definitions
     from retraining_assets.defs.factory import partitions_for
-    from retraining_assets.defs.jobs import monitoring_job_name, reference_job_name
+    from retraining_assets.defs.simulation import Simulation
 
     started = time.monotonic()
-    settings = _settings()
+    # months pass in seconds here, so the retrain cooldown (hours of real time) is off
+    settings = _settings().model_copy(update={"retrain_cooldown_hours": 0.0})
     # notifications still reach the outbox and every channel; the terminal shows a count
     logging.getLogger("retraining_assets.core.notify").setLevel(logging.ERROR)
     home = prepare_dagster_home(settings)
@@ -87,61 +81,56 @@ def demo(months: int | None, rows: int | None) -> None:
         f"{len(inserted)} months inserted now, {stream.months - len(inserted)} already there."
     )
     pipeline = demo_pipeline(settings, stream)
-    defs = build_definitions(settings, [pipeline])
-    instance = dg.DagsterInstance.get()
-    click.echo("Materializing reference_data ...")
-    defs.resolve_job_def(reference_job_name(pipeline.name)).execute_in_process(
-        instance=instance, run_config=QUIET_RUN_CONFIG
+    simulation = Simulation(
+        build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
     )
-    job = defs.resolve_job_def(monitoring_job_name(pipeline.name))
-    summaries = []
+    simulation.refresh_reference()
+    rows_out = []
     keys = partitions_for(pipeline).get_partition_keys()
     with tqdm(keys, desc="months", unit="month") as progress:
         for key in progress:
             progress.set_postfix_str(key)
             period_started = time.monotonic()
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=key,
-                run_config=QUIET_RUN_CONFIG,
-                raise_on_error=False,
+            outcome = simulation.period(key)
+            rows_out.append(
+                {**_summary_row(outcome), "s": round(time.monotonic() - period_started)}
             )
-            summaries.append(_summarise(result, key, time.monotonic() - period_started))
-    _print_summary(summaries)
+    click.echo(pd.DataFrame(rows_out).to_string(index=False))
     _print_notifications(engine)
     click.echo(f"Done in {time.monotonic() - started:.0f} s. Open the UI with `make dev`.")
 
 
-def _summarise(result, partition: str, seconds: float) -> PeriodSummary:
-    rows, drifted = 0, []
-    for event in result.get_asset_materialization_events():
-        metadata = event.step_materialization_data.materialization.metadata
-        if "dagster/row_count" in metadata:
-            rows = int(metadata["dagster/row_count"].value)
-        if "drifted_features" in metadata:
-            drifted = list(metadata["drifted_features"].value)
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    blocking = [e.check_name for e in failed if e.severity.value == "ERROR"]
-    warnings = [e.check_name for e in failed if e.severity.value != "ERROR"]
-    return PeriodSummary(partition, rows, blocking, warnings, drifted, seconds)
+def _summary_row(outcome) -> dict[str, object]:
+    """One line of the demo's table: the month's data, drift, trigger and gate."""
+    from retraining_assets.defs.assets.promotion import GATE
+
+    # the promotion gate not passing is a decision, shown in its own column
+    failed = [name for name, passed in outcome.checks.items() if not passed and name != GATE]
+    evaluation = "model_evaluation"
+    decision = outcome.value(evaluation, "decision", "-")
+    moved = outcome.value("champion_model", "version")
+    return {
+        "month": outcome.partition[:7],
+        "records": outcome.value("current_data", "dagster/row_count", 0),
+        "failed checks": ", ".join(failed) or "-",
+        "drifted": ", ".join(outcome.value("drift_report", "drifted_features", [])) or "-",
+        "retrain because": (
+            outcome.sensor.tags.get("retrain/causes") if outcome.retrain_reasons else "-"
+        ),
+        "best candidate": _scored(
+            outcome.value(evaluation, "best_candidate"),
+            outcome.value(evaluation, "candidate_value"),
+        ),
+        "champion": _scored("", outcome.value(evaluation, "champion_value")),
+        "lift": outcome.value(evaluation, "lift", "-"),
+        "decision": decision if moved is None else f"{decision} -> v{moved}",
+    }
 
 
-def _print_summary(summaries: list[PeriodSummary]) -> None:
-    table = pd.DataFrame(
-        [
-            {
-                "month": s.partition[:7],
-                "records": s.rows,
-                "status": s.status,
-                "blocking failures": ", ".join(s.failed_blocking) or "-",
-                "warnings": ", ".join(s.warnings) or "-",
-                "drifted features": ", ".join(s.drifted) or "-",
-                "seconds": round(s.seconds, 1),
-            }
-            for s in summaries
-        ]
-    )
-    click.echo(table.to_string(index=False))
+def _scored(name: str | None, value: object) -> str:
+    if not isinstance(value, float):
+        return "-" if name is None else (name or "-")
+    return f"{name} {value:.3f}".strip()
 
 
 def _print_notifications(engine) -> None:
@@ -223,6 +212,7 @@ def drift(
     Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared.
     """
     from retraining_assets.core.drift import DriftInputError, drift_between_files
+    from retraining_assets.core.pipeline import drift_thresholds
 
     settings = _settings()
     thresholds = drift_thresholds(settings)
@@ -260,6 +250,166 @@ def notify_test_command() -> None:
         click.echo(f"  {result.channel:<8} {status}")
     if not all(result.ok for result in results):
         sys.exit(1)
+
+
+# --- the production model: approve, reject, rollback, status --------------------------------
+pipeline_option = click.option(
+    "--pipeline", "pipeline_name", default=None, help="Pipeline name (default: yours, else demo)."
+)
+
+
+@dataclass
+class Context:
+    """What the model commands share: the pipeline, the registry and the notifier."""
+
+    settings: Settings
+    pipeline: Pipeline
+
+    @classmethod
+    def open(cls, pipeline_name: str | None) -> Context:
+        from retraining_assets.core.pipeline import configured_pipelines
+
+        settings = _settings()
+        pipelines = {p.name: p for p in configured_pipelines(settings)}
+        name = pipeline_name or list(pipelines)[-1]
+        if name not in pipelines:
+            _fail(f"unknown pipeline '{name}'; configured: {', '.join(pipelines)}")
+        return cls(settings, pipelines[name])
+
+    @property
+    def registry(self) -> Registry:
+        from retraining_assets.core.registry import Registry
+
+        return Registry.from_settings(self.settings)
+
+    def notifier(self) -> Notifier:
+        from retraining_assets.core.notify import Notifier
+
+        return Notifier.from_settings(self.settings)
+
+    def after_change(self, move: AliasMove) -> None:
+        """Refresh the reference and tell Dagster, so the UI never shows a stale champion."""
+        import dagster as dg
+
+        from retraining_assets.core.reference import ReferenceStore, refresh_reference
+
+        registry = self.registry
+        reference = refresh_reference(
+            self.pipeline,
+            registry,
+            ReferenceStore(self.settings.artifact_path),
+            self.pipeline.source,
+        )
+        prepare_dagster_home(self.settings)
+        instance = dg.DagsterInstance.get()
+        name, version = self.pipeline.name, registry.get_version(self.pipeline.name, move.version)
+        for key, metadata in (
+            ("champion_model", {"version": move.version, "family": version.family,
+                                "previous_version": move.previous_version or 0,
+                                "reason": move.reason, "changed_by": f"{move.by} (retrain CLI)"}),
+            ("reference_data", {"origin": reference.origin, "window": reference.window,
+                                "profile_hash": reference.profile.content_hash}),
+        ):  # fmt: skip
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key=[name, key], metadata=metadata)
+            )
+        click.echo(f"{name}: champion is v{move.version} (was v{move.previous_version}).")
+
+
+def _actor(by: str) -> Actor:
+    from retraining_assets.core.lifecycle import Actor
+    from retraining_assets.core.registry import actual_identity
+
+    return Actor(by=by, actual_user=actual_identity())
+
+
+@main.command()
+@click.argument("version", type=int)
+@click.option("--by", required=True, help="Who approves (recorded in the audit log).")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@pipeline_option
+def approve(version: int, by: str, reason: str, pipeline_name: str | None) -> None:
+    """Approve a candidate that waits for a person: it becomes the champion."""
+    context = Context.open(pipeline_name)
+    move = _guarded(lambda: _lifecycle().approve(
+        context.registry, context.notifier(), context.pipeline.name, version,
+        actor=_actor(by), reason=reason,
+    ))  # fmt: skip
+    context.after_change(move)
+
+
+@main.command()
+@click.argument("version", type=int)
+@click.option("--by", required=True, help="Who rejects (recorded in the audit log).")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@pipeline_option
+def reject(version: int, by: str, reason: str, pipeline_name: str | None) -> None:
+    """Reject a candidate that waits for a person: the champion stays."""
+    context = Context.open(pipeline_name)
+    _guarded(lambda: _lifecycle().reject(
+        context.registry, context.pipeline.name, version, actor=_actor(by), reason=reason
+    ))  # fmt: skip
+    click.echo(f"{context.pipeline.name}: v{version} rejected; the champion stays.")
+
+
+@main.command()
+@click.option("--to", "to_version", type=int, default=None, help="Version to restore.")
+@click.option("--by", required=True, help="Who rolls back (recorded in the audit log).")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@pipeline_option
+def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | None) -> None:
+    """Put an earlier version back in production (default: the champion before this one)."""
+    context = Context.open(pipeline_name)
+    move = _guarded(lambda: _lifecycle().rollback(
+        context.registry, context.notifier(), context.pipeline.name,
+        to_version=to_version, actor=_actor(by), reason=reason,
+    ))  # fmt: skip
+    context.after_change(move)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+@pipeline_option
+def status(as_json: bool, pipeline_name: str | None) -> None:
+    """The champion, its metrics and age, pending approvals, decisions and alias history."""
+    context = Context.open(pipeline_name)
+    report = _lifecycle().status(context.registry, context.pipeline.name)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    champion = report["champion"]
+    if champion is None:
+        click.echo(f"{report['pipeline']}: no champion yet")
+    else:
+        valid = champion["metrics"].get("valid", {})
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if v is not None)
+        click.echo(f"{report['pipeline']}: champion v{champion['version']} ({champion['family']}), "
+                   f"promoted {champion['promoted_at']}; validation: {shown}")  # fmt: skip
+    for pending in report["pending_approvals"]:
+        decision = pending["decision"]
+        click.echo(f"  pending approval: v{pending['version']} ({decision.get('reason')})")
+    for move in report["alias_history"][-10:]:
+        was = f"v{move['previous_version']}" if move["previous_version"] else "none"
+        click.echo(
+            f"  {move['at']} {move['action']:<8} {move['alias']} -> v{move['version']} "
+            f"(was {was}) by {move['by']}: {move['reason']}"
+        )
+
+
+def _lifecycle():
+    from retraining_assets.core import lifecycle
+
+    return lifecycle
+
+
+def _guarded(action):
+    """Run a registry action, turning a refusal into one clear line and exit status 2."""
+    from retraining_assets.core.registry import RegistryError
+
+    try:
+        return action()
+    except (RegistryError, LookupError) as error:
+        _fail(str(error))
 
 
 def _settings() -> Settings:

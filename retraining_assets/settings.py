@@ -109,7 +109,9 @@ class Settings(BaseSettings):
     retrain_cooldown_hours: float = Field(
         6.0, ge=0, description="After a training, only the schedule starts another within this."
     )
-    retrain_cron: str = Field("0 3 1 * *", description="Cron of the retraining schedule.")
+    retrain_schedule_hour: int = Field(
+        3, ge=0, le=23, description="Hour (UTC) after each period's end of the scheduled retrain."
+    )
     automation_running: bool = Field(
         True, description="Sensors and schedules start RUNNING (false: STOPPED)."
     )

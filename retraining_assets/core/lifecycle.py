@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import (
     Comparison,
@@ -40,7 +38,6 @@ from retraining_assets.core.registry import (
 from retraining_assets.core.training import (
     Split,
     TrainedModel,
-    data_fingerprint,
     model_from_bytes,
     model_to_bytes,
 )
@@ -68,10 +65,7 @@ class TrainingWindow:
     end: datetime
     reference_bytes: bytes
     reference_hash: str
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        return pd.concat([self.split.train, self.split.valid, self.split.holdout])
+    fingerprint: str  # of the window's records: the same window is never trained twice
 
 
 def register_candidate(
@@ -94,7 +88,7 @@ def register_candidate(
         metrics={"valid": evaluate(model, window.split.valid, spec)},
         train_start=window.start,
         train_end=window.end,
-        data_fingerprint=data_fingerprint(window.frame, spec),
+        data_fingerprint=window.fingerprint,
         code_version=code_version(),
         dataset_spec=spec.to_json(),
         profile_bytes=window.reference_bytes,
@@ -328,3 +322,118 @@ def previous_champion(registry: Registry, pipeline: str) -> int:
         if move.version == current.version and move.previous_version is not None:
             return move.previous_version
     raise RegistryError(f"pipeline '{pipeline}': no champion before v{current.version}")
+
+
+def approve(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    version: int,
+    *,
+    actor: Actor,
+    reason: str,
+) -> AliasMove:
+    """A person approves a pending candidate: it becomes the champion (notified before and
+    after; refused, with nothing changed, if the champion moved since the evaluation)."""
+    approval = registry.get_approval(pipeline, version)
+    if approval is None or approval.status != "pending":
+        state = approval.status if approval else "never requested"
+        raise RegistryError(f"pipeline '{pipeline}' v{version} has no pending approval ({state})")
+    decision = approval.decision
+    return change_champion(
+        registry,
+        notifier,
+        pipeline,
+        version,
+        expected_current=decision.get("champion_version"),
+        actor=actor,
+        reason=reason,
+        metric=decision.get("metric"),
+        lift=decision.get("lift"),
+        approve=True,
+    )
+
+
+def reject(registry: Registry, pipeline: str, version: int, *, actor: Actor, reason: str) -> None:
+    """A person rejects a pending candidate: the champion stays, the version is rejected."""
+    registry.resolve_approval(
+        pipeline, version, approved=False, by=actor.by, actual_user=actor.actual_user, reason=reason
+    )
+
+
+def rollback(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    *,
+    to_version: int | None,
+    actor: Actor,
+    reason: str,
+) -> AliasMove:
+    """Put an earlier version back in production (default: the champion before the current
+    one); its own drift reference comes back with it."""
+    current = registry.get_alias(pipeline, CHAMPION)
+    if current is None:
+        raise RegistryError(f"pipeline '{pipeline}' has no champion to roll back")
+    target = to_version if to_version is not None else previous_champion(registry, pipeline)
+    if target == current.version:
+        raise RegistryError(f"v{target} already is the champion of '{pipeline}'")
+    return change_champion(
+        registry,
+        notifier,
+        pipeline,
+        target,
+        expected_current=current.version,
+        actor=actor,
+        reason=reason,
+        action="rollback",
+    )
+
+
+def status(registry: Registry, pipeline: str, *, audit_limit: int = 50) -> dict[str, Any]:
+    """The champion, pending approvals, alias history and recent audit, JSON-ready."""
+    champion = registry.get_alias(pipeline, CHAMPION)
+    history = registry.alias_history(pipeline)
+    promoted_at = next(
+        (
+            m.at
+            for m in reversed(history)
+            if m.alias == CHAMPION and champion and m.version == champion.version
+        ),
+        None,
+    )
+    return {
+        "pipeline": pipeline,
+        "champion": None
+        if champion is None
+        else {
+            "version": champion.version,
+            "family": champion.family,
+            "metrics": champion.metrics,
+            "promoted_at": promoted_at.isoformat() if promoted_at else None,
+            "trained_on": [str(champion.train_start), str(champion.train_end)],
+        },
+        "pending_approvals": [
+            {k: v for k, v in a.to_dict().items() if k in ("version", "requested_at", "decision")}
+            for a in registry.pending_approvals(pipeline)
+        ],
+        "alias_history": [
+            {
+                k: m.to_dict()[k]
+                for k in ("alias", "version", "previous_version", "at", "by", "reason", "action")
+            }
+            for m in history
+        ],
+        "audit": [entry.to_dict() for entry in registry.audit_log(pipeline, limit=audit_limit)],
+    }
+
+
+def evaluation_baseline(registry: Registry, pipeline: str, version: int) -> dict[str, Any] | None:
+    """The holdout metrics ``version`` had when it was judged (what live metrics compare to)."""
+    for entry in reversed(registry.audit_log(pipeline)):
+        details = entry.details or {}
+        versions = details.get("versions") or {}
+        for name, candidate in versions.items():
+            if candidate == version:
+                return details["comparison"]["scores"][name]
+    return None

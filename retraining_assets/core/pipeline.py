@@ -17,6 +17,7 @@ from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
+from retraining_assets.core.evaluation import default_primary_metric, get_metric
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
 from retraining_assets.core.triggers import RetrainPolicy
@@ -49,6 +50,19 @@ class Pipeline:
     @property
     def period(self) -> pd.DateOffset:
         return PERIOD_OFFSETS[self.settings.partition]
+
+    @property
+    def primary_metric(self) -> str:
+        return self.settings.primary_metric or default_primary_metric(self.spec.task)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_metric(self.primary_metric).higher_is_better
+
+    def can_train(self, period_start: datetime) -> bool:
+        """Whether a full training window ends with the period starting at ``period_start``."""
+        first_end = pd.Timestamp(self.start) + self.period * self.settings.training_window
+        return pd.Timestamp(period_start) + self.period >= first_end
 
     def drift_thresholds(self) -> DriftThresholds:
         return drift_thresholds(self.settings)

@@ -133,3 +133,12 @@ def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource
             f"{source.description} holds no records; set RETRAIN_PARTITION_START"
         )
     return Reference.fit(frame, pipeline.spec, start, end, origin="first periods")
+
+
+def refresh_reference(
+    pipeline: Pipeline, registry: Registry, store: ReferenceStore, source: RecordSource
+) -> Reference:
+    """Point validation and drift at the current champion's reference (after any change)."""
+    reference = build_reference(pipeline, registry, source)
+    store.save(pipeline.name, reference)
+    return reference

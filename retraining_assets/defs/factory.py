@@ -11,6 +11,8 @@ from retraining_assets.defs.assets.promotion import build_promotion_assets
 from retraining_assets.defs.assets.training import build_training_assets
 from retraining_assets.defs.jobs import build_jobs
 from retraining_assets.defs.resources import RecordSourceResource
+from retraining_assets.defs.schedules import build_schedules
+from retraining_assets.defs.sensors import build_retraining_sensor
 
 PARTITIONS = {
     "monthly": dg.MonthlyPartitionsDefinition,
@@ -27,6 +29,7 @@ def partitions_for(pipeline: Pipeline) -> dg.TimeWindowPartitionsDefinition:
 def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
     """Assets, checks, jobs and resources of one pipeline, keys prefixed by its name."""
     partitions_def = partitions_for(pipeline)
+    jobs = build_jobs(pipeline.name)
     return dg.Definitions(
         assets=[
             *build_data_assets(pipeline, partitions_def),
@@ -34,6 +37,8 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
             *build_training_assets(pipeline, partitions_def),
             *build_promotion_assets(pipeline, partitions_def),
         ],
-        jobs=build_jobs(pipeline.name),
+        jobs=jobs,
+        schedules=build_schedules(pipeline, jobs),
+        sensors=[build_retraining_sensor(pipeline, partitions_def)],
         resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
     )

@@ -26,7 +26,7 @@ def job_names(pipeline_name: str) -> list[str]:
     ]
 
 
-def build_jobs(pipeline_name: str) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(pipeline_name: str) -> list:
     return [
         dg.define_asset_job(
             reference_job_name(pipeline_name),
@@ -35,10 +35,9 @@ def build_jobs(pipeline_name: str) -> list[dg.UnresolvedAssetJobDefinition]:
         ),
         dg.define_asset_job(
             monitoring_job_name(pipeline_name),
-            selection=dg.AssetSelection.assets(
-                [pipeline_name, "current_data"], [pipeline_name, "drift_report"]
-            ),
-            description="Load and validate one period and compare it with the reference.",
+            selection=monitoring_selection(pipeline_name),
+            description="Load and validate one period, compare it with the reference and "
+            "score the champion on it.",
         ),
         dg.define_asset_job(
             retraining_job_name(pipeline_name),
@@ -54,10 +53,13 @@ def build_jobs(pipeline_name: str) -> list[dg.UnresolvedAssetJobDefinition]:
 RETRAINING_TAG = "retraining_assets/retraining"
 
 
+def monitoring_selection(pipeline_name: str) -> dg.AssetSelection:
+    """What each new period needs as soon as it is complete."""
+    return dg.AssetSelection.assets(
+        *([pipeline_name, key] for key in ("current_data", "drift_report", "champion_performance"))
+    )
+
+
 def retraining_selection(pipeline_name: str) -> dg.AssetSelection:
     """From the training window to the champion and the reference it brings along."""
-    group = dg.AssetSelection.groups(pipeline_name)
-    monitoring = dg.AssetSelection.assets(
-        [pipeline_name, "current_data"], [pipeline_name, "drift_report"]
-    )
-    return group - monitoring
+    return dg.AssetSelection.groups(pipeline_name) - monitoring_selection(pipeline_name)

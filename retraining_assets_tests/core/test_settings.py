@@ -11,7 +11,7 @@ def test_defaults_are_the_documented_thresholds(settings: Settings) -> None:
     assert settings.volume_trigger == 1000
     assert settings.promotion_min_lift == 0.05
     assert settings.partition == "monthly"
-    assert settings.retrain_cron == "0 3 1 * *"
+    assert settings.retrain_schedule_hour == 3
     assert settings.notify_to == []
     assert settings.platform_database_url.startswith("sqlite:///")
     assert settings.platform_database_url.endswith(".retrain/platform.db")

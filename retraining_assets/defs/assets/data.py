@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reference import build_reference
+from retraining_assets.core.reference import refresh_reference
 from retraining_assets.core.validation import Tolerances, validate_period
 from retraining_assets.defs.checks import check_results, period_check_specs
 from retraining_assets.defs.resources import PLATFORM
@@ -67,8 +67,9 @@ def build_data_assets(
         champion exists). Refreshed whenever the champion changes."""
         platform = getattr(context.resources, PLATFORM)
         source = getattr(context.resources, records).source()
-        reference = build_reference(pipeline, platform.registry(), source)
-        path = platform.references().save(name, reference)
+        store = platform.references()
+        reference = refresh_reference(pipeline, platform.registry(), store, source)
+        path = store.path(name)
         context.log.info(
             f"reference: {reference.origin}, {reference.rows} records, {reference.window}"
         )

@@ -1,13 +1,17 @@
 """Monitoring assets: each period compared with the reference."""
 
 import base64
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from retraining_assets.core.drift import DriftReport
+from retraining_assets.core.evaluation import evaluate
+from retraining_assets.core.lifecycle import evaluation_baseline, load_model
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.registry import CHAMPION
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.resources import PLATFORM
 
@@ -74,4 +78,42 @@ def build_monitoring_assets(
             report.to_dict(), metadata=drift_metadata(report, str(html), png.read_bytes())
         )
 
-    return [drift_report]
+    @dg.asset(
+        key=[name, "champion_performance"],
+        group_name=name,
+        partitions_def=partitions_def,
+        ins={"current_data": dg.AssetIn([name, "current_data"])},
+        required_resource_keys={PLATFORM},
+        output_required=False,
+        kinds={"python"},
+    )
+    def champion_performance(
+        context: dg.AssetExecutionContext, current_data: pd.DataFrame
+    ) -> Iterator[dg.Output[dict]]:
+        """The champion scored on this period's labelled records, next to the same metrics at
+        its evaluation: a live drop beyond RETRAIN_PERFORMANCE_DEGRADATION triggers retraining.
+        Skipped while there is no champion."""
+        registry = getattr(context.resources, PLATFORM).registry()
+        champion = registry.get_alias(name, CHAMPION)
+        if champion is None:
+            context.log.info("no champion yet: nothing to score")
+            return
+        live = evaluate(load_model(registry, name, champion.version), current_data, pipeline.spec)
+        baseline = evaluation_baseline(registry, name, champion.version) or {}
+        metric = pipeline.primary_metric
+        yield dg.Output(
+            {"version": champion.version, "live": live, "baseline": baseline},
+            metadata={
+                "champion_version": dg.MetadataValue.int(champion.version),
+                "metric": dg.MetadataValue.text(metric),
+                "live_metric": _float(live.get(metric)),
+                "baseline_metric": _float(baseline.get(metric)),
+                "live_metrics": dg.MetadataValue.json(live),
+            },
+        )
+
+    return [drift_report, champion_performance]
+
+
+def _float(value: float | None) -> dg.MetadataValue:
+    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a")

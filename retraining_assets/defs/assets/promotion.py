@@ -44,9 +44,15 @@ def judgement_metadata(judgement: Judgement) -> dict[str, dg.MetadataValue]:
         "candidate_version": dg.MetadataValue.int(judgement.candidate_version),
         "primary_metric": dg.MetadataValue.text(evidence.metric),
         "lift": dg.MetadataValue.text("-" if evidence.lift is None else f"{evidence.lift:+.2%}"),
+        "candidate_value": _number(evidence.candidate),
+        "champion_value": _number(evidence.champion),
         "comparison": dg.MetadataValue.md(judgement.comparison.to_markdown()),
         "versions": dg.MetadataValue.json(judgement.versions),
     }
+
+
+def _number(value: float | None) -> dg.MetadataValue:
+    return dg.MetadataValue.text("-") if value is None else dg.MetadataValue.float(value)
 
 
 def build_promotion_assets(

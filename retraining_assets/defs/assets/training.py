@@ -1,15 +1,26 @@
 """Training assets: the window of recent periods and one candidate per model family."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
 from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
+from retraining_assets.core.notify import retraining_started
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import Reference
-from retraining_assets.core.training import BASE_FAMILIES, split_by_time, train_model
+from retraining_assets.core.training import (
+    BASE_FAMILIES,
+    data_fingerprint,
+    split_by_time,
+    train_model,
+)
 from retraining_assets.defs.assets.data import naive_utc
 from retraining_assets.defs.identity import actor_of
+from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.resources import PLATFORM
+
+FORCE_TAG = "retrain/force"  # "true": train even on a window already trained on
 
 
 def candidate_key(pipeline: Pipeline, family: str) -> dg.AssetKey:
@@ -46,15 +57,37 @@ def build_training_assets(
                 ),
             )
         },
+        required_resource_keys={PLATFORM, NOTIFIER},
+        output_required=False,
         kinds={"pandas"},
     )
     def training_data(
         context: dg.AssetExecutionContext, periods: dict[str, pd.DataFrame]
-    ) -> dg.Output[TrainingWindow]:
+    ) -> Iterator[dg.Output[TrainingWindow]]:
         """The window of the last ``RETRAIN_TRAINING_WINDOW`` validated periods ending with
         this one, split by time: train, validation (early stopping), and the most recent tail as
         the holdout, never seen in training. Its drift reference is fitted here once."""
         frame = pd.concat([periods[key] for key in sorted(periods)], ignore_index=True)
+        registry = getattr(context.resources, PLATFORM).registry()
+        fingerprint = data_fingerprint(frame, spec)
+        trained = [
+            v.version for v in registry.list_versions(name) if v.data_fingerprint == fingerprint
+        ]
+        if trained and context.run.tags.get(FORCE_TAG) != "true":
+            # the schedule and a trigger may both ask for the same month: train once
+            context.log.info(f"already trained on exactly this window (v{trained[-1]}); skipped")
+            return
+        reasons = context.run.tags.get("retrain/reasons", "requested by hand")
+        getattr(context.resources, NOTIFIER).notifier().notify(
+            retraining_started(
+                pipeline=name,
+                reasons=reasons.split("; "),
+                models=list(families),
+                partition=context.partition_key,
+                run_id=context.run.run_id,
+                key=f"started:{name}:{context.run.run_id}",
+            )
+        )
         split = split_by_time(frame, spec)
         start = naive_utc(partitions_def.time_window_for_partition_key(min(periods)).start)
         end = naive_utc(context.partition_time_window.end)
@@ -67,13 +100,15 @@ def build_training_assets(
             end=end,
             reference_bytes=reference.to_bytes(),
             reference_hash=reference.profile.content_hash,
+            fingerprint=fingerprint,
         )
         parts = split.describe(spec.time_column)
         context.log.info(f"training window {start:%Y-%m} to {end:%Y-%m}: {len(frame)} records")
-        return dg.Output(
+        yield dg.Output(
             window,
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(len(frame)),
+                "data_fingerprint": dg.MetadataValue.text(fingerprint),
                 "periods": dg.MetadataValue.json(sorted(periods)),
                 "parts": dg.MetadataValue.json(parts),
             },
