@@ -1,0 +1,471 @@
+"""Router, rollout plans, experiment statistics and the rollout decision (fast, plain)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from scipy import stats
+
+from retraining_assets.core import rollout
+from retraining_assets.core.rollout import (
+    SRM_P_THRESHOLD,
+    Action,
+    RolloutPlan,
+    RolloutPlanError,
+    RolloutStep,
+    Router,
+    VariantSummary,
+    bucket,
+    buckets,
+    decide,
+    fnv1a32,
+    msprt,
+    proportion_ztest,
+    srm_check,
+    summarize,
+    welch_ttest,
+)
+
+WEIGHTS = {"champion": 0.9, "challenger": 0.1}
+ENGINES = ["numpy", "numba"]
+
+# (salt, id, bucket, variant for WEIGHTS); the same vectors ship in rollout_vectors.json
+VECTORS = [
+    ("", "a", 2812, "champion"),
+    ("exp", "user-1", 6500, "champion"),
+    ("exp", "user-2", 3931, "champion"),
+    ("exp", 42, 3437, "champion"),
+    ("exp", "42", 3437, "champion"),
+    ("exp", -7, 3955, "champion"),
+    ("exp", "", 6480, "champion"),
+    ("model-v7", "550e8400-e29b-41d4-a716-446655440000", 5486, "champion"),
+    ("model-v7", "é", 3029, "champion"),
+    ("model-v7", "日本語", 3151, "champion"),
+    ("rollout:2026-11", 0, 4427, "champion"),
+    ("rollout:2026-11", 9223372036854775807, 7581, "champion"),
+    ("exp", "user-12", 826, "challenger"),
+    ("exp", "user-17", 73, "challenger"),
+]
+
+
+def spec_bucket(salt: str, entity_id: str | int) -> int:
+    """The documented algorithm, written out independently of the module."""
+
+    def fnv(data: bytes) -> int:
+        h = 0x811C9DC5
+        for byte in data:
+            h = ((h ^ byte) * 0x01000193) % 2**32
+        return h
+
+    return fnv(str(fnv(f"{salt}:{entity_id}".encode())).encode()) % 10_000
+
+
+def binary(name: str, n: int, wins: int) -> VariantSummary:
+    """Summary of ``n`` 0/1 outcomes with ``wins`` ones (sum == sum of squares)."""
+    return VariantSummary.from_moments(name, int(n), int(wins), int(wins))
+
+
+def string_ids(n: int, seed: int = 0) -> list[str]:
+    return [f"user-{i}" for i in np.random.default_rng(seed).integers(0, 10**12, n)]
+
+
+# ---- hash and test vectors -----------------------------------------------------------------
+
+
+def test_fnv1a32_reference_values() -> None:
+    assert fnv1a32(b"") == 0x811C9DC5
+    assert fnv1a32(b"a") == 0xE40C292C
+    assert fnv1a32(b"foobar") == 0xBF9CF968
+    # GrowthBook hash v1 case ("", "a") -> 0.22 shares the same FNV-1a
+    assert fnv1a32(b"a") % 1000 == 220
+
+
+def test_shipped_vectors_match_table_spec_and_every_path() -> None:
+    shipped = json.loads((Path(rollout.__file__).parent / "rollout_vectors.json").read_text())
+    assert shipped["weights"] == WEIGHTS
+    assert [(v["salt"], v["id"], v["bucket"], v["variant"]) for v in shipped["vectors"]] == VECTORS
+    for salt, entity_id, expected, variant in VECTORS:
+        router = Router(salt, WEIGHTS)
+        assert spec_bucket(salt, entity_id) == expected
+        assert bucket(salt, entity_id) == expected
+        assert router.bucket(entity_id) == expected
+        assert router.assign(entity_id) == variant
+        for engine in ENGINES:
+            assert buckets(salt, [entity_id], engine=engine).tolist() == [expected]
+
+
+def test_integer_and_decimal_text_ids_share_a_bucket() -> None:
+    ints = np.array([0, 7, -7, 10**18, np.iinfo(np.int64).min, np.iinfo(np.int64).max])
+    texts = [str(int(x)) for x in ints]
+    for engine in ENGINES:
+        assert (
+            buckets("s", ints, engine=engine).tolist()
+            == buckets("s", texts, engine=engine).tolist()
+        )
+    assert buckets("s", [2**70]).tolist() == [spec_bucket("s", 2**70)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_single_path_equals_batch_path_for_every_input_form(engine: str) -> None:
+    router = Router("forms", {"champion": 0.5, "challenger": 0.3, "shadow": 0.2})
+    strs = [*string_ids(3000), "", "é", "日本語", "😀x", "a\x00b"]
+    ints = np.random.default_rng(1).integers(-(10**15), 10**15, 3000)
+    expected_s = [router.assign(x) for x in strs]
+    expected_i = [router.assign(int(x)) for x in ints]
+    assert [spec_bucket("forms", x) for x in strs[:50]] == [router.bucket(x) for x in strs[:50]]
+    for form in (
+        strs,
+        np.array(strs),
+        np.array(strs, dtype=object),
+        pd.Series(strs),
+        pa.array(strs),
+    ):
+        assert router.assign_many(form, engine=engine).tolist() == expected_s
+    for form in (ints, ints.tolist(), pd.Series(ints), pa.array(ints)):
+        assert router.assign_many(form, engine=engine).tolist() == expected_i
+    mixed = ["a", 1, np.int64(2)]
+    assert router.assign_many(mixed, engine=engine).tolist() == [router.assign(x) for x in mixed]
+    assert router.assign_many([], engine=engine).tolist() == []
+
+
+def test_bad_ids_are_named() -> None:
+    router = Router("s", WEIGHTS)
+    with pytest.raises(ValueError, match="position 1 is missing"):
+        router.assign_many(["a", None, "b"])
+    with pytest.raises(TypeError, match="float64"):
+        router.assign_many(np.array([1.5, 2.0]))
+    with pytest.raises(TypeError, match="bool"):
+        router.assign(True)
+    with pytest.raises(TypeError, match=r"position 1 .* float 2\.5"):
+        router.assign_many(["a", 2.5])
+
+
+# ---- router properties ----------------------------------------------------------------------
+
+
+def test_split_matches_weights_on_a_million_ids() -> None:
+    for weights in (WEIGHTS, {"champion": 0.5, "a": 0.3, "b": 0.2}):
+        counts = Router("split-test", weights).counts(string_ids(1_000_000, seed=7))
+        observed = [counts[v] for v in weights]
+        expected = [w * 1_000_000 for w in weights.values()]
+        assert stats.chisquare(observed, expected).pvalue > 0.001
+    ints = np.arange(1_000_000)
+    counts = Router("split-test", WEIGHTS).counts(ints)
+    assert stats.chisquare([counts["champion"], counts["challenger"]], [9e5, 1e5]).pvalue > 0.001
+
+
+def test_assignments_are_stable_across_processes() -> None:
+    ids = string_ids(1000, seed=3)
+    script = (
+        "import json, sys\n"
+        "from retraining_assets.core.rollout import Router\n"
+        "ids = json.loads(sys.stdin.read())\n"
+        "r = Router('stable', {'champion': 0.7, 'challenger': 0.3})\n"
+        "print(json.dumps([r.assign_many(ids).tolist(), [r.assign(i) for i in ids]]))\n"
+    )
+    for numba in ("1", "0"):  # also the numpy engine, in a fresh process with another hash seed
+        env = {**os.environ, "PYTHONHASHSEED": "12345", "RETRAIN_ROUTER_NUMBA": numba}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(ids),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            cwd=Path(rollout.__file__).parents[2],
+        )
+        batch, single = json.loads(done.stdout)
+        here = Router("stable", {"champion": 0.7, "challenger": 0.3}).assign_many(ids).tolist()
+        assert batch == single == here
+
+
+def test_nested_ramp_never_moves_an_entity_back_to_champion() -> None:
+    ids = string_ids(100_000, seed=5)
+    previous = np.zeros(len(ids), dtype=bool)
+    for share in (0.05, 0.25, 0.5, 1.0):
+        on = Router("ramp", {"champion": 1.0 - share, "challenger": share}).assign_many(ids)
+        challenger = on == "challenger"
+        assert not (previous & ~challenger).any()
+        assert abs(challenger.mean() - share) < 0.01
+        previous = challenger
+
+
+def test_challenger_range_starts_at_zero_and_zero_share_gets_nothing() -> None:
+    router = Router("r", {"champion": 0.75, "off": 0.0, "challenger": 0.25})
+    assert router.ranges == {"off": (0, 0), "challenger": (0, 2500), "champion": (2500, 10000)}
+    assert "off" not in set(router.assign_many(string_ids(20_000)).tolist())
+
+
+def test_experiments_with_different_salts_are_independent() -> None:
+    ids = string_ids(200_000, seed=11)
+    first = Router("exp-1", {"champion": 0.5, "challenger": 0.5}).assign_many(ids) == "challenger"
+    second = Router("exp-2", {"champion": 0.9, "challenger": 0.1}).assign_many(ids) == "challenger"
+    both = (first & second).mean()
+    assert abs(both - first.mean() * second.mean()) < 0.004  # ~5 standard errors
+    table = [[np.sum(a & b) for b in (second, ~second)] for a in (first, ~first)]
+    assert stats.chi2_contingency(table).pvalue > 0.001
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({}, "at least one variant"),
+        ({"champion": 0.9, "challenger": 0.2}, "sum to 1"),
+        ({"champion": 1.1, "challenger": -0.1}, "'champion' must be in"),
+        ({"champion": float("nan"), "challenger": 1.0}, "'champion' must be in"),
+        ({"champion": "x", "challenger": 1.0}, "'champion' must be a number"),
+        ({"": 1.0}, "non-empty strings"),
+        ({"champion": 0.99999, "challenger": 0.00001}, "'challenger'.*bucket resolution"),
+    ],
+)
+def test_weight_validation_names_the_bad_weight(weights: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Router("s", weights)
+
+
+# ---- plans ------------------------------------------------------------------------------------
+
+GRADUAL = {
+    "strategy": "gradual",
+    "steps": [
+        {"share": 0.05, "min_hours": 2, "min_samples": 300},
+        {"share": 0.25, "min_hours": 2, "min_samples": 300},
+        {"share": 0.5, "min_hours": 2, "min_samples": 300},
+        {"share": 1.0},
+    ],
+}
+
+
+def test_plan_parsing_and_step_advancement() -> None:
+    plan = RolloutPlan.from_dict(GRADUAL)
+    assert [plan.share_at(i) for i in range(4)] == [0.05, 0.25, 0.5, 1.0]
+    assert plan.weights_at(0) == {"challenger": 0.05, "champion": 0.95}
+    assert plan.next_step(0, 1.0, 1000) is None  # too early
+    assert plan.next_step(0, timedelta(hours=2), 299) is None  # too few samples
+    assert plan.next_step(0, timedelta(hours=2), 300) == 1
+    assert plan.next_step(3, 100, 10**6) is None  # final step: promotion is decide()'s call
+    assert RolloutPlan.from_dict(plan.to_dict()) == plan
+    with pytest.raises(IndexError, match="outside"):
+        plan.share_at(4)
+
+    canary = RolloutPlan.from_dict({"strategy": "canary", "min_samples": 100})
+    assert canary.steps == (RolloutStep(0.05, 0.0, 100),)
+    assert canary.promote_rule == "not_worse"
+    ab = RolloutPlan.from_dict({"strategy": "ab", "max_samples": 5000, "metric": "continuous"})
+    assert (ab.share_at(0), ab.promote_rule, ab.metric) == (0.5, "better", "continuous")
+    assert RolloutPlan.from_dict({"strategy": "immediate"}).steps == (RolloutStep(1.0),)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "strategy is required"),
+        ({"strategy": "big-bang"}, "strategy must be one of"),
+        ({"strategy": "gradual"}, "steps must be a non-empty list"),
+        ({"strategy": "gradual", "steps": [{"min_hours": 1}]}, r"steps\[0\]\.share is required"),
+        ({"strategy": "gradual", "steps": [{"share": 0.5}, {"share": 0.2}]}, r"steps\[1\]\.share"),
+        ({"strategy": "gradual", "steps": [{"share": 1.5}]}, r"steps\[0\]\.share must be in"),
+        ({"strategy": "gradual", "steps": [{"share": 0.1, "min_hour": 1}]}, "unknown keys"),
+        ({"strategy": "gradual", "steps": [{"share": 0.1, "min_samples": 1.5}]}, "min_samples"),
+        ({"strategy": "canary", "steps": [{"share": 0.1}]}, "unknown keys"),
+        ({"strategy": "ab", "alpha": 0.9}, "alpha"),
+        ({"strategy": "ab", "metric": "accuracy"}, "metric must be one of"),
+        ({"strategy": "ab", "sequential": "yes"}, "sequential must be true or false"),
+    ],
+)
+def test_plan_validation_errors_name_the_field(settings: dict, message: str) -> None:
+    with pytest.raises(RolloutPlanError, match=message):
+        RolloutPlan.from_dict(settings)
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+
+def test_summaries_from_outcomes_log_and_moments_agree() -> None:
+    rng = np.random.default_rng(2)
+    variants = rng.choice(["champion", "challenger"], 5000)
+    outcomes = rng.normal(1.0, 2.0, 5000)
+    by_log = summarize(variants, outcomes)
+    for name, s in by_log.items():
+        x = outcomes[variants == name]
+        direct = VariantSummary.from_outcomes(name, x)
+        moments = VariantSummary.from_moments(name, x.size, x.sum(), (x * x).sum())
+        assert s.n == direct.n == moments.n
+        assert s.mean == pytest.approx(direct.mean) == pytest.approx(moments.mean)
+        assert s.variance == pytest.approx(direct.variance) == pytest.approx(moments.variance)
+    with pytest.raises(ValueError, match="NaN"):
+        VariantSummary.from_outcomes("x", [1.0, math.nan])
+
+
+def test_welch_and_z_tests_match_reference_formulas() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(1.0, 1.0, 400), rng.normal(1.2, 2.0, 300)
+    result = welch_ttest(VariantSummary.from_outcomes("a", a), VariantSummary.from_outcomes("b", b))
+    reference = stats.ttest_ind(b, a, equal_var=False)
+    assert result.p_value == pytest.approx(reference.pvalue)
+    assert result.statistic == pytest.approx(reference.statistic)
+    low, high = reference.confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == pytest.approx((low, high))
+
+    champion, challenger = binary("c", 1000, 800), binary("t", 1000, 840)
+    z = proportion_ztest(champion, challenger)
+    pooled = 0.82
+    expected_z = 0.04 / math.sqrt(pooled * (1 - pooled) * 2 / 1000)
+    assert z.statistic == pytest.approx(expected_z)
+    assert z.p_value == pytest.approx(2 * stats.norm.sf(expected_z))
+    assert z.effect == pytest.approx(0.04) and z.ci_low < 0.04 < z.ci_high
+
+
+def test_msprt_formula_and_confidence_sequence() -> None:
+    champion = VariantSummary("c", 2000, 0.80, 0.16)
+    challenger = VariantSummary("t", 2000, 0.83, 0.1411)
+    result = msprt(champion, challenger, alpha=0.05, tau=0.1, binary=True)
+    v = 0.16 / 2000 + 0.83 * 0.17 / 2000
+    t2 = 0.01 * (0.16 + 0.83 * 0.17) / 2
+    lam = math.sqrt(v / (v + t2)) * math.exp(t2 * 0.03**2 / (2 * v * (v + t2)))
+    assert result.p_value == pytest.approx(min(1.0, 1 / lam))
+    # the interval's ends are exactly where the likelihood ratio against theta crosses 1/alpha
+    for end in (result.ci_low, result.ci_high):
+        d = 0.03 - end
+        lam_end = math.sqrt(v / (v + t2)) * math.exp(t2 * d**2 / (2 * v * (v + t2)))
+        assert lam_end == pytest.approx(20.0)
+    fixed = proportion_ztest(champion, binary("t", 2000, 1660))
+    assert result.ci_high - result.ci_low > fixed.ci_high - fixed.ci_low  # the price of peeking
+
+
+def test_sequential_test_stays_valid_under_repeated_peeking() -> None:
+    """300 A/A experiments, 20 looks each: mSPRT's family-wise false positive rate stays
+    within a binomial tolerance of 5 %, while peeking at the z-test inflates it."""
+    rng = np.random.default_rng(2026)
+    n_exp, looks, per_look, p = 300, 20, 200, 0.8
+    successes = rng.binomial(per_look, p, size=(n_exp, looks, 2)).cumsum(axis=1)
+    msprt_hits = ztest_hits = 0
+    for e in range(n_exp):
+        seq_alarm = z_alarm = False
+        for k in range(looks):
+            n = per_look * (k + 1)
+            c, t = binary("c", n, successes[e, k, 0]), binary("t", n, successes[e, k, 1])
+            seq_alarm |= msprt(c, t, alpha=0.05, binary=True).significant
+            z_alarm |= proportion_ztest(c, t, alpha=0.05).significant
+        msprt_hits += seq_alarm
+        ztest_hits += z_alarm
+    assert msprt_hits <= stats.binom.ppf(0.999, n_exp, 0.05)
+    assert ztest_hits > stats.binom.ppf(0.999, n_exp, 0.05)  # the problem mSPRT solves
+
+
+def test_srm_detects_a_skewed_log_and_passes_a_fair_one() -> None:
+    half = {"champion": 0.5, "challenger": 0.5}
+    skewed = srm_check({"champion": 52_000, "challenger": 48_000}, half)
+    assert skewed.halt and skewed.p_value < SRM_P_THRESHOLD
+    rng = np.random.default_rng(8)
+    fair = Router("srm", half).counts(string_ids(100_000, seed=int(rng.integers(1000))))
+    assert not srm_check(fair, half).halt
+    assert srm_check({"champion": 10, "challenger": 1, "ghost": 1}, half).halt
+    assert (
+        srm_check({"champion": 5, "challenger": 0}, {"champion": 1.0, "challenger": 0.0}).p_value
+        == 1
+    )
+    assert srm_check({"champion": 5, "challenger": 1}, {"champion": 1.0, "challenger": 0.0}).halt
+
+
+# ---- the rollout decision ------------------------------------------------------------------
+
+
+def run_rollout(
+    plan: RolloutPlan, p_champion: float, p_challenger: float, seed: int, per_hour: int = 2000
+) -> tuple[Action, list[tuple[int, Action]]]:
+    """Walk a plan hour by hour on simulated binary outcomes until a terminal action.
+
+    Each step is judged on its own data (counts and outcomes restart when the share changes),
+    as the rollout assets do.
+    """
+    rng = np.random.default_rng(seed)
+    step, hours, history = 0, 0, []
+    counts = np.zeros(2, np.int64)
+    wins = np.zeros(2, np.int64)
+    for _ in range(2000):
+        share = plan.share_at(step)
+        n_challenger = rng.binomial(per_hour, share)
+        hour_counts = np.array([per_hour - n_challenger, n_challenger])
+        counts += hour_counts
+        wins += rng.binomial(hour_counts, [p_champion, p_challenger])
+        hours += 1
+        c, t = binary("champion", counts[0], wins[0]), binary("challenger", counts[1], wins[1])
+        decision = decide(plan, step, elapsed=timedelta(hours=hours), champion=c, challenger=t)
+        history.append((step, decision.action))
+        if decision.action is Action.ADVANCE:
+            step, hours = decision.next_step, 0
+            counts[:] = wins[:] = 0
+        elif decision.action is not Action.CONTINUE:
+            return decision.action, history
+    return Action.CONTINUE, history
+
+
+def test_better_challenger_is_promoted_after_every_step() -> None:
+    action, history = run_rollout(RolloutPlan.from_dict(GRADUAL), 0.80, 0.83, seed=1)
+    assert action is Action.PROMOTE
+    assert sorted({step for step, _ in history}) == [0, 1, 2, 3]
+    ab = RolloutPlan.from_dict({"strategy": "ab", "min_samples": 500})
+    action, _ = run_rollout(ab, 0.80, 0.83, seed=2)
+    assert action is Action.PROMOTE
+
+
+def test_worse_challenger_is_rolled_back_at_the_first_step() -> None:
+    action, history = run_rollout(RolloutPlan.from_dict(GRADUAL), 0.80, 0.70, seed=3)
+    assert action is Action.ROLLBACK
+    assert history[-1][0] == 0
+    lower = RolloutPlan.from_dict({**GRADUAL, "metric": "continuous", "higher_is_better": False})
+    champion, challenger = (
+        VariantSummary("champion", 2000, 1.0, 1.0),
+        VariantSummary("challenger", 100, 1.5, 1.0),
+    )
+    assignments = {"champion": 1900, "challenger": 100}
+    decision = decide(
+        lower, 0, elapsed=1, champion=champion, challenger=challenger, assignments=assignments
+    )
+    assert decision.action is Action.ROLLBACK and decision.improvement == pytest.approx(-0.5)
+    assert decision.share == 0.0
+
+
+def test_no_effect_is_not_promoted_at_a_fixed_horizon() -> None:
+    plan = RolloutPlan.from_dict(
+        {"strategy": "ab", "min_samples": 5000, "sequential": False, "max_samples": 5000}
+    )
+    rng = np.random.default_rng(9)
+    promoted = 0
+    for wins in rng.binomial(5000, 0.8, size=(200, 2)):
+        c, t = binary("champion", 5000, wins[0]), binary("challenger", 5000, wins[1])
+        decision = decide(plan, 0, elapsed=48, champion=c, challenger=t)
+        assert decision.action in (Action.PROMOTE, Action.ROLLBACK)  # horizon reached: final
+        assert decision.comparison is not None and decision.comparison.method == "z_test"
+        promoted += decision.action is Action.PROMOTE
+    assert promoted <= stats.binom.ppf(0.999, 200, 0.025)  # one-sided half of alpha
+
+
+def test_decide_halts_on_sample_ratio_mismatch_and_waits_for_the_minimum() -> None:
+    plan = RolloutPlan.from_dict({"strategy": "ab", "min_samples": 1000, "min_hours": 24})
+    c, t = (
+        VariantSummary("champion", 52_000, 0.8, 0.16),
+        VariantSummary("challenger", 48_000, 0.8, 0.16),
+    )
+    halted = decide(plan, 0, elapsed=48, champion=c, challenger=t)
+    assert halted.action is Action.HALT and halted.share == 0.0 and "mismatch" in halted.reason
+    c, t = VariantSummary("champion", 500, 0.8, 0.16), VariantSummary("challenger", 500, 0.8, 0.16)
+    waiting = decide(plan, 0, elapsed=timedelta(hours=30), champion=c, challenger=t)
+    assert waiting.action is Action.CONTINUE and waiting.share == 0.5
+    assert waiting.to_dict()["action"] == "continue"
+    fixed = RolloutPlan.from_dict({"strategy": "canary", "min_samples": 1000, "sequential": False})
+    few = binary("challenger", 30, 3)
+    assignments = {"champion": 570, "challenger": 30}
+    early = decide(fixed, 0, elapsed=1, champion=c, challenger=few, assignments=assignments)
+    assert early.action is Action.CONTINUE and early.comparison is None  # no peeking at a z-test
