@@ -56,7 +56,13 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from retraining_assets.core.dataset import DatasetError, DatasetSpec, class_labels, parse_timestamps
+from retraining_assets.core.dataset import (
+    DatasetError,
+    DatasetSpec,
+    class_labels,
+    label_strings,
+    parse_timestamps,
+)
 from retraining_assets.core.drift import DriftThresholds, ReferenceProfile
 from retraining_assets.core.evaluation import compute_metric, default_primary_metric, get_metric
 from retraining_assets.core.evaluation import truth as metric_truth
@@ -364,7 +370,7 @@ class _Training:
         frame = self.periods.window(last, self.size)
         where = self.describe(last)
         if self.spec.task != "regression":
-            present = frame[self.spec.target].astype(str).unique()
+            present = label_strings(frame[self.spec.target]).unique()
             if len(present) < 2:
                 found = repr(present[0]) if len(present) else "none"
                 raise BacktestError(

@@ -156,7 +156,7 @@ class DatasetSpec:
             if not is_numeric_dtype(target):
                 found.append(_dtype_problem(target, self.target, "numeric"))
         elif self.classes:
-            unknown = sorted(set(target.dropna().astype(str)) - set(self.classes))
+            unknown = sorted(set(label_strings(target.dropna())) - set(self.classes))
             if unknown:
                 found.append(
                     Problem(
@@ -190,7 +190,16 @@ def infer_task(target: pd.Series) -> Task:
 
 
 def class_labels(target: pd.Series) -> tuple[str, ...]:
-    return tuple(sorted(target.dropna().astype(str).unique()))
+    return tuple(sorted(label_strings(target.dropna()).unique()))
+
+
+def label_strings(values: pd.Series | object) -> pd.Series:
+    """Class labels as the strings a spec stores: whole numbers without a decimal point, so a
+    0/1 target read as float (a CSV column with nulls) still matches classes ("0", "1")."""
+    series = pd.Series(values)
+    if is_numeric_dtype(series) and len(series) and bool((series.dropna() % 1 == 0).all()):
+        return series.map(lambda value: str(int(value)) if pd.notna(value) else value)
+    return series.astype(str)
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:

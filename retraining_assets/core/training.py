@@ -35,7 +35,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier, XGBRegressor
 
-from retraining_assets.core.dataset import DatasetSpec, Task, parse_timestamps
+from retraining_assets.core.dataset import (
+    DatasetSpec,
+    Task,
+    class_labels,
+    label_strings,
+    parse_timestamps,
+)
 
 BASE_FAMILIES: tuple[str, ...] = ("random_forest", "xgboost", "neural_net")
 FAMILIES: tuple[str, ...] = (*BASE_FAMILIES, "ensemble")
@@ -114,7 +120,7 @@ def split_by_time(
         holdout=ordered.iloc[n_train + n_valid :],
     )
     if spec.task != "regression":
-        present = split.train[spec.target].astype(str).unique()
+        present = label_strings(split.train[spec.target]).unique()
         if len(present) < 2:
             raise TrainingError(
                 f"the train part has a single class {present[0]!r} in target '{spec.target}'; "
@@ -189,12 +195,12 @@ def model_classes(spec: DatasetSpec, target: pd.Series) -> tuple[str, ...]:
     """The spec's classes, or (when the spec lists none) the sorted labels seen in ``target``."""
     if spec.task == "regression":
         return ()
-    return spec.classes or tuple(sorted(target.dropna().astype(str).unique()))
+    return spec.classes or class_labels(target)
 
 
 def encode_labels(values: pd.Series | Sequence[Any], classes: Sequence[str]) -> np.ndarray:
     """Positions of ``values`` (compared as strings) in ``classes``; unknown labels raise."""
-    labels = pd.Series(values).astype(str).to_numpy()
+    labels = label_strings(values).to_numpy(dtype=object)
     known = np.asarray(classes, dtype=object)
     order = np.argsort(known)
     positions = np.searchsorted(known[order], labels)

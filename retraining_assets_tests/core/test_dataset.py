@@ -94,3 +94,15 @@ def test_elec2_gets_a_sensible_spec(elec2: Path) -> None:
     )
     assert spec.categorical_features == ()
     assert spec.problems(frame) == []
+
+
+def test_whole_number_labels_read_as_float_match_integer_classes() -> None:
+    from retraining_assets.core.dataset import label_strings
+
+    frame = pd.DataFrame({"ts": ["2024-01-01"] * 4, "x": [1.0, 2.0, 3.0, 4.0],
+                          "y": [0.0, 1.0, None, 1.0]})  # fmt: skip
+    spec = DatasetSpec.infer(frame, "ts", "y")
+    assert spec.task == "binary" and spec.classes == ("0", "1")
+    assert [p.kind for p in spec.problems(frame.dropna())] == []
+    assert list(label_strings(pd.Series([2.0, 0.0]))) == ["2", "0"]
+    assert list(label_strings(pd.Series(["UP", "DOWN"]))) == ["UP", "DOWN"]
