@@ -937,6 +937,10 @@ def decide(
 ) -> RolloutDecision:
     """The rollout decision at ``step`` after ``elapsed`` (timedelta or hours) on that step.
 
+    ``champion``/``challenger`` summarise the primary metric's outcomes and ``assignments``
+    counts routed entities, both *since the step began* (the SRM check compares them with this
+    step's weights, and the sequential test restarts with each step).
+
     In order: ``halt`` when the assignment counts (default: the summaries' ``n``) fail the SRM
     check; ``rollback`` when the challenger is significantly worse on the primary metric;
     ``continue`` while the step's minimum duration or sample is not reached; ``advance`` to
