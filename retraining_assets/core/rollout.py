@@ -17,7 +17,9 @@ Router hash (reproducible in any language)
 This is GrowthBook's hash version 2 with ``seed = salt + ":"`` (GrowthBook reports
 ``bucket / 10000``). The second round decorrelates experiments whose salts differ only in their
 last characters (a single FNV round gave 47 % instead of 50 % co-assignment in GrowthBook v1).
-Test vectors: ``rollout_vectors.json`` next to this module.
+Test vectors: ``rollout_vectors.json`` next to this module. Batch hashing uses numba kernels
+when numba is importable (``RETRAIN_ROUTER_NUMBA=0`` forces the numpy/pure-Python paths, which
+give identical buckets).
 
 Bucket layout (nested ramps)
 ----------------------------
