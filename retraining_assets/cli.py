@@ -291,29 +291,19 @@ class Context:
         """Refresh the reference and tell Dagster, so the UI never shows a stale champion."""
         import dagster as dg
 
-        from retraining_assets.core.reference import ReferenceStore, refresh_reference
+        from retraining_assets.core.reference import ReferenceStore
+        from retraining_assets.defs.operations import champion_materializations
 
-        registry = self.registry
-        reference = refresh_reference(
-            self.pipeline,
-            registry,
-            ReferenceStore(self.settings.artifact_path),
-            self.pipeline.source,
-        )
         prepare_dagster_home(self.settings)
         instance = dg.DagsterInstance.get()
-        name, version = self.pipeline.name, registry.get_version(self.pipeline.name, move.version)
-        for key, metadata in (
-            ("champion_model", {"version": move.version, "family": version.family,
-                                "previous_version": move.previous_version or 0,
-                                "reason": move.reason, "changed_by": f"{move.by} (retrain CLI)"}),
-            ("reference_data", {"origin": reference.origin, "window": reference.window,
-                                "profile_hash": reference.profile.content_hash}),
-        ):  # fmt: skip
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset_key=[name, key], metadata=metadata)
-            )
-        click.echo(f"{name}: champion is v{move.version} (was v{move.previous_version}).")
+        store = ReferenceStore(self.settings.artifact_path)
+        for event in champion_materializations(
+            self.pipeline, self.registry, store, self.pipeline.source, move, "retrain CLI"
+        ):
+            instance.report_runless_asset_event(event)
+        click.echo(
+            f"{self.pipeline.name}: champion is v{move.version} (was v{move.previous_version})."
+        )
 
 
 def _actor(by: str) -> Actor:

@@ -23,6 +23,7 @@ def job_names(pipeline_name: str) -> list[str]:
         reference_job_name(pipeline_name),
         monitoring_job_name(pipeline_name),
         retraining_job_name(pipeline_name),
+        *(f"{pipeline_name}_{action}_job" for action in ("approve", "reject", "rollback")),
     ]
 
 

@@ -131,5 +131,7 @@ def build_notification_defs(
 
     return dg.Definitions(
         sensors=[notify_run_failure, drain_notification_outbox],
-        resources={RESOURCE_KEY: NotifierResource()},
+        # the outbox lives in these definitions' platform database; channels and secrets are
+        # read from the settings (environment) when a message is sent
+        resources={RESOURCE_KEY: NotifierResource(database_url=settings.platform_database_url)},
     )

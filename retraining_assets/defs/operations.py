@@ -1,0 +1,121 @@
+"""Jobs a person launches from the Dagster UI (with config): approve, reject, roll back.
+
+They call the same lifecycle functions as the ``retrain`` CLI; every change refreshes the
+reference and is recorded as a materialization of ``champion_model`` and ``reference_data``,
+so the UI never shows a stale champion.
+"""
+
+import dagster as dg
+
+from retraining_assets.core import lifecycle
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.reference import ReferenceStore, refresh_reference
+from retraining_assets.core.registry import AliasMove, Registry
+from retraining_assets.core.sources import RecordSource
+from retraining_assets.defs.identity import actor_of
+from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.resources import PLATFORM
+
+
+class ModelChange(dg.Config):
+    """Who asks and why; the audit log records it with the identity that really ran it."""
+
+    version: int | None = None  # approve/reject: required; rollback: default the previous one
+    user: str
+    reason: str
+
+
+def champion_materializations(
+    pipeline: Pipeline,
+    registry: Registry,
+    store: ReferenceStore,
+    source: RecordSource,
+    move: AliasMove,
+    via: str,
+) -> list[dg.AssetMaterialization]:
+    """Refresh the reference for the new champion; what Dagster should record about it."""
+    reference = refresh_reference(pipeline, registry, store, source)
+    champion = registry.get_version(pipeline.name, move.version)
+    return [
+        dg.AssetMaterialization(
+            asset_key=[pipeline.name, "champion_model"],
+            metadata={
+                "version": move.version,
+                "family": champion.family,
+                "previous_version": move.previous_version or 0,
+                "action": move.action,
+                "reason": move.reason,
+                "changed_by": f"{move.by} ({via})",
+            },
+        ),
+        dg.AssetMaterialization(
+            asset_key=[pipeline.name, "reference_data"],
+            metadata={
+                "origin": reference.origin,
+                "window": reference.window,
+                "profile_hash": reference.profile.content_hash,
+            },
+        ),
+    ]
+
+
+def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
+    name = pipeline.name
+    records = f"{name}_records"
+    resources = {PLATFORM, NOTIFIER, records}
+
+    def changed(context: dg.OpExecutionContext, move: AliasMove):
+        platform = getattr(context.resources, PLATFORM)
+        source = getattr(context.resources, records).source()
+        yield from champion_materializations(
+            pipeline, platform.registry(), platform.references(), source, move, "Dagster job"
+        )
+
+    def required(config: ModelChange) -> int:
+        if config.version is None:
+            raise dg.Failure("config 'version' is required: the candidate to approve or reject")
+        return config.version
+
+    @dg.op(name=f"{name}_approve", required_resource_keys=resources, out={})
+    def approve(context: dg.OpExecutionContext, config: ModelChange):
+        """Approve a pending candidate: it becomes the champion."""
+        move = lifecycle.approve(
+            getattr(context.resources, PLATFORM).registry(),
+            getattr(context.resources, NOTIFIER).notifier(),
+            name,
+            required(config),
+            actor=actor_of(context, config.user),
+            reason=config.reason,
+        )
+        yield from changed(context, move)
+
+    @dg.op(name=f"{name}_reject", required_resource_keys=resources)
+    def reject(context: dg.OpExecutionContext, config: ModelChange) -> None:
+        """Reject a pending candidate: the champion stays."""
+        lifecycle.reject(
+            getattr(context.resources, PLATFORM).registry(),
+            name,
+            required(config),
+            actor=actor_of(context, config.user),
+            reason=config.reason,
+        )
+
+    @dg.op(name=f"{name}_rollback", required_resource_keys=resources, out={})
+    def rollback(context: dg.OpExecutionContext, config: ModelChange):
+        """Put an earlier version back in production (default: the one before this)."""
+        move = lifecycle.rollback(
+            getattr(context.resources, PLATFORM).registry(),
+            getattr(context.resources, NOTIFIER).notifier(),
+            name,
+            to_version=config.version,
+            actor=actor_of(context, config.user),
+            reason=config.reason,
+        )
+        yield from changed(context, move)
+
+    return [
+        dg.GraphDefinition(
+            name=f"{name}_{op.name.removeprefix(name + '_')}_job", node_defs=[op]
+        ).to_job(description=op.description)
+        for op in (approve, reject, rollback)
+    ]
