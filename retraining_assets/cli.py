@@ -75,15 +75,16 @@ def demo(months: int | None, rows: int | None) -> None:
         **{k: v for k, v in {"months": months, "rows_per_month": rows}.items() if v is not None}
     )
     engine = platform_engine(settings.platform_database_url)
-    inserted = stream.seed_database(engine)
+    present = stream.months_present(engine)
     click.echo(
-        f"Demo stream: {stream.months} months from {stream.first_month:%Y-%m}, "
-        f"{len(inserted)} months inserted now, {stream.months - len(inserted)} already there."
+        f"Demo stream: {stream.months} months from {stream.first_month:%Y-%m}; {present} already "
+        "in the database, the others arrive one month at a time."
     )
     pipeline = demo_pipeline(settings, stream)
     simulation = Simulation(
         build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
     )
+    stream.seed_database(engine, through=pipeline.settings.reference_periods - 1)
     simulation.refresh_reference()
     rows_out = []
     keys = partitions_for(pipeline).get_partition_keys()
@@ -91,6 +92,7 @@ def demo(months: int | None, rows: int | None) -> None:
         for key in progress:
             progress.set_postfix_str(key)
             period_started = time.monotonic()
+            stream.seed_database(engine, through=stream.offset_of(key))  # the month arrives
             outcome = simulation.period(key)
             rows_out.append(
                 {**_summary_row(outcome), "s": round(time.monotonic() - period_started)}
@@ -237,6 +239,57 @@ def drift(
             f"\n{verdict} ({report.n_reference:,} reference rows, {report.n_current:,} current)"
         )
     sys.exit(1 if report.dataset_drift else 0)
+
+
+@main.command()
+@click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
+@click.option("--time-column", required=True, help="The timestamp column.")
+@click.option("--target", required=True, help="The target (label) column.")
+@click.option("--period", type=click.Choice(["month", "week", "day"]), default="month")
+@click.option("--window", type=int, default=3, show_default=True, help="Periods per training.")
+@click.option("--families", default="xgboost", show_default=True, help="Comma-separated.")
+@click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
+@click.option("--schedule", is_flag=True, help="Also retrain at every calendar month.")
+@click.option("--json", "json_out", type=click.Path(), default=None, help="Write the JSON here.")
+@click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write the PNG here.")
+def backtest(
+    path: str,
+    time_column: str,
+    target: str,
+    period: str,
+    window: int,
+    families: str,
+    drop: tuple[str, ...],
+    schedule: bool,
+    json_out: str | None,
+    plot_out: str | None,
+) -> None:
+    """Replay a dataset period by period through the same trigger, training, evaluation and
+    promotion code, against the `static` and `always` baselines."""
+    from tqdm import tqdm
+
+    from retraining_assets.core.backtest import BacktestError, backtest_file
+
+    with tqdm(desc="periods", unit="period") as bar:
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(message[:40])
+            bar.update(done - bar.n)
+
+        try:
+            result = backtest_file(
+                path, time_column, target, drop=drop, period=period, window=window,
+                families=[f.strip() for f in families.split(",") if f.strip()],
+                settings=_settings(), schedule=schedule, progress=progress,
+            )  # fmt: skip
+        except BacktestError as error:
+            _fail(str(error))
+    click.echo(result.summary())
+    if json_out:
+        Path(json_out).write_text(result.to_json())
+    if plot_out:
+        result.plot(plot_out)
 
 
 @main.command("notify-test")

@@ -63,7 +63,7 @@ def _subjects(settings) -> list[str]:
 
 
 def test_first_model_is_promoted_through_the_gate(state) -> None:
-    settings, simulation, outcomes = state
+    settings, _, outcomes = state
     first = outcomes[2]
     assert "no_champion" in first.sensor.tags["retrain/causes"]
     assert first.checks["promotion_threshold"] is True
