@@ -28,7 +28,7 @@ demo: install
 	$(VENV)/bin/retrain demo
 
 test: install
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 dev: install
 	mkdir -p $(DAGSTER_HOME)

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import (
     Comparison,
@@ -27,6 +30,7 @@ from retraining_assets.core.notify import (
     rolled_back,
 )
 from retraining_assets.core.promotion import Decision, Evidence, PromotionPolicy, Verdict
+from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import (
     CHAMPION,
     AliasMove,
@@ -63,8 +67,6 @@ class TrainingWindow:
     split: Split
     start: datetime
     end: datetime
-    reference_bytes: bytes
-    reference_hash: str
     fingerprint: str  # of the window's records: the same window is never trained twice
 
 
@@ -79,7 +81,13 @@ def register_candidate(
     actor: Actor,
 ) -> ModelVersion:
     """Store a trained candidate as a new version, with its validation metrics and the drift
-    reference of its training window (so a promotion or rollback also moves the reference)."""
+    reference of its training window, its own scores included (so a promotion or rollback
+    also moves what drift and prediction drift are measured against)."""
+    frame = pd.concat([window.split.train, window.split.valid, window.split.holdout])
+    reference = Reference.fit(
+        frame, spec, window.start, window.end, origin=f"v-{model.family}",
+        scores=prediction_scores(model, frame),
+    )  # fmt: skip
     return registry.register_version(
         pipeline,
         family=model.family,
@@ -91,12 +99,20 @@ def register_candidate(
         data_fingerprint=window.fingerprint,
         code_version=code_version(),
         dataset_spec=spec.to_json(),
-        profile_bytes=window.reference_bytes,
-        profile_hash=window.reference_hash,
+        profile_bytes=reference.to_bytes(),
+        profile_hash=reference.profile.content_hash,
         run_id=run_id,
         by=actor.by,
         actual_user=actor.actual_user,
     )
+
+
+def prediction_scores(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
+    """What prediction drift compares: the positive-class probability (binary), the predicted
+    value (regression) or the predicted class (multiclass)."""
+    if model.task == "binary":
+        return model.scores(frame)[:, -1]
+    return model.predict(frame)
 
 
 def load_model(registry: Registry, pipeline: str, version: int) -> TrainedModel:

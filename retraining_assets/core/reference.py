@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
@@ -37,7 +38,13 @@ class Reference:
 
     @classmethod
     def fit(
-        cls, frame: pd.DataFrame, spec: DatasetSpec, start: datetime, end: datetime, origin: str
+        cls,
+        frame: pd.DataFrame,
+        spec: DatasetSpec,
+        start: datetime,
+        end: datetime,
+        origin: str,
+        scores: np.ndarray | None = None,
     ) -> Reference:
         return cls(
             start=start,
@@ -45,7 +52,7 @@ class Reference:
             rows=len(frame),
             origin=origin,
             bounds=ReferenceBounds.learn(frame, spec),
-            profile=fit_drift_profile(frame, spec),
+            profile=fit_drift_profile(frame, spec, scores),
         )
 
     @property
@@ -105,14 +112,18 @@ class ReferenceStore:
         return Reference.from_bytes(path.read_bytes()) if path.exists() else None
 
 
-def fit_drift_profile(frame: pd.DataFrame, spec: DatasetSpec) -> ReferenceProfile:
-    """The spec decides each feature's kind; the target's distribution is profiled too."""
+def fit_drift_profile(
+    frame: pd.DataFrame, spec: DatasetSpec, scores: np.ndarray | None = None
+) -> ReferenceProfile:
+    """The spec decides each feature's kind; the target's distribution is profiled too, and
+    the model's scores on the same records when given (for prediction drift)."""
     return fit_reference(
         frame,
         numeric=list(spec.numeric_features),
         categorical=list(spec.categorical_features),
         target=spec.target,
         target_kind="numeric" if spec.task == "regression" else "categorical",
+        scores=scores,
     )
 
 

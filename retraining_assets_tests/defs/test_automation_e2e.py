@@ -61,6 +61,7 @@ def test_stable_stretch_raises_no_drift_alarm_and_keeps_the_champion(history) ->
         assert outcome.value("drift_report", "drift_detected") is False, offset
         if offset > 2:
             assert "drift" not in causes(outcome) and not promoted(outcome), offset
+            assert outcome.value("drift_report", "prediction_drift") is False, offset
 
 
 def test_volume_fires_when_the_threshold_is_crossed_and_not_before(history) -> None:
@@ -75,6 +76,8 @@ def test_abrupt_shift_triggers_retraining_by_drift(history) -> None:
     outcome = history["outcomes"][ABRUPT.first_offset]
     assert "drift" in causes(outcome)
     assert {"channel", "credit_score"} <= set(outcome.value("drift_report", "drifted_features"))
+    # the champion's own scores moved too (prediction drift, against its training scores)
+    assert outcome.value("drift_report", "prediction_drift") is True
     assert outcome.retraining is not None and outcome.retraining.success
 
 

@@ -4,14 +4,16 @@ import base64
 from collections.abc import Iterator
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from retraining_assets.core.drift import DriftReport
 from retraining_assets.core.evaluation import evaluate
-from retraining_assets.core.lifecycle import evaluation_baseline, load_model
+from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.registry import CHAMPION
+from retraining_assets.core.reference import Reference
+from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.resources import PLATFORM
 
@@ -24,12 +26,26 @@ def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.M
         "drifted_features": dg.MetadataValue.json(report.drifted_features),
         "drift_share": dg.MetadataValue.float(report.drift_share),
         "target_drift": dg.MetadataValue.bool(bool((report.target_drift or {}).get("drifted"))),
+        "prediction_drift": dg.MetadataValue.bool(
+            bool((report.prediction_drift or {}).get("drifted"))
+        ),
         "profile_hash": dg.MetadataValue.text(report.profile_hash),
         "n_current": dg.MetadataValue.int(report.n_current),
         "report": dg.MetadataValue.md(report.to_markdown()),
         "html_report": dg.MetadataValue.path(html),
         "summary_plot": dg.MetadataValue.md(f"![drift summary](data:image/png;base64,{picture})"),
     }
+
+
+def champion_scores(
+    registry: Registry, pipeline: str, reference: Reference, frame: pd.DataFrame
+) -> np.ndarray | None:
+    """The champion's scores on the period, when its reference holds its training scores
+    (prediction drift); None before the first champion."""
+    champion = registry.get_alias(pipeline, CHAMPION)
+    if champion is None or reference.profile.scores is None or frame.empty:
+        return None
+    return prediction_scores(load_model(registry, pipeline, champion.version), frame)
 
 
 def build_monitoring_assets(
@@ -53,10 +69,15 @@ def build_monitoring_assets(
         per feature with Benjamini-Hochberg q-values, the dataset verdict, target drift, and an
         HTML report with a plot per feature. Administrators are told when it finds drift."""
         partition = context.partition_key
-        reference = getattr(context.resources, PLATFORM).references().load(name)
+        platform = getattr(context.resources, PLATFORM)
+        reference = platform.references().load(name)
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
-        report = reference.profile.compare(current_data, pipeline.drift_thresholds())
+        report = reference.profile.compare(
+            current_data,
+            pipeline.drift_thresholds(),
+            scores=champion_scores(platform.registry(), name, reference, current_data),
+        )
         folder = pipeline.reports_folder(partition)
         html = report.to_html(folder / "drift.html")
         png = report.plot_summary(folder / "drift.png")

@@ -8,7 +8,6 @@ import pandas as pd
 from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
 from retraining_assets.core.notify import retraining_started
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reference import Reference
 from retraining_assets.core.training import (
     BASE_FAMILIES,
     data_fingerprint,
@@ -91,15 +90,10 @@ def build_training_assets(
         split = split_by_time(frame, spec)
         start = naive_utc(partitions_def.time_window_for_partition_key(min(periods)).start)
         end = naive_utc(context.partition_time_window.end)
-        reference = Reference.fit(
-            frame, spec, start, end, origin=f"training {context.partition_key}"
-        )
         window = TrainingWindow(
             split=split,
             start=start,
             end=end,
-            reference_bytes=reference.to_bytes(),
-            reference_hash=reference.profile.content_hash,
             fingerprint=fingerprint,
         )
         parts = split.describe(spec.time_column)
