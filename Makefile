@@ -31,8 +31,7 @@ test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 dev: install
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/retrain init
 	$(VENV)/bin/dagster dev -m retraining_assets.definitions
 
 lint: install

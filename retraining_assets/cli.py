@@ -30,6 +30,18 @@ LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of retraining_assets (SQLite under this folder).
 telemetry:
   enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+    # at most one retraining run per pipeline at a time: drift, volume, performance and the
+    # schedule queue behind each other instead of training twice
+    tag_concurrency_limits:
+      - key: "retraining_assets/retraining"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 """
 
 
@@ -309,6 +321,13 @@ def notify_test_command() -> None:
 pipeline_option = click.option(
     "--pipeline", "pipeline_name", default=None, help="Pipeline name (default: yours, else demo)."
 )
+
+
+@main.command()
+def init() -> None:
+    """Create the state folder and the local Dagster instance (what `make dev` starts on)."""
+    settings = _settings()
+    click.echo(prepare_dagster_home(settings))
 
 
 @dataclass

@@ -64,6 +64,8 @@ def test_demo_runs_the_pipeline_through_a_real_instance(
     home = tmp_path / ".retrain"
     assert (home / "platform.db").is_file() and (home / "dagster" / "dagster.yaml").is_file()
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    # the local instance queues runs: one retraining per pipeline at a time
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     runs = instance.get_runs()
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     jobs = sorted(run.job_name for run in runs)
