@@ -285,35 +285,18 @@ def change_champion(
             key=f"pending:{pipeline}:{action}:{expected_current}->{to_version}",
         )
     )
+    who = {
+        "expected_current": expected_current,
+        "by": actor.by,
+        "actual_user": actor.actual_user,
+        "reason": reason,
+    }
     if approve:
-        move = registry.approve_and_promote(
-            pipeline,
-            to_version,
-            expected_current=expected_current,
-            by=actor.by,
-            actual_user=actor.actual_user,
-            reason=reason,
-        )
+        move = registry.approve_and_promote(pipeline, to_version, **who)
     elif action == "rollback":
-        move = registry.rollback(
-            pipeline,
-            to_version,
-            expected_current=expected_current,
-            by=actor.by,
-            actual_user=actor.actual_user,
-            reason=reason,
-        )
+        move = registry.rollback(pipeline, to_version, **who)
     else:
-        move = registry.move_alias(
-            pipeline,
-            CHAMPION,
-            to_version,
-            expected_current=expected_current,
-            by=actor.by,
-            actual_user=actor.actual_user,
-            reason=reason,
-            action=action,
-        )
+        move = registry.move_alias(pipeline, CHAMPION, to_version, action=action, **who)
     done = rolled_back if action == "rollback" else promoted
     extra = {"reason": reason} if action == "rollback" else {"metric": metric, "value": value}
     notifier.notify(

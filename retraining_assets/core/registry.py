@@ -556,14 +556,7 @@ class Registry:
         self._check_status(status)
         with self._writing(connection) as conn:
             previous = self.get_version(pipeline, version, connection=conn).status
-            conn.execute(
-                sa.update(tables.model_versions)
-                .where(
-                    tables.model_versions.c.pipeline == pipeline,
-                    tables.model_versions.c.version == version,
-                )
-                .values(status=status)
-            )
+            self._set_status_quietly(conn, pipeline, version, status)
             self.audit(
                 pipeline,
                 "status",
