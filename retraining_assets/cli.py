@@ -128,9 +128,7 @@ def _summary_row(outcome) -> dict[str, object]:
         "records": outcome.value("current_data", "dagster/row_count", 0),
         "failed checks": ", ".join(failed) or "-",
         "drifted": ", ".join(outcome.value("drift_report", "drifted_features", [])) or "-",
-        "retrain because": (
-            outcome.sensor.tags.get("retrain/causes") if outcome.retrain_reasons else "-"
-        ),
+        "retrain because": outcome.retrain_causes or "-",
         "best candidate": _scored(
             outcome.value(evaluation, "best_candidate"),
             outcome.value(evaluation, "candidate_value"),

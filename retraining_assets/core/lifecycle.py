@@ -86,7 +86,9 @@ def register_candidate(
     frame = pd.concat([window.split.train, window.split.valid, window.split.holdout])
     reference = Reference.fit(
         frame, spec, window.start, window.end, origin=f"v-{model.family}",
-        scores=prediction_scores(model, frame),
+        # scores on rows the model never saw: in-sample scores (a forest's near 0/1 on its own
+        # training rows) would make every new month look like prediction drift
+        scores=prediction_scores(model, window.split.holdout),
     )  # fmt: skip
     return registry.register_version(
         pipeline,

@@ -31,9 +31,10 @@ class PeriodOutcome:
         return self.metadata.get(asset, {}).get(key, default)
 
     @property
-    def retrain_reasons(self) -> str | None:
+    def retrain_causes(self) -> str | None:
+        """The causes the sensor put on the retraining run it requested (None: no request)."""
         if isinstance(self.sensor, dg.RunRequest):
-            return self.sensor.tags.get("retrain/reasons")
+            return self.sensor.tags.get("retrain/causes")
         return None
 
 
