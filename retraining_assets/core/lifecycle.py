@@ -8,6 +8,8 @@ notified after. The decision itself is made only by ``PromotionPolicy`` (core/pr
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,10 +92,12 @@ def register_candidate(
         # training rows) would make every new month look like prediction drift
         scores=prediction_scores(model, window.split.holdout),
     )  # fmt: skip
+    artifact = model_to_bytes(model)
+    _remember(artifact, model)
     return registry.register_version(
         pipeline,
         family=model.family,
-        model_bytes=model_to_bytes(model),
+        model_bytes=artifact,
         params={**model.params, "training_seconds": round(model.training_seconds, 3)},
         metrics={"valid": evaluate(model, window.split.valid, spec)},
         train_start=window.start,
@@ -118,8 +122,26 @@ def prediction_scores(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
 
 
 def load_model(registry: Registry, pipeline: str, version: int) -> TrainedModel:
-    """A registered model, its artifact's checksum verified first."""
-    return model_from_bytes(registry.load_model_bytes(pipeline, version))
+    """A registered model, its artifact's checksum always verified first. Within one process
+    (the in-process executor, the demo) the unpickled model is reused for identical bytes:
+    the ensemble and the evaluation load models the same run has just trained."""
+    artifact = registry.load_model_bytes(pipeline, version)
+    return _LOADED.get(_digest(artifact)) or _remember(artifact, model_from_bytes(artifact))
+
+
+_LOADED: OrderedDict[str, TrainedModel] = OrderedDict()  # artifact SHA-256 -> model
+_LOADED_MAX = 8
+
+
+def _digest(artifact: bytes) -> str:
+    return hashlib.sha256(artifact).hexdigest()
+
+
+def _remember(artifact: bytes, model: TrainedModel) -> TrainedModel:
+    _LOADED[_digest(artifact)] = model
+    while len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return model
 
 
 @dataclass(frozen=True)
