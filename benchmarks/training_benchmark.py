@@ -216,18 +216,14 @@ def _install_champion(
     evaluation scores and bootstraps the same models as the plain one (a first run without a
     champion would skip the bootstrap)."""
     from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
-    from retraining_assets.core.reference import Reference
     from retraining_assets.core.registry import CHAMPION, Registry
 
     registry = Registry.from_settings(settings)
     start, end = window[spec.time_column].min(), window[spec.time_column].max()
-    reference = Reference.fit(window, spec, start, end, origin="benchmark champion")
     training = TrainingWindow(
         split=split_by_time(window, spec),
         start=start,
         end=end,
-        reference_bytes=reference.to_bytes(),
-        reference_hash=reference.profile.content_hash,
         fingerprint="benchmark-champion",  # not the window's: the job must not see it trained
     )
     actor = Actor(by="benchmark", actual_user="benchmark")
