@@ -167,3 +167,35 @@ training_watermarks = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 # --- end model registry --------------------------------------------------------------------
+
+# --- rollouts (core/rollout_state.py; migration 0004) --------------------------------------
+# One row per rollout of a challenger; ``plan`` is ``RolloutPlan.to_dict()``. The partial
+# unique index allows at most one ``active`` rollout per pipeline, whoever races to start one.
+ROLLOUT_ACTIVE = "status = 'active'"
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("champion_version", sa.Integer, nullable=False),
+    sa.Column("challenger_version", sa.Integer, nullable=False),
+    sa.Column("strategy", sa.String(16), nullable=False),
+    sa.Column("plan", sa.JSON, nullable=False),
+    sa.Column("salt", sa.String(255), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    # active | promoted | rolled_back | halted | stopped
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("step_started_at", sa.DateTime, nullable=False),
+    sa.Column("ended_at", sa.DateTime, nullable=True),
+    sa.Column("started_by", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index(
+        "uq_rollouts_one_active",
+        "pipeline",
+        unique=True,
+        sqlite_where=sa.text(ROLLOUT_ACTIVE),
+        postgresql_where=sa.text(ROLLOUT_ACTIVE),
+    ),
+)
+# --- end rollouts --------------------------------------------------------------------------

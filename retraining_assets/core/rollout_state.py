@@ -1,0 +1,482 @@
+"""Rollout state in the platform database: which challenger gets how much traffic, and since when.
+
+Plain Python, no Dagster. Every change is one registry transaction with a compare-and-set on
+the rollout row (id, step, status ``active``) and on the aliases it moves, with audit rows; the
+administrators are notified *before* the traffic changes (the outbox row is written first).
+What to do next is decided elsewhere (``core.rollout.decide``); these functions carry it out.
+
+A finished rollout moves the champion in the same transaction as the rollout row and the
+challenger alias, with the messages of ``lifecycle.change_champion`` (pending before, promoted
+after): calling ``change_champion`` itself would commit the champion move on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from retraining_assets.core import schema as tables
+from retraining_assets.core.lifecycle import Actor, label
+from retraining_assets.core.notify import Notifier, promoted, promotion_pending, rolled_back
+from retraining_assets.core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    REJECTED,
+    Registry,
+    RegistryError,
+    utc_now,
+)
+from retraining_assets.core.rollout import RolloutPlan, RolloutStep, Router
+
+ACTIVE, PROMOTED, ROLLED_BACK, HALTED, STOPPED = (
+    "active",
+    "promoted",
+    "rolled_back",
+    "halted",
+    "stopped",
+)
+ENDINGS = frozenset({ROLLED_BACK, HALTED, STOPPED})
+
+
+class RolloutError(RegistryError):
+    """A rollout change was refused; nothing was changed."""
+
+
+class RolloutConflictError(RolloutError):
+    """The rollout is no longer where the caller saw it (another run changed it)."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One rollout of a challenger against the champion."""
+
+    id: int
+    pipeline: str
+    champion_version: int
+    challenger_version: int
+    plan: RolloutPlan
+    salt: str
+    step: int
+    status: str
+    started_at: datetime
+    step_started_at: datetime
+    ended_at: datetime | None
+    started_by: str
+    reason: str
+
+    @property
+    def share(self) -> float:
+        """The challenger's traffic share now (0 once ended without promotion, 1 if promoted)."""
+        if self.status == ACTIVE:
+            return self.plan.share_at(self.step)
+        return 1.0 if self.status == PROMOTED else 0.0
+
+    def router(self) -> Router:
+        """The traffic router: the rollout's salt and the current step's weights."""
+        return Router(self.salt, {CHALLENGER: self.share, CHAMPION: 1.0 - self.share})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO 8601 UTC, the plan as ``RolloutPlan.to_dict()``."""
+        times = ("started_at", "step_started_at", "ended_at")
+        out: dict[str, Any] = {
+            key: getattr(self, key)
+            for key in ("id", "pipeline", "champion_version", "challenger_version", "salt")
+        }
+        out |= {"strategy": str(self.plan.strategy), "step": self.step, "status": self.status}
+        out |= {"share": self.share, "plan": self.plan.to_dict()}
+        out |= {key: _iso(getattr(self, key)) for key in times}
+        return out | {"started_by": self.started_by, "reason": self.reason}
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def active_rollout(
+    registry: Registry, pipeline: str, *, connection: sa.Connection | None = None
+) -> Rollout | None:
+    """The pipeline's active rollout, None when there is none."""
+    query = sa.select(tables.rollouts).where(
+        tables.rollouts.c.pipeline == pipeline, tables.rollouts.c.status == ACTIVE
+    )
+    return _one(registry, query, connection)
+
+
+def get_rollout(
+    registry: Registry, rollout_id: int, *, connection: sa.Connection | None = None
+) -> Rollout:
+    """A rollout by id, or ``RolloutError``."""
+    found = _one(
+        registry, sa.select(tables.rollouts).where(tables.rollouts.c.id == rollout_id), connection
+    )
+    if found is None:
+        raise RolloutError(f"there is no rollout {rollout_id}")
+    return found
+
+
+def _one(registry: Registry, query: sa.Select, connection: sa.Connection | None) -> Rollout | None:
+    if connection is not None:
+        row = connection.execute(query).one_or_none()
+    else:
+        with registry.engine.connect() as own:
+            row = own.execute(query).one_or_none()
+    return None if row is None else _rollout(row._mapping)
+
+
+def _rollout(row: Any) -> Rollout:
+    plan = dict(row["plan"])
+    steps = tuple(RolloutStep(**step) for step in plan.pop("steps"))
+    values = {k: row[k] for k in Rollout.__dataclass_fields__ if k != "plan"}
+    return Rollout(**values, plan=RolloutPlan(steps=steps, **plan))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+# --- start -----------------------------------------------------------------------------------
+
+
+def start_rollout(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    challenger_version: int,
+    plan: RolloutPlan,
+    *,
+    actor: Actor,
+    reason: str,
+) -> Rollout:
+    """Start rolling ``challenger_version`` out per ``plan``: notify, then move the challenger
+    alias and record the rollout in one transaction. Refused, with nothing written, for an
+    unknown, rejected or champion version, or while another rollout is active."""
+    champion, previous = _check_start(registry, pipeline, challenger_version)
+    salt = f"{pipeline}:v{challenger_version}:{uuid.uuid4().hex[:12]}"
+    notifier.notify(
+        promotion_pending(
+            pipeline=pipeline,
+            candidate=label(challenger_version),
+            champion=label(champion),
+            metric="-",
+            lift=None,
+            decision=f"{plan.strategy} {_percent(plan.share_at(0))}: {reason}",
+            key=f"rollout:{salt}:start",
+        )
+    )
+    with registry.transaction() as connection:
+        if _check_start(registry, pipeline, challenger_version, connection) != (champion, previous):
+            raise RolloutConflictError(
+                f"the champion or challenger of '{pipeline}' moved while starting; nothing changed"
+            )
+        rollout_id = _insert(
+            connection, pipeline, champion, challenger_version, plan, salt, actor, reason
+        )
+        registry.move_alias(
+            pipeline,
+            CHALLENGER,
+            challenger_version,
+            expected_current=previous,
+            action="challenger_set",
+            details={"rollout_id": rollout_id},
+            connection=connection,
+            **_who(actor, reason),
+        )
+        _audit(
+            registry,
+            connection,
+            "rollout_start",
+            rollout_id,
+            pipeline,
+            challenger_version,
+            actor,
+            reason,
+            {"plan": plan.to_dict(), "salt": salt, "champion": champion},
+        )
+        return get_rollout(registry, rollout_id, connection=connection)
+
+
+def _check_start(
+    registry: Registry,
+    pipeline: str,
+    challenger: int,
+    connection: sa.Connection | None = None,
+) -> tuple[int, int | None]:
+    """Refuse a start that cannot happen; the champion and the challenger alias's version."""
+    target = registry.get_version(pipeline, challenger, connection=connection)
+    if target.status == REJECTED:
+        raise RolloutError(f"{pipeline} v{challenger} was rejected; it cannot be rolled out")
+    champion = registry.get_alias(pipeline, CHAMPION, connection=connection)
+    if champion is None:
+        raise RolloutError(
+            f"pipeline '{pipeline}' has no champion to roll v{challenger} out against"
+        )
+    if champion.version == challenger:
+        raise RolloutError(f"{pipeline} v{challenger} already is the champion")
+    running = active_rollout(registry, pipeline, connection=connection)
+    if running is not None:
+        raise RolloutError(
+            f"pipeline '{pipeline}' already has an active rollout (id {running.id}, "
+            f"v{running.challenger_version}); stop or finish it first"
+        )
+    current = registry.get_alias(pipeline, CHALLENGER, connection=connection)
+    return champion.version, None if current is None else current.version
+
+
+def _insert(
+    connection: sa.Connection,
+    pipeline: str,
+    champion: int,
+    challenger: int,
+    plan: RolloutPlan,
+    salt: str,
+    actor: Actor,
+    reason: str,
+) -> int:
+    now = utc_now()
+    row = {
+        "pipeline": pipeline,
+        "champion_version": champion,
+        "challenger_version": challenger,
+        "strategy": str(plan.strategy),
+        "plan": plan.to_dict(),
+        "salt": salt,
+        "step": 0,
+        "status": ACTIVE,
+        "started_at": now,
+        "step_started_at": now,
+        "started_by": actor.by,
+        "reason": reason,
+    }
+    try:
+        return connection.execute(sa.insert(tables.rollouts).values(row)).inserted_primary_key[0]
+    except sa.exc.IntegrityError:  # PostgreSQL: a racing start committed first
+        raise RolloutConflictError(
+            f"pipeline '{pipeline}' already has an active rollout (started concurrently)"
+        ) from None
+
+
+# --- changes of an active rollout ------------------------------------------------------------
+
+
+def advance(
+    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+) -> Rollout:
+    """Move to the plan's next step (more traffic for the challenger), if the rollout is still
+    active at ``rollout.step``; notified before."""
+    if rollout.step >= rollout.plan.final_step:
+        raise RolloutError(
+            f"rollout {rollout.id} of '{rollout.pipeline}' is at its final step; finish it"
+        )
+    to_step = rollout.step + 1
+    share = rollout.plan.share_at(to_step)
+    _notify_pending(
+        notifier,
+        rollout,
+        f"advance to step {to_step} ({_percent(share)})",
+        reason,
+        f"advance:{to_step}",
+    )
+    with registry.transaction() as connection:
+        _swap(connection, rollout, step=to_step, step_started_at=utc_now())
+        _audit(
+            registry,
+            connection,
+            "rollout_advance",
+            rollout.id,
+            rollout.pipeline,
+            rollout.challenger_version,
+            actor,
+            reason,
+            {"from_step": rollout.step, "to_step": to_step, "share": share},
+        )
+        return get_rollout(registry, rollout.id, connection=connection)
+
+
+def finish(
+    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+) -> Rollout:
+    """Promote the challenger: in one transaction the champion moves to it (compare-and-set on
+    the rollout's champion), the challenger alias is cleared and the rollout is ``promoted``."""
+    if rollout.step != rollout.plan.final_step:
+        raise RolloutError(
+            f"rollout {rollout.id} of '{rollout.pipeline}' is at step {rollout.step}, not its "
+            f"final step {rollout.plan.final_step}; advance it first"
+        )
+    _notify_pending(notifier, rollout, "promote (100%)", reason, "promote")
+    with registry.transaction() as connection:
+        _swap(connection, rollout, status=PROMOTED, ended_at=utc_now())
+        move = registry.move_alias(
+            rollout.pipeline,
+            CHAMPION,
+            rollout.challenger_version,
+            expected_current=rollout.champion_version,
+            action="promote",
+            details={"rollout_id": rollout.id},
+            connection=connection,
+            **_who(actor, reason),
+        )
+        _clear_challenger(registry, connection, rollout, actor, reason)
+        _audit(
+            registry,
+            connection,
+            "rollout_promote",
+            rollout.id,
+            rollout.pipeline,
+            rollout.challenger_version,
+            actor,
+            reason,
+            {"step": rollout.step},
+        )
+        ended = get_rollout(registry, rollout.id, connection=connection)
+    notifier.notify(
+        promoted(
+            pipeline=rollout.pipeline,
+            version=label(rollout.challenger_version),
+            previous=label(rollout.champion_version),
+            by=actor.by,
+            key=f"rollout:{rollout.salt}:promoted:{move.id}",
+        )
+    )
+    return ended
+
+
+def rollback_rollout(
+    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+) -> Rollout:
+    """End the rollout as ``rolled_back``: all traffic back to the champion."""
+    return _end(registry, notifier, rollout, ROLLED_BACK, actor=actor, reason=reason)
+
+
+def halt(
+    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+) -> Rollout:
+    """End the rollout as ``halted`` (e.g. sample ratio mismatch): traffic back to the champion."""
+    return _end(registry, notifier, rollout, HALTED, actor=actor, reason=reason)
+
+
+def stop(
+    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+) -> Rollout:
+    """A person ends the rollout (``stopped``): traffic back to the champion."""
+    return _end(registry, notifier, rollout, STOPPED, actor=actor, reason=reason)
+
+
+def _end(
+    registry: Registry,
+    notifier: Notifier,
+    rollout: Rollout,
+    status: str,
+    *,
+    actor: Actor,
+    reason: str,
+) -> Rollout:
+    """Clear the challenger and close the rollout with ``status``; notified before."""
+    notifier.notify(
+        rolled_back(
+            pipeline=rollout.pipeline,
+            version=label(rollout.champion_version),  # type: ignore[arg-type]
+            previous=label(rollout.challenger_version),  # type: ignore[arg-type]
+            by=actor.by,
+            reason=f"rollout {status.replace('_', ' ')}: {reason}",
+            key=f"rollout:{rollout.salt}:{status}",
+        )
+    )
+    with registry.transaction() as connection:
+        _swap(connection, rollout, status=status, ended_at=utc_now())
+        _clear_challenger(registry, connection, rollout, actor, reason)
+        _audit(
+            registry,
+            connection,
+            f"rollout_{status}",
+            rollout.id,
+            rollout.pipeline,
+            rollout.challenger_version,
+            actor,
+            reason,
+            {"step": rollout.step},
+        )
+        return get_rollout(registry, rollout.id, connection=connection)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _swap(connection: sa.Connection, rollout: Rollout, **values: Any) -> None:
+    """Update the rollout row only if it is still active at ``rollout.step``."""
+    changed = connection.execute(
+        sa.update(tables.rollouts)
+        .where(
+            tables.rollouts.c.id == rollout.id,
+            tables.rollouts.c.status == ACTIVE,
+            tables.rollouts.c.step == rollout.step,
+        )
+        .values(**values)
+    ).rowcount
+    if changed != 1:
+        raise RolloutConflictError(
+            f"rollout {rollout.id} of '{rollout.pipeline}' is no longer active at step "
+            f"{rollout.step}; another run changed it. Nothing was changed."
+        )
+
+
+def _clear_challenger(
+    registry: Registry, connection: sa.Connection, rollout: Rollout, actor: Actor, reason: str
+) -> None:
+    registry.clear_alias(
+        rollout.pipeline,
+        CHALLENGER,
+        expected_current=rollout.challenger_version,
+        action="rollout_end",
+        details={"rollout_id": rollout.id},
+        connection=connection,
+        **_who(actor, reason),
+    )
+
+
+def _notify_pending(
+    notifier: Notifier, rollout: Rollout, what: str, reason: str, event: str
+) -> None:
+    notifier.notify(
+        promotion_pending(
+            pipeline=rollout.pipeline,
+            candidate=label(rollout.challenger_version),  # type: ignore[arg-type]
+            champion=label(rollout.champion_version),
+            metric="-",
+            lift=None,
+            decision=f"{rollout.plan.strategy} {what}: {reason}",
+            key=f"rollout:{rollout.salt}:{event}",
+        )
+    )
+
+
+def _audit(
+    registry: Registry,
+    connection: sa.Connection,
+    action: str,
+    rollout_id: int,
+    pipeline: str,
+    version: int,
+    actor: Actor,
+    reason: str,
+    details: dict[str, Any],
+) -> None:
+    registry.audit(
+        pipeline,
+        action,
+        version=version,
+        details={"rollout_id": rollout_id, **details},
+        connection=connection,
+        **_who(actor, reason),
+    )
+
+
+def _who(actor: Actor, reason: str) -> dict[str, str]:
+    return {"by": actor.by, "actual_user": actor.actual_user, "reason": reason}
+
+
+def _percent(share: float) -> str:
+    """``0.05`` as ``5%`` (whole percents: message text masks decimals as data values)."""
+    return f"{share:.0%}" if share >= 0.01 else "<1%"

@@ -1,0 +1,283 @@
+"""Rollout state on SQLite and a real PostgreSQL: start, advance, finish, rollback, halt and stop
+are compare-and-set transactions with audit rows, notified before the traffic changes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from retraining_assets.core import rollout_state as rs
+from retraining_assets.core import schema
+from retraining_assets.core.database import platform_engine
+from retraining_assets.core.lifecycle import Actor
+from retraining_assets.core.notify import LogChannel, Notifier
+from retraining_assets.core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    AliasConflictError,
+    Registry,
+    UnknownVersionError,
+)
+from retraining_assets.core.rollout import RolloutPlan
+
+PIPELINE = "demo"
+ACTOR = Actor(by="alice", actual_user="os-alice")
+GRADUAL = RolloutPlan.from_dict(
+    {"strategy": "gradual", "steps": [{"share": 0.05}, {"share": 0.5}, {"share": 1.0}]}
+)
+CANARY = RolloutPlan.from_dict({"strategy": "canary", "share": 0.1})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
+    if request.param == "sqlite":
+        engine = request.getfixturevalue("platform_db")
+    else:
+        engine = platform_engine(request.getfixturevalue("postgres_database"))
+    return Registry(engine, tmp_path / "artifacts")
+
+
+@pytest.fixture
+def notifier(registry: Registry) -> Notifier:
+    return Notifier(registry.engine, [LogChannel()])
+
+
+@pytest.fixture
+def versions(registry: Registry) -> list[int]:
+    """v1 (the champion), v2 and v3 (candidates), v4 (rejected)."""
+    made = [_register(registry, i, "rejected" if i == 4 else "registered") for i in range(1, 5)]
+    registry.move_alias(
+        PIPELINE, CHAMPION, 1, expected_current=None, by="ci", actual_user="ci", reason="first"
+    )
+    return made
+
+
+def _register(registry: Registry, i: int, status: str) -> int:
+    return registry.register_version(
+        PIPELINE,
+        family="random_forest",
+        model_bytes=f"model-{i}".encode(),
+        params={},
+        metrics={"valid": {"roc_auc": 0.8}},
+        train_start=datetime(2024, 1, 1),
+        train_end=datetime(2024, 4, 1),
+        data_fingerprint=f"fp-{i}",
+        code_version="test",
+        dataset_spec={},
+        status=status,
+        by="ci",
+        actual_user="ci",
+    ).version
+
+
+def _alias(registry: Registry, alias: str) -> int | None:
+    found = registry.get_alias(PIPELINE, alias)
+    return None if found is None else found.version
+
+
+def _outbox(registry: Registry) -> dict[str, datetime]:
+    """Idempotency key -> when the message was written."""
+    table = schema.notification_outbox
+    with registry.engine.connect() as connection:
+        rows = connection.execute(sa.select(table.c.idempotency_key, table.c.created_at)).all()
+    return {key: at for key, at in rows}
+
+
+def _rollout_rows(registry: Registry) -> int:
+    with registry.engine.connect() as connection:
+        return connection.scalar(sa.select(sa.func.count()).select_from(schema.rollouts))
+
+
+def _written(registry: Registry) -> tuple[int, int, int, int]:
+    """Counts of everything a refused start must not add to."""
+    return (
+        len(registry.audit_log(PIPELINE)),
+        len(registry.alias_history(PIPELINE)),
+        len(_outbox(registry)),
+        _rollout_rows(registry),
+    )
+
+
+def _notified_before(registry: Registry, action: str, key_suffix: str) -> None:
+    """The message whose key ends with ``key_suffix`` was written before the ``action`` audit
+    row and before the alias moves of the same transaction."""
+    (entry,) = [e for e in registry.audit_log(PIPELINE) if e.action == action]
+    (written,) = [at for key, at in _outbox(registry).items() if key.endswith(key_suffix)]
+    assert written <= entry.at
+    moves = [m for m in registry.alias_history(PIPELINE) if m.at >= entry.at]
+    assert all(written <= move.at for move in moves)
+
+
+def test_start_records_an_active_rollout_and_routes_by_the_plan(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    started = rs.start_rollout(
+        registry, notifier, PIPELINE, 2, GRADUAL, actor=ACTOR, reason="new model"
+    )
+    assert (started.status, started.step, started.champion_version) == ("active", 0, 1)
+    assert rs.active_rollout(registry, PIPELINE) == started
+    assert started.plan == GRADUAL
+    assert started.router().weights == {"challenger": 0.05, "champion": 0.95}
+    assert started.router() == rs.active_rollout(registry, PIPELINE).router()  # same salt
+    assert (_alias(registry, CHALLENGER), _alias(registry, CHAMPION)) == (2, 1)
+    as_dict = started.to_dict()
+    assert as_dict["plan"] == GRADUAL.to_dict() and as_dict["share"] == 0.05
+    assert as_dict["status"] == "active" and as_dict["started_at"].endswith("Z")
+    move = registry.alias_history(PIPELINE, CHALLENGER)[-1]
+    assert (move.version, move.previous_version, move.action) == (2, None, "challenger_set")
+    _notified_before(registry, "rollout_start", ":start")
+
+
+def test_a_second_start_is_refused_while_one_is_active(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="first")
+    before = _written(registry)
+    with pytest.raises(rs.RolloutError, match="already has an active rollout"):
+        rs.start_rollout(registry, notifier, PIPELINE, 3, CANARY, actor=ACTOR, reason="second")
+    assert _written(registry) == before
+    assert _alias(registry, CHALLENGER) == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "message"),
+    [
+        (4, rs.RolloutError, "v4 was rejected"),
+        (9, UnknownVersionError, "no model version 9"),
+        (1, rs.RolloutError, "v1 already is the champion"),
+    ],
+)
+def test_an_unusable_challenger_is_refused_with_nothing_written(
+    registry: Registry,
+    notifier: Notifier,
+    versions: list[int],
+    version: int,
+    error: type[Exception],
+    message: str,
+) -> None:
+    before = _written(registry)
+    with pytest.raises(error, match=message):
+        rs.start_rollout(registry, notifier, PIPELINE, version, CANARY, actor=ACTOR, reason="x")
+    assert _written(registry) == before
+    assert rs.active_rollout(registry, PIPELINE) is None
+
+
+def test_advance_then_finish_promotes_the_challenger(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, GRADUAL, actor=ACTOR, reason="go")
+    with pytest.raises(rs.RolloutError, match="not its final step"):
+        rs.finish(registry, notifier, started, actor=ACTOR, reason="too early")
+    second = rs.advance(registry, notifier, started, actor=ACTOR, reason="step 0 fine")
+    assert second.step == 1 and second.router().weights["challenger"] == 0.5
+    assert second.step_started_at >= started.step_started_at
+    _notified_before(registry, "rollout_advance", ":advance:1")
+    last = rs.advance(registry, notifier, second, actor=ACTOR, reason="step 1 fine")
+    with pytest.raises(rs.RolloutError, match="final step; finish it"):
+        rs.advance(registry, notifier, last, actor=ACTOR, reason="beyond")
+    ended = rs.finish(registry, notifier, last, actor=ACTOR, reason="not worse")
+    assert (ended.status, ended.share, ended.ended_at is not None) == ("promoted", 1.0, True)
+    assert ended.router().weights == {"challenger": 1.0, "champion": 0.0}
+    assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (2, None)
+    assert rs.active_rollout(registry, PIPELINE) is None
+    _notified_before(registry, "rollout_promote", ":promote")
+    promote = [e for e in registry.audit_log(PIPELINE) if e.action == "promote"][-1]
+    assert promote.details["rollout_id"] == started.id and promote.version == 2
+    assert any(key.startswith(f"rollout:{started.salt}:promoted") for key in _outbox(registry))
+    # the pipeline is free for the next rollout
+    rs.start_rollout(registry, notifier, PIPELINE, 3, CANARY, actor=ACTOR, reason="next")
+
+
+@pytest.mark.parametrize(
+    ("end", "status"),
+    [(rs.rollback_rollout, "rolled_back"), (rs.halt, "halted"), (rs.stop, "stopped")],
+)
+def test_ending_a_rollout_clears_the_challenger_and_keeps_the_champion(
+    registry: Registry,
+    notifier: Notifier,
+    versions: list[int],
+    end: Callable[..., rs.Rollout],
+    status: str,
+) -> None:
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="go")
+    ended = end(registry, notifier, started, actor=ACTOR, reason="worse")
+    assert (ended.status, ended.share) == (status, 0.0)
+    assert ended.router().weights == {"challenger": 0.0, "champion": 1.0}
+    assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (1, None)
+    assert rs.active_rollout(registry, PIPELINE) is None
+    cleared = registry.alias_history(PIPELINE, CHALLENGER)[-1]
+    assert (cleared.version, cleared.previous_version) == (None, 2)
+    _notified_before(registry, f"rollout_{status}", f":{status}")
+    with pytest.raises(rs.RolloutConflictError, match="no longer active"):
+        end(registry, notifier, started, actor=ACTOR, reason="stale")
+
+
+def _race(work: Callable[[], Any]) -> tuple[list[Any], list[BaseException]]:
+    """Run ``work`` in two threads released at the same moment."""
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        barrier.wait()
+        try:
+            results.append(work())
+        except BaseException as error:  # collected for the assertions
+            errors.append(error)
+
+    threads = [threading.Thread(target=target) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_of_two_racing_advances_exactly_one_wins(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, GRADUAL, actor=ACTOR, reason="go")
+    results, errors = _race(
+        lambda: rs.advance(registry, notifier, started, actor=ACTOR, reason="race")
+    )
+    assert len(results) == 1 and [type(e) for e in errors] == [rs.RolloutConflictError]
+    assert rs.active_rollout(registry, PIPELINE).step == 1
+    assert [e.action for e in registry.audit_log(PIPELINE)].count("rollout_advance") == 1
+
+
+def test_of_two_racing_starts_exactly_one_wins(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    results, errors = _race(
+        lambda: rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="r")
+    )
+    assert len(results) == 1 and len(errors) == 1
+    assert isinstance(errors[0], rs.RolloutError | AliasConflictError)
+    assert _rollout_rows(registry) == 1
+    assert rs.active_rollout(registry, PIPELINE) == results[0]
+
+
+def test_finish_is_refused_when_the_champion_moved(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="go")
+    registry.move_alias(
+        PIPELINE, CHAMPION, 3, expected_current=1, by="bob", actual_user="bob", reason="manual"
+    )
+    with pytest.raises(AliasConflictError):
+        rs.finish(registry, notifier, started, actor=ACTOR, reason="done")
+    assert rs.active_rollout(registry, PIPELINE) == started
+    assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (3, 2)
+
+
+def test_a_pipeline_without_a_champion_cannot_start(registry: Registry, notifier: Notifier) -> None:
+    _register(registry, 1, "registered")
+    with pytest.raises(rs.RolloutError, match="no champion"):
+        rs.start_rollout(registry, notifier, PIPELINE, 1, CANARY, actor=ACTOR, reason="x")
+    assert _rollout_rows(registry) == 0
