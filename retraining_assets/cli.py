@@ -484,6 +484,11 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+from retraining_assets.cli_rollout import rollout  # noqa: E402  (the group needs `main`'s helpers)
+
+main.add_command(rollout)
+
+
 def run() -> None:
     """Entry point that turns expected errors into one clear line instead of a traceback."""
     try:

@@ -21,8 +21,9 @@ from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import (
     Comparison,
     compare_on_holdout,
-    evaluate,
+    compute_metrics,
     trivial_baseline,
+    truth,
 )
 from retraining_assets.core.notify import (
     Notifier,
@@ -86,11 +87,14 @@ def register_candidate(
     reference of its training window, its own scores included (so a promotion or rollback
     also moves what drift and prediction drift are measured against)."""
     frame = pd.concat([window.split.train, window.split.valid, window.split.holdout])
+    valid = window.split.valid
+    # one scoring pass serves the registry's validation metrics and the prediction-drift
+    # reference; scores on rows the model never fitted (in-sample scores, a forest's near 0/1 on
+    # its own training rows, would make every new month look like prediction drift)
+    raw = model.scores(valid)
     reference = Reference.fit(
         frame, spec, window.start, window.end, origin=f"v-{model.family}",
-        # scores on rows the model never saw: in-sample scores (a forest's near 0/1 on its own
-        # training rows) would make every new month look like prediction drift
-        scores=prediction_scores(model, window.split.holdout),
+        scores=summarise_scores(model, raw),
     )  # fmt: skip
     artifact = model_to_bytes(model)
     _remember(artifact, model)
@@ -99,7 +103,7 @@ def register_candidate(
         family=model.family,
         model_bytes=artifact,
         params={**model.params, "training_seconds": round(model.training_seconds, 3)},
-        metrics={"valid": evaluate(model, window.split.valid, spec)},
+        metrics={"valid": compute_metrics(model.task, truth(valid, spec, model), raw)},
         train_start=window.start,
         train_end=window.end,
         data_fingerprint=window.fingerprint,
@@ -114,11 +118,18 @@ def register_candidate(
 
 
 def prediction_scores(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
-    """What prediction drift compares: the positive-class probability (binary), the predicted
-    value (regression) or the predicted class (multiclass)."""
+    """What prediction drift compares, for the model's predictions on ``frame``."""
+    return summarise_scores(model, model.scores(frame))
+
+
+def summarise_scores(model: TrainedModel, raw: np.ndarray) -> np.ndarray:
+    """The positive-class probability (binary), the predicted value (regression) or the
+    predicted class (multiclass) from the model's raw scores."""
     if model.task == "binary":
-        return model.scores(frame)[:, -1]
-    return model.predict(frame)
+        return raw[:, -1]
+    if model.task == "regression":
+        return raw
+    return np.asarray(model.classes, dtype=object)[raw.argmax(axis=1)]
 
 
 def load_model(registry: Registry, pipeline: str, version: int) -> TrainedModel:

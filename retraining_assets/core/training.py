@@ -615,12 +615,14 @@ def train_candidates(
 
 # --- persistence and fingerprints ------------------------------------------------------------
 def model_to_bytes(model: TrainedModel) -> bytes:
-    """A compressed pickle (joblib) of the model; torch weights travel as a state_dict.
+    """An uncompressed pickle (joblib) of the model, as MLflow stores scikit-learn models: zlib
+    made every registration and load of a forest ~4x slower for a 3.5x smaller file. Torch
+    weights travel as a state_dict.
 
     Loading runs pickle: load only artifacts whose SHA-256 the registry has verified.
     """
     buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=("zlib", 3))
+    joblib.dump(model, buffer, compress=0)
     return buffer.getvalue()
 
 
