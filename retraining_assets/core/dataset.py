@@ -35,17 +35,18 @@ class Problem:
         return f"column '{self.column}': {self.message}" if self.column else self.message
 
 
-def is_categorical_dtype(series: pd.Series) -> bool:
-    """Object, string, category and bool columns are categorical; numeric ones never are."""
+def is_categorical_dtype(series: pd.Series | object) -> bool:
+    """Object, string, category and bool columns (or dtypes) are categorical; numeric ones never
+    are. The one rule for a column's kind: the spec, validation and drift all use it."""
     return (
         ptypes.is_bool_dtype(series)
         or ptypes.is_object_dtype(series)
         or ptypes.is_string_dtype(series)
-        or isinstance(series.dtype, pd.CategoricalDtype)
+        or isinstance(getattr(series, "dtype", series), pd.CategoricalDtype)
     )
 
 
-def is_numeric_dtype(series: pd.Series) -> bool:
+def is_numeric_dtype(series: pd.Series | object) -> bool:
     return ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series)
 
 

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from retraining_assets.core.dataset import is_categorical_dtype, is_numeric_dtype
 from retraining_assets.core.sources import read_table
 
 __all__ = [
@@ -565,19 +566,6 @@ def _column_from_meta(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Co
 # --------------------------------------------------------------------------- column kinds
 
 
-def _is_numeric_dtype(dtype: Any) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-
-
-def _is_categorical_dtype(dtype: Any) -> bool:
-    return (
-        pd.api.types.is_bool_dtype(dtype)
-        or pd.api.types.is_object_dtype(dtype)
-        or pd.api.types.is_string_dtype(dtype)
-        or isinstance(dtype, pd.CategoricalDtype)
-    )
-
-
 def _resolve_kinds(
     frame: pd.DataFrame,
     numeric: Sequence[str] | None,
@@ -602,9 +590,9 @@ def _resolve_kinds(
         if name in exclude:
             continue
         dtype = frame[name].dtype
-        if _is_numeric_dtype(dtype):
+        if is_numeric_dtype(dtype):
             kinds[name] = "numeric"
-        elif _is_categorical_dtype(dtype):
+        elif is_categorical_dtype(dtype):
             kinds[name] = "categorical"
         else:
             notes.append(
@@ -633,7 +621,7 @@ def _numeric_values(values: pd.Series, name: str) -> tuple[np.ndarray, int]:
     dtype = values.dtype
     if isinstance(dtype, np.dtype) and dtype == np.float64:
         x = values.to_numpy()
-    elif _is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+    elif is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         try:
@@ -765,7 +753,7 @@ def _target_kind(series: pd.Series, kind: Kind | Literal["auto"], max_classes: i
     """Labels: categorical unless continuous; integer/bool labels with few values are classes."""
     if kind != "auto":
         return kind
-    if not _is_numeric_dtype(series.dtype):
+    if not is_numeric_dtype(series.dtype):
         return "categorical"
     if pd.api.types.is_integer_dtype(series.dtype) and series.nunique() <= max_classes:
         return "categorical"

@@ -21,6 +21,7 @@ from retraining_assets.core.evaluation import default_primary_metric, get_metric
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
 from retraining_assets.core.triggers import RetrainPolicy
+from retraining_assets.core.validation import Tolerances
 from retraining_assets.settings import Settings
 
 PERIOD_OFFSETS = {
@@ -90,6 +91,16 @@ def drift_thresholds(settings: Settings) -> DriftThresholds:
         unseen_share=settings.unseen_share_threshold,
         significance=settings.ks_significance,
         dataset_drift_share=settings.dataset_drift_share,
+    )
+
+
+def validation_tolerances(settings: Settings) -> Tolerances:
+    """The warning checks' tolerances, all from settings."""
+    return Tolerances(
+        range_tolerance=settings.range_tolerance,
+        allowed_out_of_range_share=settings.allowed_out_of_range_share,
+        allowed_unseen_share=settings.allowed_unseen_share,
+        null_rate_tolerance=settings.null_rate_tolerance,
     )
 
 

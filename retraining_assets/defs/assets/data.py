@@ -6,9 +6,9 @@ from datetime import datetime
 import dagster as dg
 import pandas as pd
 
-from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.pipeline import Pipeline, validation_tolerances
 from retraining_assets.core.reference import refresh_reference
-from retraining_assets.core.validation import Tolerances, validate_period
+from retraining_assets.core.validation import validate_period
 from retraining_assets.defs.checks import check_results, period_check_specs
 from retraining_assets.defs.resources import PLATFORM
 
@@ -34,16 +34,6 @@ def frame_summary(frame: pd.DataFrame, time_column: str) -> dict[str, dg.Metadat
         "last_record": dg.MetadataValue.text(str(times.max()) if len(frame) else "-"),
         "columns": dg.MetadataValue.md(columns.to_markdown()),
     }
-
-
-def tolerances(pipeline: Pipeline) -> Tolerances:
-    settings = pipeline.settings
-    return Tolerances(
-        range_tolerance=settings.range_tolerance,
-        allowed_out_of_range_share=settings.allowed_out_of_range_share,
-        allowed_unseen_share=settings.allowed_unseen_share,
-        null_rate_tolerance=settings.null_rate_tolerance,
-    )
 
 
 def build_data_assets(
@@ -103,7 +93,7 @@ def build_data_assets(
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
         reference = getattr(context.resources, PLATFORM).references().load(name)
         bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
-        outcomes = validate_period(frame, spec, bounds, tolerances(pipeline))
+        outcomes = validate_period(frame, spec, bounds, validation_tolerances(pipeline.settings))
         yield dg.Output(
             frame,
             metadata={
