@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "RETRAIN_"
 PartitionGranularity = Literal["monthly", "weekly", "daily"]
+RolloutStrategy = Literal["immediate", "canary", "gradual", "ab"]
 ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
 CommaList = Annotated[list[str], NoDecode]
 
@@ -132,6 +133,51 @@ class Settings(BaseSettings):
         description="First model only: minimum (maximum for lower-is-better) primary metric.",
     )
 
+    # --- gradual rollout and A/B tests ---------------------------------------------------
+    promotion_strategy: RolloutStrategy = Field(
+        "immediate",
+        description="How a candidate that passes the gate reaches traffic: immediate (becomes "
+        "champion at once), or canary/gradual/ab (enters a rollout as challenger).",
+    )
+    rollout_steps: Annotated[list[float], NoDecode] = Field(
+        [0.05, 0.25, 0.5, 1.0],
+        description="Challenger traffic shares: the gradual schedule (canary and ab: first).",
+    )
+    rollout_min_hours: float = Field(
+        1.0, ge=0, description="Minimum hours a rollout step runs before it may advance."
+    )
+    rollout_min_samples: int = Field(
+        500, ge=0, description="Minimum outcomes per arm before a rollout step may advance."
+    )
+    rollout_max_samples: int | None = Field(
+        None, ge=1, description="ab: roll back without a winner after this many outcomes per arm."
+    )
+    rollout_sequential: bool = Field(
+        True, description="Always-valid sequential test (mSPRT), safe to peek at every check."
+    )
+    rollout_alpha: float = Field(
+        0.05, gt=0, lt=0.5, description="Significance level of the rollout's test."
+    )
+    rollout_check_seconds: int = Field(
+        60, ge=1, description="Seconds between rollout sensor evaluations."
+    )
+
+    # --- prediction service (`retrain serve`) -------------------------------------------
+    serve_host: str = Field("127.0.0.1", description="Address the prediction service binds.")
+    serve_port: int = Field(8000, ge=1, le=65535, description="Port of the prediction service.")
+    serve_refresh_seconds: float = Field(
+        5.0, ge=0, description="How often the service re-reads aliases and the rollout (0: always)."
+    )
+    serve_max_batch: int = Field(
+        256, ge=1, description="Most single-row requests the service scores in one model call."
+    )
+    log_batch_size: int = Field(
+        1000, ge=1, description="Predictions/outcomes written to the log per database round trip."
+    )
+    log_flush_seconds: float = Field(
+        0.5, gt=0, description="Longest a logged prediction waits before it is written."
+    )
+
     # --- notifications -----------------------------------------------------------------
     notify_to: CommaList = Field(
         [], description="Administrator e-mail addresses (comma-separated)."
@@ -167,6 +213,7 @@ class Settings(BaseSettings):
         "numeric_features",
         "categorical_features",
         "drop_columns",
+        "rollout_steps",
         mode="before",
     )
     @classmethod
@@ -182,6 +229,13 @@ class Settings(BaseSettings):
         unknown = [family for family in value if family not in known]
         if unknown:
             raise ValueError(f"unknown model families {unknown}; choose from {sorted(known)}")
+        return value
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < s <= 1 for s in value) or value != sorted(set(value)):
+            raise ValueError(f"shares must increase within (0, 1], got {value}")
         return value
 
     @model_validator(mode="after")
