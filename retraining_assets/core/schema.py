@@ -199,3 +199,34 @@ rollouts = sa.Table(
     ),
 )
 # --- end rollouts --------------------------------------------------------------------------
+
+# --- prediction log (core/prediction_log.py; migration 0005) -------------------------------
+# Every prediction the service makes, and the outcome observed for it later. ``rollout_step``
+# records the step the router used, so an experiment's analysis counts each step's traffic
+# against that step's weights even while a service has not yet seen a step change.
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("entity_id", sa.String(255), nullable=False),
+    sa.Column("variant", sa.String(32), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("rollout_id", sa.Integer, nullable=True),
+    sa.Column("rollout_step", sa.Integer, nullable=True),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index("ix_predictions_rollout", "pipeline", "rollout_id", "rollout_step"),
+    sa.Index("ix_predictions_entity", "pipeline", "entity_id", "created_at"),
+)
+# One outcome per prediction: the first reported wins (a retried write inserts nothing).
+prediction_outcomes = sa.Table(
+    "prediction_outcomes",
+    metadata,
+    sa.Column("prediction_id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+)
