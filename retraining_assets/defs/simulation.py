@@ -17,18 +17,25 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
-class PeriodOutcome:
-    """What happened in one simulated period, read back from the runs' events."""
+class _Materialized:
+    """What runs recorded, read back from their events."""
+
+    # asset name -> metadata values; check name -> passed
+    metadata: dict[str, dict] = field(default_factory=dict, kw_only=True)
+    checks: dict[str, bool] = field(default_factory=dict, kw_only=True)
+
+    def value(self, asset: str, key: str, default=None):
+        return self.metadata.get(asset, {}).get(key, default)
+
+
+@dataclass
+class PeriodOutcome(_Materialized):
+    """What happened in one simulated period."""
 
     partition: str
     monitoring: dg.ExecuteInProcessResult
     sensor: dg.RunRequest | dg.SkipReason | None = None
     retraining: dg.ExecuteInProcessResult | None = None
-    metadata: dict[str, dict] = field(default_factory=dict)  # asset name -> metadata values
-    checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed
-
-    def value(self, asset: str, key: str, default=None):
-        return self.metadata.get(asset, {}).get(key, default)
 
     @property
     def retrain_causes(self) -> str | None:
@@ -36,6 +43,14 @@ class PeriodOutcome:
         if isinstance(self.sensor, dg.RunRequest):
             return self.sensor.tags.get("retrain/causes")
         return None
+
+
+@dataclass
+class RolloutOutcome(_Materialized):
+    """One rollout evaluation: the sensor's request and the run it started."""
+
+    request: dg.RunRequest
+    result: dg.ExecuteInProcessResult
 
 
 @dataclass
@@ -52,9 +67,10 @@ class Simulation:
             instance=self.instance, run_config=QUIET
         )
 
-    def tick(self) -> dg.RunRequest | dg.SkipReason | None:
-        """One evaluation of the retraining sensor against the instance, as the daemon does."""
-        sensor = self.defs.resolve_sensor_def(f"{self.pipeline.name}_retraining_sensor")
+    def tick(self, sensor: str = "retraining") -> dg.RunRequest | dg.SkipReason | None:
+        """One evaluation of the pipeline's ``<sensor>_sensor`` against the instance, as the
+        daemon does."""
+        sensor = self.defs.resolve_sensor_def(f"{self.pipeline.name}_{sensor}_sensor")
         with dg.build_sensor_context(
             instance=self.instance, definitions=self.defs, resources=self.defs.resources
         ) as context:
@@ -85,12 +101,24 @@ class Simulation:
             _collect(outcome, outcome.retraining)
         return outcome
 
+    def rollout(self) -> RolloutOutcome | None:
+        """One tick of the rollout sensor and the run it requests (None: nothing to judge)."""
+        request = self.tick("rollout")
+        if not isinstance(request, dg.RunRequest):
+            return None
+        result = self.job(f"{self.pipeline.name}_rollout_job").execute_in_process(
+            instance=self.instance, tags=request.tags, run_config=QUIET, raise_on_error=False
+        )
+        outcome = RolloutOutcome(request, result)
+        _collect(outcome, result)
+        return outcome
+
     def run(self, partitions: list[str]) -> Iterator[PeriodOutcome]:
         for partition in partitions:
             yield self.period(partition)
 
 
-def _collect(outcome: PeriodOutcome, result: dg.ExecuteInProcessResult) -> None:
+def _collect(outcome: _Materialized, result: dg.ExecuteInProcessResult) -> None:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         values = {key: value.value for key, value in materialization.metadata.items()}
