@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ class EventType(StrEnum):
     APPROVAL_REQUIRED = "approval_required"
     ROLLED_BACK = "rolled_back"
     RUN_FAILED = "run_failed"
+    ROLLOUT_STARTED = "rollout_started"
+    ROLLOUT_STEP = "rollout_step"
+    ROLLOUT_PROMOTED = "rollout_promoted"
+    ROLLOUT_ROLLED_BACK = "rollout_rolled_back"
+    ROLLOUT_HALTED = "rollout_halted"
+    ROLLOUT_STOPPED = "rollout_stopped"
     TEST = "test"
 
 
@@ -38,6 +45,12 @@ SUBJECT_WORDS: Mapping[EventType, str] = {
     EventType.APPROVAL_REQUIRED: "Approval required:",
     EventType.ROLLED_BACK: "Rolled back:",
     EventType.RUN_FAILED: "Run failed:",
+    EventType.ROLLOUT_STARTED: "Rollout started:",
+    EventType.ROLLOUT_STEP: "Rollout step:",
+    EventType.ROLLOUT_PROMOTED: "Rollout promoted:",
+    EventType.ROLLOUT_ROLLED_BACK: "Rollout rolled back:",
+    EventType.ROLLOUT_HALTED: "Rollout halted:",
+    EventType.ROLLOUT_STOPPED: "Rollout stopped:",
     EventType.TEST: "Test:",
 }
 
@@ -129,6 +142,11 @@ def _number(value: float | None) -> str:
 
 def _lift(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1%}"
+
+
+def _share(value: float) -> str:
+    """A traffic share: whole percents, one decimal below 10%."""
+    return f"{value:.1%}" if 0 < value < 0.1 else f"{value:.0%}"
 
 
 Fact = tuple[str, str]
@@ -381,6 +399,79 @@ def rolled_back(
         f"{clean(pipeline, 60)} {clean(previous, 60)} -> {clean(version, 60)}",
         facts=facts,
         key=key or event_key(EventType.ROLLED_BACK, pipeline, previous, version),
+    )
+
+
+ROLLOUT_EVENTS = frozenset(
+    {
+        EventType.ROLLOUT_STARTED,
+        EventType.ROLLOUT_STEP,
+        EventType.ROLLOUT_PROMOTED,
+        EventType.ROLLOUT_ROLLED_BACK,
+        EventType.ROLLOUT_HALTED,
+        EventType.ROLLOUT_STOPPED,
+    }
+)
+# The experiment's numbers a rollout message may carry (metrics and counts, never records).
+ROLLOUT_EVIDENCE = {
+    "effect": "Effect (challenger - champion)",
+    "ci_low": "Interval low",
+    "ci_high": "Interval high",
+    "p_value": "p-value",
+    "n_champion": "Outcomes, champion",
+    "n_challenger": "Outcomes, challenger",
+    "srm_p_value": "Sample ratio p-value",
+}
+
+
+def rollout_change(
+    event: EventType,
+    *,
+    pipeline: str,
+    rollout_id: int | None,
+    strategy: str,
+    challenger: str,
+    champion: str,
+    share_from: float,
+    share_to: float,
+    step: str,
+    by: str,
+    reason: str,
+    evidence: Mapping[str, float | int | None] | None = None,
+    key: str | None = None,
+) -> Message:
+    """Sent *before* a rollout changes live traffic: started, a step, promoted (the
+    challenger becomes the champion), rolled back, halted or stopped (all traffic back to the
+    champion). ``evidence`` holds the experiment's numbers (keys of ``ROLLOUT_EVIDENCE``)."""
+    if event not in ROLLOUT_EVENTS:
+        raise ValueError(f"{event} is not a rollout event")
+    traffic = f"{_share(share_from)} -> {_share(share_to)}"
+    facts = [
+        ("Pipeline", clean(pipeline)),
+        ("Rollout", f"{rollout_id or 'new'} ({clean(strategy, 20)}, step {clean(step, 20)})"),
+        ("Challenger", clean(challenger)),
+        ("Champion", clean(champion)),
+        ("Challenger traffic", traffic),
+        ("By", clean(by)),
+        ("Reason", clean(reason)),
+    ]
+    for name, label in ROLLOUT_EVIDENCE.items():
+        value = (evidence or {}).get(name)
+        if isinstance(value, int):
+            facts.append((label, f"{value:,}"))
+        elif value is not None and math.isfinite(value):  # an open interval end says nothing
+            facts.append((label, _number(value)))
+    if event is EventType.ROLLOUT_PROMOTED:
+        note = f"{clean(challenger)} becomes the champion next; this message is sent before."
+    else:
+        note = "Live traffic changes next; this message is sent before it does."
+    return render(
+        event,
+        f"{clean(pipeline, 60)} {clean(challenger, 20)} vs {clean(champion, 20)}, "
+        f"challenger traffic {traffic}",
+        facts=facts,
+        notes=[note],
+        key=key or event_key(event, pipeline, rollout_id, step, share_to),
     )
 
 

@@ -7,9 +7,11 @@ code location can hold several pipelines, their asset keys prefixed by the pipel
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,7 +20,9 @@ from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.evaluation import default_primary_metric, get_metric
+from retraining_assets.core.prediction_log import rollout_metric
 from retraining_assets.core.promotion import PromotionPolicy
+from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
 from retraining_assets.core.triggers import RetrainPolicy
 from retraining_assets.core.validation import Tolerances
@@ -116,6 +120,57 @@ def retrain_policy(settings: Settings) -> RetrainPolicy:
 def promotion_policy(settings: Settings) -> PromotionPolicy:
     """The promotion gate's thresholds, all from settings."""
     return PromotionPolicy(min_lift=settings.promotion_min_lift, floor=settings.promotion_floor)
+
+
+AB_SHARE = 0.5
+"""An A/B test's challenger share: an even split gives the most power for a given amount of
+traffic (the first step of a ramp is a canary's share, not a test's)."""
+
+
+def rollout_plan(
+    pipeline: Pipeline,
+    strategy: str | None = None,
+    *,
+    steps: Sequence[float] | None = None,
+    min_hours: float | None = None,
+    min_samples: int | None = None,
+) -> RolloutPlan:
+    """How a challenger of ``pipeline`` is rolled out and judged, from settings; the keyword
+    arguments (the ``retrain rollout start`` options) override them.
+
+    ``strategy`` defaults to ``promotion_strategy``. ``gradual`` ramps through every share of
+    ``rollout_steps``; ``canary`` holds the first of them and ``ab`` holds ``AB_SHARE`` (one
+    share given in ``steps`` overrides either). Each step lasts ``rollout_min_hours`` and
+    ``rollout_min_samples`` outcomes per arm. The live metric follows the task: whether the
+    served prediction was correct (classification, higher is better) or its absolute error
+    (regression, lower is better). Raises ``RolloutPlanError`` naming a bad value.
+    """
+    settings = pipeline.settings
+    strategy = strategy or settings.promotion_strategy
+    metric, higher_is_better = rollout_metric(pipeline.spec.task)
+    raw: dict[str, Any] = {
+        "strategy": strategy,
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "sequential": settings.rollout_sequential,
+        "alpha": settings.rollout_alpha,
+        "max_samples": settings.rollout_max_samples,
+    }
+    limits = {
+        "min_hours": settings.rollout_min_hours if min_hours is None else min_hours,
+        "min_samples": settings.rollout_min_samples if min_samples is None else min_samples,
+    }
+    shares = list(steps) if steps else None
+    if strategy == "gradual":
+        raw["steps"] = [{"share": share, **limits} for share in shares or settings.rollout_steps]
+    elif strategy in ("canary", "ab"):
+        if shares is not None and len(shares) != 1:
+            raise RolloutPlanError(f"{strategy} holds one share, got {len(shares)}: {shares}")
+        default = settings.rollout_steps[0] if strategy == "canary" else AB_SHARE
+        raw |= limits | {"share": shares[0] if shares else default}
+    elif shares is not None or min_hours is not None or min_samples is not None:
+        raise RolloutPlanError(f"{strategy} takes no steps, minimum hours or minimum samples")
+    return RolloutPlan.from_dict(raw)
 
 
 def demo_pipeline(settings: Settings, stream: DemoStream | None = None) -> Pipeline:

@@ -2,35 +2,46 @@
 
 Plain Python, no Dagster. Every change is one registry transaction with a compare-and-set on
 the rollout row (id, step, status ``active``) and on the aliases it moves, with audit rows; the
-administrators are notified *before* the traffic changes (the outbox row is written first).
-What to do next is decided elsewhere (``core.rollout.decide``); these functions carry it out.
+administrators are notified *before* the traffic changes (a ``Rollout ...:`` outbox row is
+written first). What to do next is decided elsewhere (``core.rollout.decide``); these
+functions carry it out (``carry_out``).
 
 A finished rollout moves the champion in the same transaction as the rollout row and the
-challenger alias, with the messages of ``lifecycle.change_champion`` (pending before, promoted
-after): calling ``change_champion`` itself would commit the champion move on its own.
+challenger alias (``Rollout promoted:`` before, ``Promoted:`` after, as any champion move):
+calling ``lifecycle.change_champion`` itself would commit the champion move on its own.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from retraining_assets.core import lifecycle
 from retraining_assets.core import schema as tables
 from retraining_assets.core.lifecycle import Actor, label
-from retraining_assets.core.notify import Notifier, promoted, promotion_pending, rolled_back
+from retraining_assets.core.notify import EventType, Notifier, promoted, rollout_change
 from retraining_assets.core.registry import (
     CHALLENGER,
     CHAMPION,
     REJECTED,
+    AliasMove,
     Registry,
     RegistryError,
     utc_now,
 )
-from retraining_assets.core.rollout import RolloutPlan, RolloutStep, Router
+from retraining_assets.core.rollout import (
+    Action,
+    RolloutDecision,
+    RolloutPlan,
+    RolloutStep,
+    Router,
+)
 
 ACTIVE, PROMOTED, ROLLED_BACK, HALTED, STOPPED = (
     "active",
@@ -40,6 +51,12 @@ ACTIVE, PROMOTED, ROLLED_BACK, HALTED, STOPPED = (
     "stopped",
 )
 ENDINGS = frozenset({ROLLED_BACK, HALTED, STOPPED})
+_ENDING_EVENTS = {
+    ROLLED_BACK: EventType.ROLLOUT_ROLLED_BACK,
+    HALTED: EventType.ROLLOUT_HALTED,
+    STOPPED: EventType.ROLLOUT_STOPPED,
+}
+Evidence = Mapping[str, float | int | None]
 
 
 class RolloutError(RegistryError):
@@ -149,20 +166,33 @@ def start_rollout(
     *,
     actor: Actor,
     reason: str,
+    expected_champion: int | None = None,
 ) -> Rollout:
     """Start rolling ``challenger_version`` out per ``plan``: notify, then move the challenger
     alias and record the rollout in one transaction. Refused, with nothing written, for an
-    unknown, rejected or champion version, or while another rollout is active."""
+    unknown, rejected or champion version, while another rollout is active, or when the
+    champion is not ``expected_champion`` (if given: the one the challenger was judged
+    against)."""
     champion, previous = _check_start(registry, pipeline, challenger_version)
+    if expected_champion is not None and champion != expected_champion:
+        raise RolloutConflictError(
+            f"the champion of '{pipeline}' is v{champion}, not v{expected_champion} as when "
+            f"v{challenger_version} was judged; nothing changed"
+        )
     salt = f"{pipeline}:v{challenger_version}:{uuid.uuid4().hex[:12]}"
     notifier.notify(
-        promotion_pending(
+        rollout_change(
+            EventType.ROLLOUT_STARTED,
             pipeline=pipeline,
-            candidate=label(challenger_version),
-            champion=label(champion),
-            metric="-",
-            lift=None,
-            decision=f"{plan.strategy} {_percent(plan.share_at(0))}: {reason}",
+            rollout_id=None,  # the row, and its id, are written after the message
+            strategy=str(plan.strategy),
+            challenger=label(challenger_version),  # type: ignore[arg-type]
+            champion=label(champion),  # type: ignore[arg-type]
+            share_from=0.0,
+            share_to=plan.share_at(0),
+            step=f"1/{len(plan.steps)}",
+            by=actor.by,
+            reason=reason,
             key=f"rollout:{salt}:start",
         )
     )
@@ -262,7 +292,13 @@ def _insert(
 
 
 def advance(
-    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+    registry: Registry,
+    notifier: Notifier,
+    rollout: Rollout,
+    *,
+    actor: Actor,
+    reason: str,
+    evidence: Evidence | None = None,
 ) -> Rollout:
     """Move to the plan's next step (more traffic for the challenger), if the rollout is still
     active at ``rollout.step``; notified before."""
@@ -272,12 +308,16 @@ def advance(
         )
     to_step = rollout.step + 1
     share = rollout.plan.share_at(to_step)
-    _notify_pending(
+    _notify(
         notifier,
+        EventType.ROLLOUT_STEP,
         rollout,
-        f"advance to step {to_step} ({_percent(share)})",
+        share,
+        actor,
         reason,
+        evidence,
         f"advance:{to_step}",
+        step=to_step,
     )
     with registry.transaction() as connection:
         _swap(connection, rollout, step=to_step, step_started_at=utc_now())
@@ -290,13 +330,19 @@ def advance(
             rollout.challenger_version,
             actor,
             reason,
-            {"from_step": rollout.step, "to_step": to_step, "share": share},
+            {"from_step": rollout.step, "to_step": to_step, "share": share, **_numbers(evidence)},
         )
         return get_rollout(registry, rollout.id, connection=connection)
 
 
 def finish(
-    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+    registry: Registry,
+    notifier: Notifier,
+    rollout: Rollout,
+    *,
+    actor: Actor,
+    reason: str,
+    evidence: Evidence | None = None,
 ) -> Rollout:
     """Promote the challenger: in one transaction the champion moves to it (compare-and-set on
     the rollout's champion), the challenger alias is cleared and the rollout is ``promoted``."""
@@ -305,7 +351,7 @@ def finish(
             f"rollout {rollout.id} of '{rollout.pipeline}' is at step {rollout.step}, not its "
             f"final step {rollout.plan.final_step}; advance it first"
         )
-    _notify_pending(notifier, rollout, "promote (100%)", reason, "promote")
+    _notify(notifier, EventType.ROLLOUT_PROMOTED, rollout, 1.0, actor, reason, evidence, "promote")
     with registry.transaction() as connection:
         _swap(connection, rollout, status=PROMOTED, ended_at=utc_now())
         move = registry.move_alias(
@@ -328,7 +374,7 @@ def finish(
             rollout.challenger_version,
             actor,
             reason,
-            {"step": rollout.step},
+            {"step": rollout.step, **_numbers(evidence)},
         )
         ended = get_rollout(registry, rollout.id, connection=connection)
     notifier.notify(
@@ -344,24 +390,36 @@ def finish(
 
 
 def rollback_rollout(
-    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+    registry: Registry,
+    notifier: Notifier,
+    rollout: Rollout,
+    *,
+    actor: Actor,
+    reason: str,
+    evidence: Evidence | None = None,
 ) -> Rollout:
     """End the rollout as ``rolled_back``: all traffic back to the champion."""
-    return _end(registry, notifier, rollout, ROLLED_BACK, actor=actor, reason=reason)
+    return _end(registry, notifier, rollout, ROLLED_BACK, actor, reason, evidence)
 
 
 def halt(
-    registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
+    registry: Registry,
+    notifier: Notifier,
+    rollout: Rollout,
+    *,
+    actor: Actor,
+    reason: str,
+    evidence: Evidence | None = None,
 ) -> Rollout:
     """End the rollout as ``halted`` (e.g. sample ratio mismatch): traffic back to the champion."""
-    return _end(registry, notifier, rollout, HALTED, actor=actor, reason=reason)
+    return _end(registry, notifier, rollout, HALTED, actor, reason, evidence)
 
 
 def stop(
     registry: Registry, notifier: Notifier, rollout: Rollout, *, actor: Actor, reason: str
 ) -> Rollout:
     """A person ends the rollout (``stopped``): traffic back to the champion."""
-    return _end(registry, notifier, rollout, STOPPED, actor=actor, reason=reason)
+    return _end(registry, notifier, rollout, STOPPED, actor, reason, None)
 
 
 def _end(
@@ -369,21 +427,12 @@ def _end(
     notifier: Notifier,
     rollout: Rollout,
     status: str,
-    *,
     actor: Actor,
     reason: str,
+    evidence: Evidence | None,
 ) -> Rollout:
     """Clear the challenger and close the rollout with ``status``; notified before."""
-    notifier.notify(
-        rolled_back(
-            pipeline=rollout.pipeline,
-            version=label(rollout.champion_version),  # type: ignore[arg-type]
-            previous=label(rollout.challenger_version),  # type: ignore[arg-type]
-            by=actor.by,
-            reason=f"rollout {status.replace('_', ' ')}: {reason}",
-            key=f"rollout:{rollout.salt}:{status}",
-        )
-    )
+    _notify(notifier, _ENDING_EVENTS[status], rollout, 0.0, actor, reason, evidence, status)
     with registry.transaction() as connection:
         _swap(connection, rollout, status=status, ended_at=utc_now())
         _clear_challenger(registry, connection, rollout, actor, reason)
@@ -396,9 +445,88 @@ def _end(
             rollout.challenger_version,
             actor,
             reason,
-            {"step": rollout.step},
+            {"step": rollout.step, **_numbers(evidence)},
         )
         return get_rollout(registry, rollout.id, connection=connection)
+
+
+# --- acting on a decision, and rolling back what is live -------------------------------------
+
+_CHANGES = {
+    Action.ADVANCE: advance,
+    Action.PROMOTE: finish,
+    Action.ROLLBACK: rollback_rollout,
+    Action.HALT: halt,
+}
+
+
+def decision_evidence(decision: RolloutDecision) -> dict[str, float | int | None]:
+    """The numbers behind a decision that messages and the audit log carry."""
+    found: dict[str, float | int | None] = {"srm_p_value": decision.srm.p_value}
+    if decision.comparison is not None:
+        c = decision.comparison
+        found |= {"effect": c.effect, "ci_low": c.ci_low, "ci_high": c.ci_high}
+        found |= {"p_value": c.p_value, "n_champion": c.n_champion, "n_challenger": c.n_challenger}
+    return found
+
+
+def carry_out(
+    registry: Registry,
+    notifier: Notifier,
+    rollout: Rollout,
+    decision: RolloutDecision,
+    *,
+    actor: Actor,
+) -> Rollout | None:
+    """Apply ``decide()``'s decision for ``rollout``: advance, promote (finish), roll back or
+    halt; None for ``continue``. A decision made at another step than the rollout's, or a
+    rollout that moved since it was read, raises ``RolloutConflictError`` with nothing
+    changed (a stale decision is never applied)."""
+    if decision.action is Action.CONTINUE:
+        return None
+    if decision.step != rollout.step:
+        raise RolloutConflictError(
+            f"the decision was made at step {decision.step}, rollout {rollout.id} of "
+            f"'{rollout.pipeline}' is at step {rollout.step}; nothing changed"
+        )
+    change = _CHANGES[decision.action]
+    return change(
+        registry,
+        notifier,
+        rollout,
+        actor=actor,
+        reason=decision.reason,
+        evidence=decision_evidence(decision),
+    )
+
+
+def rollback_live(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    *,
+    to_version: int | None,
+    actor: Actor,
+    reason: str,
+) -> Rollout | AliasMove:
+    """What "roll back" means now, for ``retrain rollback`` and the rollback job alike.
+
+    While a rollout is active, roll *it* back: all traffic to the champion (which stays), the
+    challenger cleared, audited and notified first; the ended ``Rollout`` is returned. A
+    ``to_version`` is then refused (one change at a time: roll the rollout back, then the
+    champion). Without a rollout, put an earlier champion back (``lifecycle.rollback``).
+    """
+    active = active_rollout(registry, pipeline)
+    if active is None:
+        return lifecycle.rollback(
+            registry, notifier, pipeline, to_version=to_version, actor=actor, reason=reason
+        )
+    if to_version is not None:
+        raise RolloutError(
+            f"rollout {active.id} of '{pipeline}' (v{active.challenger_version}) is active: "
+            f"roll it back first (without a version), then the champion to v{to_version}"
+        )
+    return rollback_rollout(registry, notifier, active, actor=actor, reason=reason)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -436,20 +564,47 @@ def _clear_challenger(
     )
 
 
-def _notify_pending(
-    notifier: Notifier, rollout: Rollout, what: str, reason: str, event: str
+def _notify(
+    notifier: Notifier,
+    event: EventType,
+    rollout: Rollout,
+    share_to: float,
+    actor: Actor,
+    reason: str,
+    evidence: Evidence | None,
+    suffix: str,
+    *,
+    step: int | None = None,
 ) -> None:
+    """The ``Rollout ...:`` message, written to the outbox before the traffic changes."""
+    steps = len(rollout.plan.steps)
+    shown = f"{rollout.step + 1}/{steps}"
+    shown += f" -> {step + 1}/{steps}" if step is not None else ""
     notifier.notify(
-        promotion_pending(
+        rollout_change(
+            event,
             pipeline=rollout.pipeline,
-            candidate=label(rollout.challenger_version),  # type: ignore[arg-type]
-            champion=label(rollout.champion_version),
-            metric="-",
-            lift=None,
-            decision=f"{rollout.plan.strategy} {what}: {reason}",
-            key=f"rollout:{rollout.salt}:{event}",
+            rollout_id=rollout.id,
+            strategy=str(rollout.plan.strategy),
+            challenger=label(rollout.challenger_version),  # type: ignore[arg-type]
+            champion=label(rollout.champion_version),  # type: ignore[arg-type]
+            share_from=rollout.share,
+            share_to=share_to,
+            step=shown,
+            by=actor.by,
+            reason=reason,
+            evidence=evidence,
+            key=f"rollout:{rollout.salt}:{suffix}",
         )
     )
+
+
+def _numbers(evidence: Evidence | None) -> dict[str, Any]:
+    """Evidence for the audit log: JSON has no infinity (an inconclusive interval)."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in (evidence or {}).items()
+    }
 
 
 def _audit(
@@ -475,8 +630,3 @@ def _audit(
 
 def _who(actor: Actor, reason: str) -> dict[str, str]:
     return {"by": actor.by, "actual_user": actor.actual_user, "reason": reason}
-
-
-def _percent(share: float) -> str:
-    """``0.05`` as ``5%`` (whole percents: message text masks decimals as data values)."""
-    return f"{share:.0%}" if share >= 0.01 else "<1%"

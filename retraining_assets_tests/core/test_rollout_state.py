@@ -3,6 +3,7 @@ are compare-and-set transactions with audit rows, notified before the traffic ch
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -281,3 +282,64 @@ def test_a_pipeline_without_a_champion_cannot_start(registry: Registry, notifier
     with pytest.raises(rs.RolloutError, match="no champion"):
         rs.start_rollout(registry, notifier, PIPELINE, 1, CANARY, actor=ACTOR, reason="x")
     assert _rollout_rows(registry) == 0
+
+
+def _subjects(registry: Registry) -> list[str]:
+    table = schema.notification_outbox
+    with registry.engine.connect() as connection:
+        return connection.execute(sa.select(table.c.subject).order_by(table.c.id)).scalars().all()
+
+
+def test_every_traffic_change_has_its_own_rollout_message(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, GRADUAL, actor=ACTOR, reason="go")
+    second = rs.advance(
+        registry,
+        notifier,
+        started,
+        actor=ACTOR,
+        reason="fine",
+        evidence={"effect": 0.04, "ci_low": float("-inf"), "p_value": 0.2, "n_challenger": 512},
+    )
+    rs.halt(registry, notifier, second, actor=ACTOR, reason="sample ratio mismatch")
+    subjects = _subjects(registry)
+    assert subjects == [
+        "Rollout started: demo v2 vs v1, challenger traffic 0% -> 5.0%",
+        "Rollout step: demo v2 vs v1, challenger traffic 5.0% -> 50%",
+        "Rollout halted: demo v2 vs v1, challenger traffic 50% -> 0%",
+    ]
+    assert all(subject.isascii() for subject in subjects)
+    table = schema.notification_outbox
+    with registry.engine.connect() as connection:
+        step = connection.execute(
+            sa.select(table.c.body_text).where(table.c.event_type == "rollout_step")
+        ).scalar_one()
+    facts = {line.split(":")[0]: line.split(":", 1)[1].strip() for line in step.splitlines()[2:9]}
+    facts |= dict(re.findall(r"^(Effect.*|Outcomes.*|p-value|Interval.*):\s+(\S+)$", step, re.M))
+    assert facts["Effect (challenger - champion)"] == "0.04" and facts["p-value"] == "0.2"
+    assert facts["Outcomes, challenger"] == "512" and "Interval low" not in facts
+    assert (
+        facts["Challenger traffic"] == "5.0% -> 50%"
+        and facts["Rollout"] == "1 (gradual, step 1/3 -> 2/3)"
+    )
+    advance = next(e for e in registry.audit_log(PIPELINE) if e.action == "rollout_advance")
+    assert advance.details["ci_low"] is None and advance.details["p_value"] == 0.2
+
+
+def test_rollback_live_ends_an_active_rollout_and_otherwise_rolls_the_champion_back(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    registry.move_alias(
+        PIPELINE, CHAMPION, 3, expected_current=1, by="ci", actual_user="ci", reason="second"
+    )
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="go")
+    with pytest.raises(rs.RolloutError, match="roll it back first"):
+        rs.rollback_live(registry, notifier, PIPELINE, to_version=1, actor=ACTOR, reason="x")
+    ended = rs.rollback_live(
+        registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="bad"
+    )
+    assert isinstance(ended, rs.Rollout) and (ended.id, ended.status) == (started.id, "rolled_back")
+    assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (3, None)
+    move = rs.rollback_live(registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="b")
+    assert (move.action, move.version, move.previous_version) == ("rollback", 1, 3)
