@@ -485,8 +485,10 @@ def _fail(message: str) -> None:
 
 
 from retraining_assets.cli_rollout import rollout  # noqa: E402  (the group needs `main`'s helpers)
+from retraining_assets.cli_serve import serve  # noqa: E402
 
 main.add_command(rollout)
+main.add_command(serve)
 
 
 def run() -> None:

@@ -1,0 +1,313 @@
+"""The prediction service's FastAPI application: ``create_app(pipeline)``.
+
+Endpoints: ``POST /predict`` (one row, micro-batched), ``POST /predict/batch`` (columnar),
+``POST /feedback`` (an observed outcome), ``GET /health`` and ``GET /rollout``. The lifespan
+starts the prediction log and the scoring thread and, on shutdown (uvicorn waits for requests
+in flight first), scores what is queued and closes the log, so a graceful stop loses nothing.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations, and
+# the request models are built at run time from the pipeline's spec (closure variables).
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
+
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.prediction_log import Outcome, PredictionLog, find_prediction
+from retraining_assets.core.registry import Registry, utc_now
+from retraining_assets.service.batching import BatcherStoppedError, MicroBatcher
+from retraining_assets.service.models import ModelUnavailableError, ServedModels, Snapshot
+from retraining_assets.service.predictions import Predictor, RecentPredictions, Rows
+from retraining_assets.service.schemas import Schemas, build_schemas, error_body
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+FLUSH_TIMEOUT_SECONDS = 10.0  # feedback for an unknown id waits this long for the log
+
+
+class PredictResponse(BaseModel):
+    """One prediction (documentation of ``POST /predict``)."""
+
+    prediction_id: str
+    entity_id: str
+    prediction: str | float
+    probabilities: dict[str, float] | None
+    variant: str
+    model_version: int
+    rollout_id: int | None
+
+
+class PredictBatchResponse(BaseModel):
+    """A batch's predictions, columnar (documentation of ``POST /predict/batch``)."""
+
+    prediction_ids: list[str]
+    entity_ids: list[str]
+    predictions: list[str | float]
+    probabilities: dict[str, list[float]] | None
+    variants: list[str]
+    model_versions: list[int]
+    rollout_id: int | None
+
+
+class FeedbackAccepted(BaseModel):
+    """The prediction an outcome was recorded for (documentation of ``POST /feedback``)."""
+
+    prediction_id: str
+    entity_id: str
+
+
+class Problem(BaseModel):
+    """An error: what went wrong, naming the field, id or model."""
+
+    detail: Any
+    message: str | None = None
+
+
+@dataclass
+class Service:
+    """Everything one application serves with (``app.state.service``)."""
+
+    pipeline: Pipeline
+    schemas: Schemas
+    registry: Registry
+    models: ServedModels
+    log: PredictionLog
+    recent: RecentPredictions
+    predictor: Predictor
+    batcher: MicroBatcher
+
+
+def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastAPI:
+    """The prediction service of ``pipeline``, configured by its settings."""
+    settings = pipeline.settings
+    registry = registry or Registry.from_settings(settings)
+    spec = pipeline.spec
+    schemas = build_schemas(spec)
+    models = ServedModels(
+        registry, pipeline.name, spec, refresh_seconds=settings.serve_refresh_seconds
+    )
+    prediction_log = PredictionLog(
+        registry.engine,
+        batch_size=settings.log_batch_size,
+        flush_seconds=settings.log_flush_seconds,
+        spool_dir=settings.home.resolve() / "spool" / pipeline.name,
+    )
+    recent = RecentPredictions()
+    predictor = Predictor(pipeline.name, spec, models, prediction_log, recent)
+
+    def score_rows(items: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
+        predicted = predictor.predict(Rows.of(items, spec.features))
+        return [to_json(predicted.one(i)) for i in range(len(items))]
+
+    def score_batch(rows: Rows) -> bytes:
+        return to_json(predictor.predict(rows).columns())
+
+    batcher = MicroBatcher(score_rows, max_batch=settings.serve_max_batch)
+    service = Service(
+        pipeline, schemas, registry, models, prediction_log, recent, predictor, batcher
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        prediction_log.start()
+        await batcher.start()
+        snapshot = await run_in_threadpool(models.current)
+        if snapshot.champion is None:
+            log.error("%s: no model can be served yet: %s", pipeline.name, snapshot.problems)
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            await run_in_threadpool(prediction_log.close)
+            log.info("%s: prediction log closed: %s", pipeline.name, prediction_log.written)
+
+    app = FastAPI(
+        title=f"retraining_assets prediction service: {pipeline.name}",
+        description="Predictions of the champion (and of a rollout's challenger), logged.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    errors: dict[int | str, dict[str, Any]] = {
+        422: {"model": Problem, "description": "Invalid request (names the field)"},
+        503: {"model": Problem, "description": "No model can be served"},
+    }
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> Response:
+        return _json(error_body(error.errors()), 422)
+
+    PredictRequest = schemas.predict  # classes built at run time from the spec
+    Feedback = schemas.feedback
+
+    @app.post("/predict", responses={200: {"model": PredictResponse}, **errors})
+    async def predict(body: PredictRequest) -> Response:  # type: ignore[valid-type]
+        """Predict one entity (micro-batched with the requests arriving together)."""
+        try:
+            content = await batcher.submit((body.entity_id, schemas.row(body.features)))
+        except (ModelUnavailableError, BatcherStoppedError) as error:
+            return _json({"detail": str(error)}, 503)
+        return Response(content, media_type=JSON)
+
+    @app.post(
+        "/predict/batch",
+        responses={200: {"model": PredictBatchResponse}, **errors},
+        openapi_extra={"requestBody": _body_schema(schemas.batch)},
+    )
+    async def predict_batch(request: Request) -> Response:
+        """Predict many entities; columnar: ``{"entity_ids": [...], "features": {col: [...]}}``."""
+        body = await request.body()
+        try:
+            entity_ids, columns = await run_in_threadpool(schemas.parse_batch, body)
+        except ValidationError as error:
+            problems = error.errors(include_url=False, include_input=False)
+            return _json(error_body(problems, ("body",)), 422)
+        try:
+            content = await batcher.run(score_batch, Rows(entity_ids, columns))
+        except (ModelUnavailableError, BatcherStoppedError) as error:
+            return _json({"detail": str(error)}, 503)
+        return Response(content, media_type=JSON)
+
+    @app.post(
+        "/feedback",
+        status_code=202,
+        responses={202: {"model": FeedbackAccepted}, 404: {"model": Problem}, **errors},
+    )
+    async def feedback(body: Feedback) -> Response:  # type: ignore[valid-type]
+        """Record the observed outcome of a prediction (by its id, or the entity's latest)."""
+        found = _recent(recent, body.prediction_id, body.entity_id)
+        if found is None:
+            try:
+                found = await run_in_threadpool(
+                    _logged, service, body.prediction_id, body.entity_id
+                )
+            except TimeoutError as error:
+                return _json({"detail": f"the prediction log cannot be read: {error}"}, 503)
+        if found is None:
+            what = (
+                f"no prediction with id '{body.prediction_id}'"
+                if body.prediction_id is not None
+                else f"no prediction for entity '{body.entity_id}'"
+            )
+            return _json({"detail": f"{what} in pipeline '{pipeline.name}'"}, 404)
+        prediction_id, entity_id = found
+        regression = spec.task == "regression"
+        prediction_log.add_outcomes(
+            [
+                Outcome(
+                    prediction_id=prediction_id,
+                    pipeline=pipeline.name,
+                    label=None if regression else body.outcome,
+                    value=float(body.outcome) if regression else None,
+                    received_at=utc_now(),
+                )
+            ]
+        )
+        return _json({"prediction_id": prediction_id, "entity_id": entity_id}, 202)
+
+    @app.get("/health", responses={503: {"description": "No model can be served"}})
+    async def health() -> Response:
+        """The models served (versions, families, checksums), the rollout and the log."""
+        snapshot = await run_in_threadpool(models.current)
+        body = _health(service, snapshot)
+        return _json(body, 200 if snapshot.champion is not None else 503)
+
+    @app.get("/rollout")
+    async def rollout() -> Response:
+        """The active rollout (``to_dict()`` of ``core.rollout_state.Rollout``), if any."""
+        snapshot = await run_in_threadpool(models.current)
+        if snapshot.rollout is None:
+            return _json({"active": False}, 200)
+        body = {"active": True, **snapshot.rollout.to_dict(), "share": snapshot.rollout.share}
+        return _json(body | {"routing": snapshot.router is not None}, 200)
+
+    return app
+
+
+def _json(content: Any, status: int) -> Response:
+    return Response(to_json(content), status_code=status, media_type=JSON)
+
+
+def _recent(
+    recent: RecentPredictions, prediction_id: str | None, entity_id: str | None
+) -> tuple[str, str] | None:
+    if prediction_id is not None:
+        entity = recent.entity_of(prediction_id)
+        return None if entity is None else (prediction_id, entity)
+    assert entity_id is not None
+    latest = recent.latest(entity_id)
+    return None if latest is None else (latest, entity_id)
+
+
+def _logged(
+    service: Service, prediction_id: str | None, entity_id: str | None
+) -> tuple[str, str] | None:
+    """The prediction from the log (written up to now first): older than the memory holds,
+    or made by an earlier run of the service."""
+    service.log.flush(FLUSH_TIMEOUT_SECONDS)
+    found = find_prediction(
+        service.registry.engine,
+        service.pipeline.name,
+        prediction_id=prediction_id,
+        entity_id=entity_id,
+    )
+    return None if found is None else (found.id, found.entity_id)
+
+
+def _health(service: Service, snapshot: Snapshot) -> dict[str, Any]:
+    batcher = service.batcher
+    body: dict[str, Any] = {
+        "status": "ok" if snapshot.champion is not None else "unavailable",
+        "pipeline": service.pipeline.name,
+        "task": service.pipeline.spec.task,
+        "champion": None if snapshot.champion is None else snapshot.champion.to_dict(),
+        "challenger": None if snapshot.challenger is None else snapshot.challenger.to_dict(),
+        "rollout_id": None if snapshot.rollout is None else snapshot.rollout.id,
+        "problems": list(snapshot.problems),
+        "checked_at": _iso(snapshot.checked_at),
+        "log": {
+            "backlog": service.log.backlog,
+            "written": service.log.written,
+            "last_error": service.log.last_error,
+        },
+        "batching": {
+            "max_batch": batcher.max_batch,
+            "batches": batcher.batches,
+            "mean_batch": round(batcher.items / batcher.batches, 2) if batcher.batches else None,
+        },
+    }
+    if snapshot.champion is None:
+        problems = "; ".join(snapshot.problems) or "no champion"
+        body["reason"] = f"no model can be served: {problems}"
+    return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI request body for a model validated by hand (its ``$defs`` inlined)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return {"required": True, "content": {JSON: {"schema": inline(schema)}}}

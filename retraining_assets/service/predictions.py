@@ -1,0 +1,235 @@
+"""From validated rows to logged predictions: route each entity, score each variant's rows in
+one call, label, log every prediction, and remember recent ones for feedback.
+
+Everything here runs on the scoring thread (see ``batching``), one batch at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.prediction_log import Prediction, PredictionLog
+from retraining_assets.core.registry import CHALLENGER, CHAMPION, utc_now
+from retraining_assets.service.models import ServedModels, Snapshot
+
+RECENT_PREDICTIONS = 100_000  # ids kept in memory for feedback without a database read
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Validated rows, columnar: entity ids and one list per feature (None: missing)."""
+
+    entity_ids: list[str]
+    columns: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[str, dict[str, Any]]], features: Sequence[str]) -> Rows:
+        """Single-row requests ``(entity_id, {feature: value})`` as one columnar batch."""
+        return cls(
+            entity_ids=[entity for entity, _ in items],
+            columns={name: [row[name] for _, row in items] for name in features},
+        )
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """A batch's predictions, columnar, in the order of its rows."""
+
+    ids: list[str]
+    entity_ids: list[str]
+    variants: list[str]
+    versions: list[int]
+    predictions: list[Any]  # class labels, or numbers (regression)
+    probabilities: dict[str, list[float]] | None  # class -> probabilities (classification)
+    rollout_id: int | None
+
+    def one(self, i: int) -> dict[str, Any]:
+        """The response of row ``i`` of a single-row request."""
+        probabilities = (
+            None
+            if self.probabilities is None
+            else {label: values[i] for label, values in self.probabilities.items()}
+        )
+        return {
+            "prediction_id": self.ids[i],
+            "entity_id": self.entity_ids[i],
+            "prediction": self.predictions[i],
+            "probabilities": probabilities,
+            "variant": self.variants[i],
+            "model_version": self.versions[i],
+            "rollout_id": self.rollout_id,
+        }
+
+    def columns(self) -> dict[str, Any]:
+        """The columnar response of a batch request."""
+        return {
+            "prediction_ids": self.ids,
+            "entity_ids": self.entity_ids,
+            "predictions": self.predictions,
+            "probabilities": self.probabilities,
+            "variants": self.variants,
+            "model_versions": self.versions,
+            "rollout_id": self.rollout_id,
+        }
+
+
+class RecentPredictions:
+    """The last ``capacity`` prediction ids with their entities, and each entity's latest id."""
+
+    def __init__(self, capacity: int = RECENT_PREDICTIONS) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entity_of: OrderedDict[str, str] = OrderedDict()
+        self._latest: dict[str, str] = {}
+
+    def remember(self, ids: Sequence[str], entity_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._entity_of.update(zip(ids, entity_ids, strict=True))
+            self._latest.update(zip(entity_ids, ids, strict=True))
+            while len(self._entity_of) > self.capacity:
+                old_id, entity = self._entity_of.popitem(last=False)
+                if self._latest.get(entity) == old_id:
+                    del self._latest[entity]
+
+    def entity_of(self, prediction_id: str) -> str | None:
+        with self._lock:
+            return self._entity_of.get(prediction_id)
+
+    def latest(self, entity_id: str) -> str | None:
+        with self._lock:
+            return self._latest.get(entity_id)
+
+
+class Predictor:
+    """Scores rows with what ``ServedModels`` serves now and logs every prediction."""
+
+    def __init__(
+        self,
+        pipeline: str,
+        spec: DatasetSpec,
+        models: ServedModels,
+        log: PredictionLog,
+        recent: RecentPredictions,
+    ) -> None:
+        self.pipeline = pipeline
+        self.spec = spec
+        self.models = models
+        self.log = log
+        self.recent = recent
+        self._labels = np.asarray(spec.classes, dtype=object)
+
+    def predict(self, rows: Rows) -> Predicted:
+        """Route, score, label, log. ``ModelUnavailableError`` when no champion serves."""
+        snapshot = self.models.current()
+        snapshot.require_champion()
+        n = len(rows.entity_ids)
+        columns = self._arrays(rows.columns)
+        variants = self._route(snapshot, rows.entity_ids)
+        versions = np.zeros(n, dtype=np.int64)
+        classification = self.spec.task != "regression"
+        scores = np.zeros((n, len(self._labels))) if classification else np.zeros(n)
+        for variant in (CHAMPION, CHALLENGER):
+            served = snapshot.model(variant)
+            where = np.flatnonzero(variants == variant)
+            if served is None or len(where) == 0:
+                continue
+            part = {name: values[where] for name, values in columns.items()}
+            result = served.scorer.scores(part)
+            if classification:
+                scores[np.ix_(where, self._positions(served.model.classes))] = result
+            else:
+                scores[where] = result
+            versions[where] = served.version
+        return self._finish(snapshot, rows.entity_ids, variants, versions, scores)
+
+    def _arrays(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        arrays = {
+            name: np.array(columns[name], dtype=np.float64) for name in self.spec.numeric_features
+        }
+        for name in self.spec.categorical_features:
+            values = np.empty(len(columns[name]), dtype=object)
+            values[:] = columns[name]
+            arrays[name] = values
+        return arrays
+
+    @staticmethod
+    def _route(snapshot: Snapshot, entity_ids: list[str]) -> np.ndarray:
+        if snapshot.router is None or not entity_ids:
+            return np.full(len(entity_ids), CHAMPION, dtype=object)
+        return snapshot.router.assign_many(entity_ids)
+
+    def _positions(self, classes: Sequence[str]) -> list[int]:
+        order = list(self.spec.classes)
+        return [order.index(label) for label in classes]
+
+    def _finish(
+        self,
+        snapshot: Snapshot,
+        entity_ids: list[str],
+        variants: np.ndarray,
+        versions: np.ndarray,
+        scores: np.ndarray,
+    ) -> Predicted:
+        n = len(entity_ids)
+        rollout = snapshot.rollout if snapshot.router is not None else None
+        rollout_id = rollout.id if rollout is not None else None
+        ids = new_ids(n)
+        if self.spec.task == "regression":
+            labels: list[Any] = [None] * n
+            values = scores.tolist()
+            predictions: list[Any] = values
+            probabilities = None
+        else:
+            labels = self._labels[scores.argmax(axis=1)].tolist() if n else []
+            top = scores[:, -1] if self.spec.task == "binary" else scores.max(axis=1)
+            values = top.tolist()
+            predictions = labels
+            probabilities = {
+                label: scores[:, j].tolist() for j, label in enumerate(self.spec.classes)
+            }
+        variant_list = variants.tolist()
+        version_list = versions.tolist()
+        self._log(ids, entity_ids, variant_list, version_list, labels, values, rollout)
+        self.recent.remember(ids, entity_ids)
+        return Predicted(
+            ids, entity_ids, variant_list, version_list, predictions, probabilities, rollout_id
+        )
+
+    def _log(
+        self,
+        ids: list[str],
+        entity_ids: list[str],
+        variants: list[str],
+        versions: list[int],
+        labels: list[Any],
+        values: list[float],
+        rollout: Any,
+    ) -> None:
+        created_at: datetime = utc_now()
+        rollout_id = rollout.id if rollout is not None else None
+        step = rollout.step if rollout is not None else None
+        pipeline = self.pipeline
+        self.log.add_predictions(
+            Prediction(i, pipeline, e, v, m, rollout_id, lab, val, created_at, step)
+            for i, e, v, m, lab, val in zip(
+                ids, entity_ids, variants, versions, labels, values, strict=True
+            )
+        )
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` random version-4 UUIDs as 32 hex digits (``uuid4().hex``, ~20x faster in bulk)."""
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
