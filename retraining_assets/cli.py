@@ -418,22 +418,44 @@ def reject(version: int, by: str, reason: str, pipeline_name: str | None) -> Non
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @pipeline_option
 def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | None) -> None:
-    """Put an earlier version back in production (default: the champion before this one)."""
+    """Roll back what is live: an active rollout (all traffic back to the champion), else the
+    champion (to --to, default: the champion before this one)."""
+    from retraining_assets.core.rollout_state import Rollout, rollback_live
+
     context = Context.open(pipeline_name)
-    move = _guarded(lambda: _lifecycle().rollback(
+    undone = _guarded(lambda: rollback_live(
         context.registry, context.notifier(), context.pipeline.name,
         to_version=to_version, actor=_actor(by), reason=reason,
     ))  # fmt: skip
-    context.after_change(move)
+    if not isinstance(undone, Rollout):
+        context.after_change(undone)
+        return
+    import dagster as dg
+
+    from retraining_assets.defs.operations import traffic_materialization
+
+    prepare_dagster_home(context.settings)
+    dg.DagsterInstance.get().report_runless_asset_event(
+        traffic_materialization(undone, reason, f"{by} (retrain CLI)")
+    )
+    click.echo(
+        f"{undone.pipeline}: rollout {undone.id} of v{undone.challenger_version} rolled back; "
+        f"champion v{undone.champion_version} serves all traffic."
+    )
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 @pipeline_option
 def status(as_json: bool, pipeline_name: str | None) -> None:
-    """The champion, its metrics and age, pending approvals, decisions and alias history."""
+    """The champion, its metrics and age, the active rollout, pending approvals, decisions and
+    alias history."""
+    from retraining_assets.core.rollout_state import active_rollout
+
     context = Context.open(pipeline_name)
     report = _lifecycle().status(context.registry, context.pipeline.name)
+    rollout = active_rollout(context.registry, context.pipeline.name)
+    report["rollout"] = None if rollout is None else rollout.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
@@ -445,6 +467,12 @@ def status(as_json: bool, pipeline_name: str | None) -> None:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if v is not None)
         click.echo(f"{report['pipeline']}: champion v{champion['version']} ({champion['family']}), "
                    f"promoted {champion['promoted_at']}; validation: {shown}")  # fmt: skip
+    if rollout is not None:
+        since = f"{rollout.step_started_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"  rollout {rollout.id}: v{rollout.challenger_version} at {rollout.share:.1%} "
+                   f"of the traffic, {rollout.plan.strategy} step {rollout.step + 1}/"
+                   f"{len(rollout.plan.steps)} since {since} (started by {rollout.started_by}: "
+                   f"{rollout.reason})")  # fmt: skip
     for pending in report["pending_approvals"]:
         decision = pending["decision"]
         click.echo(f"  pending approval: v{pending['version']} ({decision.get('reason')})")

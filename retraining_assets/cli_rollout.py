@@ -20,23 +20,11 @@ pipeline_option = click.option(
 )
 
 
-def plan_settings(
-    strategy: str, steps: str | None, min_hours: float | None, min_samples: int | None
-) -> dict[str, Any]:
-    """The ``RolloutPlan.from_dict`` mapping of the command-line options."""
-    limits = {"min_hours": min_hours, "min_samples": min_samples}
-    limits = {key: value for key, value in limits.items() if value is not None}
-    shares = [] if steps is None else [_share(text) for text in steps.split(",") if text.strip()]
-    settings: dict[str, Any] = {"strategy": strategy}
-    if strategy == "gradual":
-        settings["steps"] = [{"share": share, **limits} for share in shares]
-    elif strategy in ("canary", "ab"):
-        if len(shares) > 1:
-            raise click.UsageError(f"--strategy {strategy} takes one share in --steps")
-        settings |= limits | ({"share": shares[0]} if shares else {})
-    elif shares or limits:
-        raise click.UsageError("--strategy immediate takes no --steps, --min-hours, --min-samples")
-    return settings
+def parse_shares(steps: str | None) -> list[float] | None:
+    """``--steps 0.05,0.25,1.0`` as shares (None when not given)."""
+    if steps is None:
+        return None
+    return [_share(text) for text in steps.split(",") if text.strip()] or None
 
 
 def _share(text: str) -> float:
@@ -49,7 +37,9 @@ def _share(text: str) -> float:
 @rollout.command()
 @click.option("--challenger", "version", required=True, type=int, help="Version to roll out.")
 @click.option("--strategy", required=True, type=click.Choice(STRATEGIES))
-@click.option("--steps", default=None, help="Challenger shares, e.g. 0.05,0.25,0.5,1.0.")
+@click.option(
+    "--steps", default=None, help="Challenger shares, e.g. 0.05,0.25,0.5,1.0 (canary, ab: one)."
+)
 @click.option("--min-hours", type=float, default=None, help="Minimum hours per step.")
 @click.option("--min-samples", type=int, default=None, help="Minimum outcomes per arm and step.")
 @click.option("--by", required=True, help="Who starts it (recorded in the audit log).")
@@ -65,16 +55,23 @@ def start(
     reason: str,
     pipeline_name: str | None,
 ) -> None:
-    """Start rolling a registered version out against the champion."""
+    """Start rolling a registered version out against the champion.
+
+    The plan is built as for a candidate that passes the promotion gate (``RETRAIN_ROLLOUT_*``
+    settings, the live metric of the pipeline's task); the options given override them."""
     from retraining_assets.cli import Context, _actor, _fail, _guarded
     from retraining_assets.core import rollout_state
-    from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
+    from retraining_assets.core.pipeline import rollout_plan
+    from retraining_assets.core.rollout import RolloutPlanError
 
+    shares = parse_shares(steps)
+    context = Context.open(pipeline_name)
     try:
-        plan = RolloutPlan.from_dict(plan_settings(strategy, steps, min_hours, min_samples))
+        plan = rollout_plan(
+            context.pipeline, strategy, steps=shares, min_hours=min_hours, min_samples=min_samples
+        )
     except RolloutPlanError as error:
         _fail(str(error))
-    context = Context.open(pipeline_name)
     started = _guarded(lambda: rollout_state.start_rollout(
         context.registry, context.notifier(), context.pipeline.name, version, plan,
         actor=_actor(by), reason=reason,

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner, Result
 
-from retraining_assets.cli_rollout import plan_settings, rollout
+from retraining_assets.cli_rollout import parse_shares, rollout
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry
 from retraining_assets.settings import Settings
 
@@ -81,7 +81,7 @@ def test_start_status_stop(registry: Registry) -> None:
         (["--challenger", "7", "--strategy", "canary"], "no model version 7"),
         (["--challenger", "2", "--strategy", "gradual", "--steps", "0.5,0.25"], "steps[1].share"),
         (["--challenger", "2", "--strategy", "canary", "--steps", "0.1,0.2"], "one share"),
-        (["--challenger", "2", "--strategy", "immediate", "--steps", "1"], "takes no --steps"),
+        (["--challenger", "2", "--strategy", "immediate", "--steps", "1"], "takes no steps"),
         (["--challenger", "2", "--strategy", "gradual", "--steps", "x"], "'x' is not a number"),
     ],
 )
@@ -96,11 +96,19 @@ def test_refused_starts_say_why_and_change_nothing(
     assert registry.get_alias(PIPELINE, CHALLENGER) is None
 
 
-def test_plan_settings_match_the_plan_parser() -> None:
-    assert plan_settings("canary", "0.1", 1.0, None) == {
-        "strategy": "canary",
-        "share": 0.1,
-        "min_hours": 1.0,
-    }
-    assert plan_settings("ab", None, None, 100) == {"strategy": "ab", "min_samples": 100}
-    assert plan_settings("immediate", None, None, None) == {"strategy": "immediate"}
+def test_start_builds_the_plan_from_settings_and_the_options(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_ROLLOUT_MIN_HOURS", "6")
+    monkeypatch.setenv("RETRAIN_ROLLOUT_ALPHA", "0.01")
+    started = invoke("start", "--challenger", "2", "--strategy", "ab", "--min-samples", "80", *WHO)
+    assert started.exit_code == 0, started.output
+    plan = json.loads(invoke("status", "--json").output)["plan"]
+    assert plan["steps"] == [{"share": 0.5, "min_hours": 6.0, "min_samples": 80}]
+    assert (plan["metric"], plan["higher_is_better"], plan["alpha"]) == ("binary", True, 0.01)
+    assert plan["promote_rule"] == "better"
+
+
+def test_parse_shares() -> None:
+    assert parse_shares("0.05, 0.25,1") == [0.05, 0.25, 1.0]
+    assert parse_shares(None) is None and parse_shares(" ") is None

@@ -484,10 +484,13 @@ def carry_out(
     changed (a stale decision is never applied)."""
     if decision.action is Action.CONTINUE:
         return None
-    if decision.step != rollout.step:
+    # checked before the message goes out (the compare-and-set still guards the race)
+    now = get_rollout(registry, rollout.id)
+    if (now.status, now.step) != (ACTIVE, decision.step):
         raise RolloutConflictError(
-            f"the decision was made at step {decision.step}, rollout {rollout.id} of "
-            f"'{rollout.pipeline}' is at step {rollout.step}; nothing changed"
+            f"the decision ({decision.action}) was made at step {decision.step + 1}; rollout "
+            f"{rollout.id} of '{rollout.pipeline}' is now {now.status} at step {now.step + 1}. "
+            "Nothing changed."
         )
     change = _CHANGES[decision.action]
     return change(

@@ -17,12 +17,17 @@ def retraining_job_name(pipeline_name: str) -> str:
     return f"{pipeline_name}_retraining_job"
 
 
+def rollout_job_name(pipeline_name: str) -> str:
+    return f"{pipeline_name}_rollout_job"
+
+
 def job_names(pipeline_name: str) -> list[str]:
     """Every job of a pipeline: the run-failure notification watches these."""
     return [
         reference_job_name(pipeline_name),
         monitoring_job_name(pipeline_name),
         retraining_job_name(pipeline_name),
+        rollout_job_name(pipeline_name),
         *(f"{pipeline_name}_{action}_job" for action in ("approve", "reject", "rollback")),
     ]
 
@@ -48,6 +53,12 @@ def build_jobs(pipeline_name: str) -> list:
             # one retraining at a time per pipeline (QueuedRunCoordinator tag limits)
             tags={RETRAINING_TAG: pipeline_name},
         ),
+        dg.define_asset_job(
+            rollout_job_name(pipeline_name),
+            selection=rollout_selection(pipeline_name),
+            description="Measure the active rollout's experiment and carry out the decision: "
+            "next step, promotion, rollback or halt.",
+        ),
     ]
 
 
@@ -61,6 +72,17 @@ def monitoring_selection(pipeline_name: str) -> dg.AssetSelection:
     )
 
 
+def rollout_selection(pipeline_name: str) -> dg.AssetSelection:
+    """The live experiment and the traffic split that acts on it."""
+    return dg.AssetSelection.assets(
+        *([pipeline_name, key] for key in ("ab_test_results", "traffic_split"))
+    )
+
+
 def retraining_selection(pipeline_name: str) -> dg.AssetSelection:
     """From the training window to the champion and the reference it brings along."""
-    return dg.AssetSelection.groups(pipeline_name) - monitoring_selection(pipeline_name)
+    return (
+        dg.AssetSelection.groups(pipeline_name)
+        - monitoring_selection(pipeline_name)
+        - rollout_selection(pipeline_name)
+    )

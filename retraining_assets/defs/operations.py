@@ -1,16 +1,19 @@
 """Jobs a person launches from the Dagster UI (with config): approve, reject, roll back.
 
-They call the same lifecycle functions as the ``retrain`` CLI; every change refreshes the
+They call the same core functions as the ``retrain`` CLI; every champion change refreshes the
 reference and is recorded as a materialization of ``champion_model`` and ``reference_data``,
-so the UI never shows a stale champion.
+and every traffic change as one of ``traffic_split``, so the UI never shows a stale state.
 """
+
+from typing import Any
 
 import dagster as dg
 
-from retraining_assets.core import lifecycle
+from retraining_assets.core import lifecycle, rollout_state
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import ReferenceStore, refresh_reference
 from retraining_assets.core.registry import AliasMove, Registry
+from retraining_assets.core.rollout_state import Rollout
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
@@ -59,6 +62,29 @@ def champion_materializations(
     ]
 
 
+def traffic_metadata(rollout: Rollout, reason: str, via: str) -> dict[str, Any]:
+    """What ``traffic_split`` records about a rollout's live share."""
+    return {
+        "share": rollout.share,
+        "status": rollout.status,
+        "rollout_id": rollout.id,
+        "step": f"{rollout.step + 1}/{len(rollout.plan.steps)}",
+        "strategy": str(rollout.plan.strategy),
+        "challenger_version": rollout.challenger_version,
+        "champion_version": rollout.champion_version,
+        "reason": reason,
+        "changed_by": via,
+    }
+
+
+def traffic_materialization(rollout: Rollout, reason: str, via: str) -> dg.AssetMaterialization:
+    """A traffic change made outside the rollout job (a start, a rollback by a person)."""
+    return dg.AssetMaterialization(
+        asset_key=[rollout.pipeline, "traffic_split"],
+        metadata=traffic_metadata(rollout, reason, via),
+    )
+
+
 def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
     name = pipeline.name
     records = f"{name}_records"
@@ -102,8 +128,9 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
 
     @dg.op(name=f"{name}_rollback", required_resource_keys=resources, out={})
     def rollback(context: dg.OpExecutionContext, config: ModelChange):
-        """Put an earlier version back in production (default: the one before this)."""
-        move = lifecycle.rollback(
+        """Roll back what is live: an active rollout (all traffic back to the champion), else
+        the champion (to an earlier version; default: the one before this)."""
+        undone = rollout_state.rollback_live(
             getattr(context.resources, PLATFORM).registry(),
             getattr(context.resources, NOTIFIER).notifier(),
             name,
@@ -111,7 +138,10 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
             actor=actor_of(context, config.user),
             reason=config.reason,
         )
-        yield from changed(context, move)
+        if isinstance(undone, Rollout):
+            yield traffic_materialization(undone, config.reason, f"{config.user} (Dagster job)")
+        else:
+            yield from changed(context, undone)
 
     return [
         dg.GraphDefinition(

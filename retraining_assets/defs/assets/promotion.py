@@ -1,9 +1,11 @@
 """The promotion gate in the graph: evaluation with its check, and the champion it protects."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
+from retraining_assets.core import rollout_state
 from retraining_assets.core.lifecycle import (
     Judgement,
     TrainingWindow,
@@ -13,13 +15,15 @@ from retraining_assets.core.lifecycle import (
     load_model,
     record_judgement,
 )
-from retraining_assets.core.notify import retraining_completed
-from retraining_assets.core.pipeline import Pipeline, promotion_policy
-from retraining_assets.core.registry import CHAMPION
+from retraining_assets.core.notify import Notifier, retraining_completed
+from retraining_assets.core.pipeline import Pipeline, promotion_policy, rollout_plan
+from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.rollout_state import RolloutError
 from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.operations import traffic_materialization
 from retraining_assets.defs.resources import PLATFORM
 
 GATE = "promotion_threshold"
@@ -147,19 +151,28 @@ def build_promotion_assets(
         required_resource_keys={PLATFORM, NOTIFIER},
         kinds={"python"},
     )
-    def champion_model(context: dg.AssetExecutionContext) -> Iterator[dg.Output[int]]:
+    def champion_model(
+        context: dg.AssetExecutionContext,
+    ) -> Iterator[dg.Output[int] | dg.AssetMaterialization]:
         """The production model: the registry's "champion" alias. It moves only in a run whose
         promotion_threshold check passed, by compare-and-set on the champion the evaluation saw
         (a stale evaluation cannot overwrite a newer champion), with the administrators told
-        before and after. Otherwise this asset is skipped: the champion stays."""
+        before and after. With RETRAIN_PROMOTION_STRATEGY canary, gradual or ab, a passing
+        candidate starts a rollout instead and the champion stays until the rollout promotes
+        it. Otherwise this asset is skipped: the champion stays."""
         registry = getattr(context.resources, PLATFORM).registry()
         decision = decision_of_run(registry, name, context.run.run_id)
         if decision is None or not gate_passed(context, evaluation_key):
             context.log.info(f"champion kept: {decision['reason'] if decision else 'no decision'}")
             return
+        notifier = getattr(context.resources, NOTIFIER).notifier()
+        # a first model has nothing to be rolled out against: it becomes the champion at once
+        if settings.promotion_strategy != "immediate" and decision["champion_version"]:
+            yield from start_rollout(context, registry, notifier, decision)
+            return
         move = change_champion(
             registry,
-            getattr(context.resources, NOTIFIER).notifier(),
+            notifier,
             name,
             decision["candidate_version"],
             expected_current=decision["champion_version"],
@@ -179,5 +192,37 @@ def build_promotion_assets(
                 "metrics": dg.MetadataValue.json(champion.metrics),
             },
         )
+
+    def start_rollout(
+        context: dg.AssetExecutionContext,
+        registry: Registry,
+        notifier: Notifier,
+        decision: dict[str, Any],
+    ) -> Iterator[dg.AssetMaterialization]:
+        """Roll the candidate out as challenger; the champion stays. While another rollout is
+        active the candidate stays registered for an operator (``retrain rollout start``)."""
+        version = decision["candidate_version"]
+        try:
+            started = rollout_state.start_rollout(
+                registry,
+                notifier,
+                name,
+                version,
+                rollout_plan(pipeline),
+                actor=actor_of(context),
+                reason=decision["reason"],
+                expected_champion=decision["champion_version"],
+            )
+        except RolloutError as error:  # another rollout is active, or the champion moved
+            context.log.warning(
+                f"champion kept, v{version} not rolled out: {error}. It stays registered; "
+                f"start it later with `retrain rollout start --challenger {version}`."
+            )
+            return
+        context.log.info(
+            f"champion kept: v{version} passed the gate and starts a {started.plan.strategy} "
+            f"rollout (id {started.id}) at {started.share:.1%} of the traffic"
+        )
+        yield traffic_materialization(started, decision["reason"], "promotion gate")
 
     return [model_evaluation, champion_model]

@@ -1,0 +1,127 @@
+"""The rollout in the graph: the live experiment, and the traffic split that acts on it."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+
+from retraining_assets.core import rollout_state
+from retraining_assets.core.experiment import Experiment, measure
+from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.registry import CHAMPION
+from retraining_assets.core.rollout import Action
+from retraining_assets.core.rollout_state import PROMOTED, RolloutConflictError
+from retraining_assets.defs.identity import actor_of
+from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.operations import champion_materializations, traffic_metadata
+from retraining_assets.defs.resources import PLATFORM
+
+
+def rollouts_folder(pipeline: Pipeline) -> Path:
+    """Where the experiment plots go (under ``RETRAIN_HOME``)."""
+    return pipeline.settings.home.resolve() / "reports" / pipeline.name / "rollouts"
+
+
+def experiment_metadata(experiment: Experiment, plot: Path) -> dict[str, dg.MetadataValue]:
+    rollout, decision = experiment.rollout, experiment.decision
+    metadata = {
+        "decision": dg.MetadataValue.text(str(decision.action)),
+        "reason": dg.MetadataValue.text(decision.reason),
+        "rollout_id": dg.MetadataValue.int(rollout.id),
+        "step": dg.MetadataValue.text(f"{rollout.step + 1}/{len(rollout.plan.steps)}"),
+        "share": dg.MetadataValue.float(rollout.share),
+        "challenger_version": dg.MetadataValue.int(rollout.challenger_version),
+        "champion_version": dg.MetadataValue.int(rollout.champion_version),
+        "elapsed_hours": dg.MetadataValue.float(round(decision.elapsed_hours, 3)),
+        "variants": dg.MetadataValue.md(experiment.to_markdown()),
+        "srm_p_value": dg.MetadataValue.float(decision.srm.p_value),
+        "plot": dg.MetadataValue.path(str(plot)),
+    }
+    c = decision.comparison
+    metadata["comparison"] = dg.MetadataValue.text(
+        "not tested yet"
+        if c is None
+        else f"{c.method}: effect {c.effect:+.4g}, interval [{c.ci_low:.4g}, {c.ci_high:.4g}], "
+        f"p = {c.p_value:.3g}"
+    )
+    return metadata
+
+
+def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
+    name, task = pipeline.name, pipeline.spec.task
+    results_key = dg.AssetKey([name, "ab_test_results"])
+    split_key = dg.AssetKey([name, "traffic_split"])
+    records = f"{name}_records"
+
+    @dg.asset(
+        key=results_key,
+        group_name=name,
+        output_required=False,
+        required_resource_keys={PLATFORM},
+        kinds={"python"},
+    )
+    def ab_test_results(context: dg.AssetExecutionContext) -> Iterator[dg.Output[Experiment]]:
+        """The live experiment: per-variant outcomes of the active rollout since its current
+        step began, the primary-metric comparison (mSPRT or z/Welch), the SRM check, and the
+        decision."""
+        registry = getattr(context.resources, PLATFORM).registry()
+        active = rollout_state.active_rollout(registry, name)
+        if active is None:
+            context.log.info(f"no active rollout of '{name}': nothing to measure")
+            return
+        experiment = measure(registry.engine, active, task)
+        plot = experiment.plot(
+            rollouts_folder(pipeline) / f"rollout-{active.id}-step-{active.step + 1}.png"
+        )
+        context.log.info(
+            f"rollout {active.id}: {experiment.decision.action} ({experiment.decision.reason})"
+        )
+        yield dg.Output(experiment, metadata=experiment_metadata(experiment, plot))
+
+    @dg.asset(
+        key=split_key,
+        group_name=name,
+        ins={"ab_test_results": dg.AssetIn(results_key)},
+        output_required=False,
+        required_resource_keys={PLATFORM, NOTIFIER, records},
+        kinds={"python"},
+    )
+    def traffic_split(
+        context: dg.AssetExecutionContext, ab_test_results: Experiment
+    ) -> Iterator[dg.Output[float] | dg.AssetMaterialization]:
+        """The challenger's live share, changed only through the audited rollout transactions:
+        the next step, promotion (the challenger becomes the champion), or all traffic back to
+        the champion on a rollback or halt. Skipped while the decision is to continue."""
+        decision = ab_test_results.decision
+        if decision.action is Action.CONTINUE:
+            context.log.info(f"traffic unchanged: {decision.reason}")
+            return
+        platform = getattr(context.resources, PLATFORM)
+        registry = platform.registry()
+        try:
+            changed = rollout_state.carry_out(
+                registry,
+                getattr(context.resources, NOTIFIER).notifier(),
+                ab_test_results.rollout,
+                decision,
+                actor=actor_of(context),
+            )
+        except RolloutConflictError as error:
+            # the rollout moved since it was measured (a person, or a racing run): the
+            # decision is stale and the next evaluation judges the rollout as it is now
+            context.log.warning(f"stale decision not applied ({decision.action}): {error}")
+            return
+        assert changed is not None  # only CONTINUE changes nothing
+        context.log.info(
+            f"rollout {changed.id}: {decision.action}, challenger share {changed.share:.1%}"
+        )
+        if changed.status == PROMOTED:
+            move = registry.alias_history(name, CHAMPION)[-1]
+            source = getattr(context.resources, records).source()
+            yield from champion_materializations(
+                pipeline, registry, platform.references(), source, move, "rollout"
+            )
+        metadata = traffic_metadata(changed, decision.reason, "rollout sensor")
+        yield dg.Output(changed.share, metadata=metadata)
+
+    return [ab_test_results, traffic_split]

@@ -1,0 +1,415 @@
+"""The rollout in the Dagster graph, on a real instance: the rollout sensor evaluated
+daemon-less, the rollout job run in process on simulated live traffic with known effects
+(written through the prediction log), the promotion gate starting rollouts, and rolling back
+mid-rollout from the CLI and the operator job."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from retraining_assets.cli import main, prepare_dagster_home
+from retraining_assets.core import rollout_state as rs
+from retraining_assets.core.database import platform_engine
+from retraining_assets.core.demo import SPEC, DemoStream
+from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
+from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
+from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
+from retraining_assets.core.rollout import RolloutPlan
+from retraining_assets.core.schema import notification_outbox
+from retraining_assets.core.training import split_by_time, train_model
+from retraining_assets.definitions import build_definitions
+from retraining_assets.defs.simulation import QUIET, Simulation
+from retraining_assets.settings import Settings, load_settings
+
+STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
+ACTOR = Actor(by="alice", actual_user="test")
+BETTER = {CHAMPION: 0.6, CHALLENGER: 0.9}  # share of correct predictions per variant
+
+
+@dataclass
+class World:
+    settings: Settings
+    pipeline: Pipeline
+    simulation: Simulation
+
+    @property
+    def registry(self) -> Registry:
+        return Registry.from_settings(self.settings)
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        return self.simulation.instance
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """Three months monitored and a first random forest champion; candidates that pass the
+    gate are rolled out gradually (20%, 50%, 100%), each step after 100 outcomes per arm."""
+    home = tmp_path_factory.mktemp("rollout") / ".retrain"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        settings = load_settings(
+            home=home,
+            retrain_cooldown_hours=0,
+            model_families=["random_forest"],
+            promotion_strategy="gradual",
+            rollout_steps=[0.2, 0.5, 1.0],
+            rollout_min_hours=0,
+            rollout_min_samples=100,
+        )
+        prepare_dagster_home(settings)
+        STREAM.seed_database(platform_engine(settings.platform_database_url))
+        instance = dg.DagsterInstance.get()
+        pipeline = demo_pipeline(settings, STREAM)
+        simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
+        simulation.refresh_reference()
+        for offset in range(3):
+            simulation.period(STREAM.partition_key(offset))
+        yield World(settings, pipeline, simulation)
+        instance.dispose()
+
+
+@pytest.fixture
+def world_now(world: World) -> World:
+    """The world with no rollout active, whatever an earlier test left."""
+    active = rs.active_rollout(world.registry, "demo")
+    if active is not None:
+        rs.stop(world.registry, _notifier(world), active, actor=ACTOR, reason="test cleanup")
+    return world
+
+
+@pytest.fixture
+def cli_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("RETRAIN_HOME", str(world.settings.home))
+    monkeypatch.setenv("DAGSTER_HOME", str(world.settings.dagster_home))
+    return world
+
+
+def _notifier(world: World):
+    from retraining_assets.core.notify import Notifier
+
+    return Notifier.from_settings(world.settings)
+
+
+def register_model(world: World, seed: int, *, flipped: bool = False) -> int:
+    """A real random forest trained on one demo month (400 rows); ``flipped`` learns the
+    opposite labels (a deliberately bad model)."""
+    frame = STREAM.generate(0)
+    if flipped:
+        frame[SPEC.target] = 1 - frame[SPEC.target]
+    split = split_by_time(frame, SPEC)
+    model = train_model("random_forest", split, SPEC, seed=seed)
+    start = STREAM.month_start(0).to_pydatetime()
+    window = TrainingWindow(split, start, start, fingerprint=f"test-{seed}-{flipped}")
+    version = register_candidate(
+        world.registry, "demo", model, window, SPEC, run_id=None, actor=ACTOR
+    )
+    return version.version
+
+
+def start(world: World, plan: RolloutPlan | None = None) -> rs.Rollout:
+    challenger = register_model(world, seed=len(world.registry.list_versions("demo")))
+    return rs.start_rollout(
+        world.registry,
+        _notifier(world),
+        "demo",
+        challenger,
+        plan or rollout_plan(world.pipeline),
+        actor=ACTOR,
+        reason="test",
+    )
+
+
+def traffic(
+    world: World,
+    entities: int,
+    accuracy: dict[str, float],
+    *,
+    routed: dict[str, int] | None = None,
+) -> rs.Rollout:
+    """Serve ``entities`` new entities at the active rollout's current step, as the service
+    does (routed by the rollout's router unless ``routed`` forces the counts), and observe
+    each prediction's outcome: exactly ``accuracy[variant]`` of them correct (in tenths)."""
+    active = rs.active_rollout(world.registry, "demo")
+    tag = f"{active.id}-{active.step}-{utc_now():%H%M%S%f}"
+    ids = [f"{tag}-{i}" for i in range(entities)]
+    if routed is None:
+        variants = list(active.router().assign_many(ids))
+    else:
+        variants = [v for v, n in routed.items() for _ in range(n)]
+    served: Counter[str] = Counter()
+    predictions, outcomes = [], []
+    for entity, variant in zip(ids, variants, strict=True):
+        correct = served[variant] % 10 < round(accuracy[variant] * 10)
+        served[variant] += 1
+        version = active.challenger_version if variant == CHALLENGER else active.champion_version
+        step = active.step
+        predictions.append(
+            Prediction(
+                entity, "demo", entity, variant, version, active.id, "1", 0.8, utc_now(), step
+            )
+        )
+        outcomes.append(Outcome(entity, "demo", "1" if correct else "0", None, utc_now()))
+    with PredictionLog(world.registry.engine) as log:
+        log.add_predictions(predictions)
+        log.add_outcomes(outcomes)
+        log.flush()
+    return active
+
+
+def outbox(world: World) -> list[tuple[str, datetime]]:
+    table = notification_outbox
+    with world.registry.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(table.c.subject, table.c.created_at).order_by(table.c.id)
+        ).all()
+    return [(subject, at) for subject, at in rows]
+
+
+def subjects_of(world: World, rollout: rs.Rollout) -> list[str]:
+    name = f"v{rollout.challenger_version} vs"
+    return [subject for subject, _ in outbox(world) if name in subject]
+
+
+# --- the experiment decides -----------------------------------------------------------------
+
+
+def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
+    world_now: World,
+) -> None:
+    world = world_now
+    champion = world.registry.get_alias("demo", CHAMPION).version
+    started = start(world)
+    decisions, shares = [], []
+    for entities in (1000, 400, 200):  # >= 100 outcomes per arm with traffic at each step
+        traffic(world, entities, BETTER)
+        outcome = world.simulation.rollout()
+        assert outcome is not None and outcome.result.success
+        decisions.append(outcome.value("ab_test_results", "decision"))
+        shares.append(outcome.value("traffic_split", "share"))
+    assert decisions == ["advance", "advance", "promote"]
+    assert shares == [0.5, 1.0, 1.0]
+    ended = rs.get_rollout(world.registry, started.id)
+    assert ended.status == "promoted"
+    assert world.registry.get_alias("demo", CHAMPION).version == started.challenger_version
+    assert world.registry.get_alias("demo", CHALLENGER) is None
+    # the UI shows the new champion and the rollout's evidence
+    event = world.instance.get_latest_materialization_event(dg.AssetKey(["demo", "champion_model"]))
+    metadata = event.asset_materialization.metadata
+    assert metadata["version"].value == started.challenger_version
+    assert metadata["previous_version"].value == champion
+    results = outcome.metadata["ab_test_results"]
+    assert results["rollout_id"] == started.id and results["step"] == "3/3"
+    assert "| challenger | v" in results["variants"] and Path(results["plot"]).is_file()
+    # administrators heard of every traffic change before it, and of the promotion before the
+    # champion moved
+    assert [s.split(":")[0] for s in subjects_of(world, started)] == [
+        "Rollout started",
+        "Rollout step",
+        "Rollout step",
+        "Rollout promoted",
+    ]
+    notified = next(at for s, at in outbox(world) if s.startswith("Rollout promoted:"))
+    move = world.registry.alias_history("demo", CHAMPION)[-1]
+    audit = next(e for e in world.registry.audit_log("demo") if e.action == "rollout_promote")
+    assert move.version == started.challenger_version and notified <= move.at
+    assert notified <= audit.at and audit.details["rollout_id"] == started.id
+    subjects = [s for s, _ in outbox(world)]
+    promoted = f"Promoted: demo v{started.challenger_version} is the champion"
+    assert subjects.index(promoted) > subjects.index(subjects_of(world, started)[-1])
+
+
+def test_a_worse_challenger_is_rolled_back_automatically(world_now: World) -> None:
+    world = world_now
+    champion = world.registry.get_alias("demo", CHAMPION).version
+    started = start(world)
+    traffic(world, 1000, {CHAMPION: 0.9, CHALLENGER: 0.5})
+    outcome = world.simulation.rollout()
+    assert outcome.value("ab_test_results", "decision") == "rollback"
+    assert "significantly worse" in outcome.value("ab_test_results", "reason")
+    assert outcome.value("traffic_split", "share") == 0.0
+    assert rs.get_rollout(world.registry, started.id).status == "rolled_back"
+    assert world.registry.get_alias("demo", CHAMPION).version == champion
+    assert world.registry.get_alias("demo", CHALLENGER) is None
+    assert subjects_of(world, started)[-1].startswith("Rollout rolled back:")
+    assert world.simulation.rollout() is None  # nothing left to judge
+
+
+def test_a_sample_ratio_mismatch_halts_the_rollout(world_now: World) -> None:
+    world = world_now
+    started = start(world)  # 20% to the challenger, but the service sent half
+    traffic(world, 600, BETTER, routed={CHAMPION: 300, CHALLENGER: 300})
+    outcome = world.simulation.rollout()
+    assert outcome.value("ab_test_results", "decision") == "halt"
+    assert outcome.value("ab_test_results", "srm_p_value") < 0.001
+    assert rs.get_rollout(world.registry, started.id).status == "halted"
+    assert subjects_of(world, started)[-1].startswith("Rollout halted:")
+
+
+def test_an_ab_test_without_a_winner_continues_then_rolls_back_at_max_samples(
+    world_now: World,
+) -> None:
+    world = world_now
+    capped = world.settings.model_copy(update={"rollout_max_samples": 150})
+    plan = rollout_plan(dataclasses.replace(world.pipeline, settings=capped), "ab")
+    started = start(world, plan)
+    same = {CHAMPION: 0.7, CHALLENGER: 0.7}
+    traffic(world, 200, same)  # about 100 per arm: below max_samples
+    first = world.simulation.rollout()
+    assert first.value("ab_test_results", "decision") == "continue"
+    assert "traffic_split" not in first.metadata  # no change, nothing materialized
+    traffic(world, 200, same)
+    second = world.simulation.rollout()
+    assert second.value("ab_test_results", "decision") == "rollback"
+    assert "no significant improvement" in second.value("ab_test_results", "reason")
+    assert rs.get_rollout(world.registry, started.id).status == "rolled_back"
+
+
+def test_the_sensor_never_requests_twice_for_the_same_state(world_now: World) -> None:
+    world = world_now
+    assert isinstance(world.simulation.tick("rollout"), dg.SkipReason)  # no rollout
+    started = start(world)
+    skip = world.simulation.tick("rollout")
+    assert isinstance(skip, dg.SkipReason) and "no outcomes yet" in skip.skip_message
+    traffic(world, 100, BETTER)  # too few outcomes to advance: the decision is to continue
+    request = world.simulation.tick("rollout")
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == f"{started.id}:0:100:timed"
+    assert request.tags["retrain/rollout_id"] == str(started.id)
+    assert request.tags["retrain/challenger"] == f"v{started.challenger_version}"
+    assert world.simulation.rollout().value("ab_test_results", "decision") == "continue"
+    again = world.simulation.tick("rollout")
+    assert isinstance(again, dg.SkipReason) and "already judged" in again.skip_message
+    traffic(world, 10, BETTER)  # news: a new state, a new request
+    assert world.simulation.tick("rollout").run_key == f"{started.id}:0:110:timed"
+
+
+def test_a_stale_decision_is_skipped_not_applied(world_now: World) -> None:
+    world = world_now
+    started = start(world)
+    traffic(world, 1000, BETTER)
+    job = world.simulation.job("demo_rollout_job")
+
+    def run(asset: str) -> dg.ExecuteInProcessResult:
+        selection = [dg.AssetKey(["demo", asset])]
+        return job.execute_in_process(
+            instance=world.instance, asset_selection=selection, run_config=QUIET
+        )
+
+    measured = run("ab_test_results")
+    (event,) = measured.get_asset_materialization_events()
+    decision = event.step_materialization_data.materialization.metadata["decision"].value
+    assert decision == "advance"
+    # a person moves the rollout on before the decision is carried out
+    rs.advance(world.registry, _notifier(world), started, actor=ACTOR, reason="by hand")
+    before = outbox(world)
+    applied = run("traffic_split")
+    assert applied.success  # a stale decision is news, not a failure
+    assert applied.asset_materializations_for_node("demo__traffic_split") == []
+    assert rs.active_rollout(world.registry, "demo").step == 1  # not advanced twice
+    assert outbox(world) == before  # and nobody was told of a change that did not happen
+    logs = [e.user_message for e in world.instance.all_logs(applied.run_id)]
+    assert any("stale decision not applied (advance)" in m for m in logs)
+
+
+# --- wiring with promotion and the operator's rollback ----------------------------------------
+
+
+def test_a_passing_candidate_starts_a_rollout_instead_of_becoming_champion(
+    world_now: World,
+) -> None:
+    world = world_now
+    registry = world.registry
+    bad = register_model(world, seed=7, flipped=True)  # a champion any candidate beats
+    current = registry.get_alias("demo", CHAMPION).version
+    registry.move_alias(
+        "demo", CHAMPION, bad, expected_current=current, by="t", actual_user="t", reason="setup"
+    )
+    job = world.simulation.job("demo_retraining_job")
+
+    def retrain() -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            instance=world.instance,
+            partition_key=STREAM.partition_key(2),
+            tags={"retrain/force": "true"},
+            run_config=QUIET,
+        )
+
+    result = retrain()
+    gate = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_threshold"
+    )
+    assert gate.passed
+    assert registry.get_alias("demo", CHAMPION).version == bad  # the champion stays
+    started = rs.active_rollout(registry, "demo")
+    assert started is not None and started.champion_version == bad
+    assert started.plan == rollout_plan(world.pipeline) and started.share == 0.2
+    assert registry.get_alias("demo", CHALLENGER).version == started.challenger_version
+    event = world.instance.get_latest_materialization_event(dg.AssetKey(["demo", "traffic_split"]))
+    assert event.asset_materialization.metadata["rollout_id"].value == started.id
+    assert subjects_of(world, started) == [
+        f"Rollout started: demo v{started.challenger_version} vs v{bad}, challenger traffic "
+        "0% -> 20%"
+    ]
+    # a second passing candidate while the first is rolled out stays registered, nothing more
+    result = retrain()
+    assert rs.active_rollout(registry, "demo") == started
+    newest = registry.list_versions("demo")[-1].version
+    assert newest > started.challenger_version
+    messages = [e.user_message for e in world.instance.all_logs(result.run_id)]
+    assert any(f"v{newest} not rolled out" in m and "already has an active" in m for m in messages)
+
+
+def test_rollback_from_the_cli_mid_rollout_rolls_the_rollout_back(
+    world_now: World, cli_env: World
+) -> None:
+    world = world_now
+    champion = world.registry.get_alias("demo", CHAMPION).version
+    started = start(world)
+    status = CliRunner().invoke(main, ["status", "--json"])
+    assert json.loads(status.output)["rollout"]["id"] == started.id
+    assert f"rollout {started.id}: v{started.challenger_version} at 20.0%" in (
+        CliRunner().invoke(main, ["status"]).output
+    )
+    refused = CliRunner().invoke(main, ["rollback", "--to", "1", "--by", "bob", "--reason", "x"])
+    assert refused.exit_code == 2 and "roll it back first" in refused.output
+    result = CliRunner().invoke(main, ["rollback", "--by", "bob", "--reason", "complaints"])
+    assert result.exit_code == 0, result.output
+    assert f"champion v{champion} serves all traffic" in result.output
+    assert rs.get_rollout(world.registry, started.id).status == "rolled_back"
+    assert world.registry.get_alias("demo", CHAMPION).version == champion
+    entry = world.registry.audit_log("demo")[-1]
+    assert (entry.action, entry.by, entry.reason) == ("rollout_rolled_back", "bob", "complaints")
+    assert subjects_of(world, started)[-1].startswith("Rollout rolled back:")
+    event = world.instance.get_latest_materialization_event(dg.AssetKey(["demo", "traffic_split"]))
+    assert event.asset_materialization.metadata["share"].value == 0.0
+    assert json.loads(CliRunner().invoke(main, ["status", "--json"]).output)["rollout"] is None
+
+
+def test_the_rollback_job_mid_rollout_rolls_the_rollout_back(world_now: World) -> None:
+    world = world_now
+    champion = world.registry.get_alias("demo", CHAMPION).version
+    started = start(world)
+    result = world.simulation.job("demo_rollback_job").execute_in_process(
+        instance=world.instance,
+        run_config={"ops": {"demo_rollback": {"config": {"user": "carol", "reason": "alerts"}}}},
+    )
+    assert result.success
+    assert rs.get_rollout(world.registry, started.id).status == "rolled_back"
+    assert world.registry.get_alias("demo", CHAMPION).version == champion
+    (event,) = result.get_asset_materialization_events()
+    materialization = event.step_materialization_data.materialization
+    assert materialization.asset_key == dg.AssetKey(["demo", "traffic_split"])
+    assert materialization.metadata["status"].value == "rolled_back"
