@@ -26,10 +26,11 @@ from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_can
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
-from retraining_assets.core.rollout import RolloutPlan
+from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
+from retraining_assets.defs.jobs import job_names
 from retraining_assets.defs.simulation import QUIET, Simulation
 from retraining_assets.settings import Settings, load_settings
 
@@ -181,6 +182,45 @@ def outbox(world: World) -> list[tuple[str, datetime]]:
 def subjects_of(world: World, rollout: rs.Rollout) -> list[str]:
     name = f"v{rollout.challenger_version} vs"
     return [subject for subject, _ in outbox(world) if name in subject]
+
+
+def test_the_rollout_sensor_and_job_are_wired(settings: Settings) -> None:
+    quick = settings.model_copy(update={"rollout_check_seconds": 15, "automation_running": False})
+    defs = build_definitions(quick, [demo_pipeline(quick, STREAM)])
+    sensor = defs.resolve_sensor_def("demo_rollout_sensor")
+    assert sensor.minimum_interval_seconds == 15
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.job_name == "demo_rollout_job" and "demo_rollout_job" in job_names("demo")
+    rollout_assets = {
+        dg.AssetKey(["demo", "ab_test_results"]),
+        dg.AssetKey(["demo", "traffic_split"]),
+    }
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["demo", "traffic_split"])).group_name == "demo"
+    job_keys = {
+        name: set(defs.resolve_job_def(name).asset_layer.selected_asset_keys)
+        for name in ("demo_rollout_job", "demo_retraining_job")
+    }
+    assert job_keys["demo_rollout_job"] == rollout_assets
+    assert not job_keys["demo_retraining_job"] & rollout_assets
+
+
+def test_rollout_plans_follow_the_settings_and_the_task(settings: Settings) -> None:
+    tuned = settings.model_copy(update={"rollout_steps": [0.1, 0.3, 1.0], "rollout_min_hours": 2.0})
+    pipeline = demo_pipeline(tuned, STREAM)
+    gradual = rollout_plan(pipeline, "gradual")
+    assert [s.share for s in gradual.steps] == [0.1, 0.3, 1.0]
+    assert {(s.min_hours, s.min_samples) for s in gradual.steps} == {(2.0, 500)}
+    assert (gradual.metric, gradual.higher_is_better) == ("binary", True)
+    assert rollout_plan(pipeline, "canary").steps[0].share == 0.1  # the ramp's first share
+    ab = rollout_plan(pipeline, "ab", min_samples=50)
+    assert (ab.steps[0].share, ab.steps[0].min_samples, ab.promote_rule) == (0.5, 50, "better")
+    assert rollout_plan(pipeline).strategy == "immediate"  # the default promotion strategy
+    regression = dataclasses.replace(SPEC, task="regression", classes=())
+    plan = rollout_plan(dataclasses.replace(pipeline, spec=regression), "canary")
+    assert (plan.metric, plan.higher_is_better) == ("continuous", False)  # absolute error
+    with pytest.raises(RolloutPlanError, match="one share"):
+        rollout_plan(pipeline, "ab", steps=[0.2, 0.5])
 
 
 # --- the experiment decides -----------------------------------------------------------------

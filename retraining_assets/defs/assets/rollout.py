@@ -111,7 +111,8 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
             # decision is stale and the next evaluation judges the rollout as it is now
             context.log.warning(f"stale decision not applied ({decision.action}): {error}")
             return
-        assert changed is not None  # only CONTINUE changes nothing
+        if changed is None:  # only a decision to continue changes nothing
+            return
         context.log.info(
             f"rollout {changed.id}: {decision.action}, challenger share {changed.share:.1%}"
         )
@@ -121,7 +122,7 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
             yield from champion_materializations(
                 pipeline, registry, platform.references(), source, move, "rollout"
             )
-        metadata = traffic_metadata(changed, decision.reason, "rollout sensor")
+        metadata = traffic_metadata(changed, decision.reason, "rollout job")
         yield dg.Output(changed.share, metadata=metadata)
 
     return [ab_test_results, traffic_split]
