@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     )
     rollout_steps: Annotated[list[float], NoDecode] = Field(
         [0.05, 0.25, 0.5, 1.0],
-        description="Challenger traffic shares: the gradual schedule (canary and ab: first).",
+        description="Challenger traffic shares: the gradual schedule (canary: the first; ab: 50%).",
     )
     rollout_min_hours: float = Field(
         1.0, ge=0, description="Minimum hours a rollout step runs before it may advance."
