@@ -282,6 +282,7 @@ def _health(service: Service, snapshot: Snapshot) -> dict[str, Any]:
         "batching": {
             "max_batch": batcher.max_batch,
             "batches": batcher.batches,
+            "rows": batcher.items,
             "mean_batch": round(batcher.items / batcher.batches, 2) if batcher.batches else None,
         },
     }
