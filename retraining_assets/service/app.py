@@ -94,7 +94,11 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
     spec = pipeline.spec
     schemas = build_schemas(spec)
     models = ServedModels(
-        registry, pipeline.name, spec, refresh_seconds=settings.serve_refresh_seconds
+        registry,
+        pipeline.name,
+        spec,
+        refresh_seconds=settings.serve_refresh_seconds,
+        freeze_on_load=True,
     )
     prediction_log = PredictionLog(
         registry.engine,

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from retraining_assets.core import schema
+from retraining_assets.core.demo import SPEC
 from retraining_assets.core.prediction_log import count_rows, find_prediction
 from retraining_assets.service.app import create_app
 from retraining_assets.settings import load_settings
@@ -46,6 +47,7 @@ def test_without_a_rollout_everyone_gets_the_champion(deployed: Deployed) -> Non
         answers = [_predict(client, deployed, f"customer-{i}", i) for i in range(5)]
         health = client.get("/health")
         rollout = client.get("/rollout")
+        openapi = client.get("/openapi.json").json()
     for i, answer in enumerate(answers):
         assert answer["variant"] == "champion"
         assert answer["model_version"] == 1 and answer["rollout_id"] is None
@@ -64,6 +66,10 @@ def test_without_a_rollout_everyone_gets_the_champion(deployed: Deployed) -> Non
     assert champion["checksum_verified"] is True
     assert champion["artifact_sha256"] == deployed.registry.get_version("demo", 1).artifact_sha256
     assert body["log"]["last_error"] is None and body["problems"] == []
+    batch = openapi["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    documented = batch["application/json"]["schema"]["properties"]
+    assert set(documented["features"]["properties"]) == set(SPEC.features)
+    assert "/predict" in openapi["paths"] and "/feedback" in openapi["paths"]
 
 
 def test_a_rollout_routes_every_entity_as_its_router_does(deployed: Deployed) -> None:
