@@ -27,12 +27,7 @@ import json
 import math
 import os
 import platform
-import re
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -61,11 +56,10 @@ from retraining_assets.core.training import (
     split_by_time,
     train_model,
 )
+from retraining_assets.service.process import serve_process
 from retraining_assets.service.scoring import scorer_for
 from retraining_assets.settings import load_settings
 
-RETRAIN = Path(sys.executable).parent / "retrain"
-READY = re.compile(r"serving predictions on (http://\S+)")
 P99_TARGET_MS = 50.0
 ACTOR = Actor(by="benchmark", actual_user="benchmark")
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -139,40 +133,10 @@ def retrain_serve(home: Path, max_batch: int) -> Iterator[Server]:
         "RETRAIN_SERVE_MAX_BATCH": str(max_batch),
         "OMP_NUM_THREADS": "1",
     }
-    process = subprocess.Popen(
-        [str(RETRAIN), "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    output: list[str] = []
-    found: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            output.append(line)
-            if match := READY.search(line):
-                found.append(match[1])
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    ready.wait(300)
-    if not found:
-        process.kill()
-        raise RuntimeError("retrain serve did not start:\n" + "".join(output))
-    try:
-        yield Server(found[0], process.pid)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(300)
-        reader.join()
-        closed = [line for line in output if "prediction log closed" in line]
-        print(f"  server stopped: {closed[-1].strip() if closed else 'log not closed!'}")
+    with serve_process(env) as served:
+        yield Server(served.url, served.pid)
+    closed = [line for line in served.output if "prediction log closed" in line]
+    print(f"  server stopped: {closed[-1].strip() if closed else 'log not closed!'}")
 
 
 # --- single rows, open loop ----------------------------------------------------------------

@@ -4,11 +4,7 @@ across a restart."""
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +14,7 @@ from click.testing import CliRunner
 
 from retraining_assets.cli import main
 from retraining_assets.core.prediction_log import count_rows
+from retraining_assets.service.process import serve_process
 from retraining_assets.settings import load_settings
 from retraining_assets_tests.service.conftest import (
     STARTUP_TIMEOUT,
@@ -27,47 +24,15 @@ from retraining_assets_tests.service.conftest import (
     features_of,
 )
 
-RETRAIN = Path(sys.executable).parent / "retrain"
-READY = re.compile(r"demo: serving predictions on (http://\S+)")
-
 
 @contextmanager
 def retrain_serve(env: dict[str, str]) -> Iterator[str]:
-    """``retrain serve --port 0`` until the block ends, then SIGTERM; its URL once it listens
-    (read from its output, which names the port the OS chose)."""
-    process = subprocess.Popen(
-        [str(RETRAIN), "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    output: list[str] = []
-    found: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            output.append(line)
-            if match := READY.search(line):
-                found.append(match[1])
-                ready.set()
-        ready.set()  # the process ended
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        ready.wait(STARTUP_TIMEOUT)
-        assert found, "retrain serve did not start:\n" + "".join(output)
-        yield found[0]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(STARTUP_TIMEOUT)
-        reader.join()
+    """``retrain serve --port 0`` until the block ends, then SIGTERM; its URL once it listens."""
+    with serve_process(env, STARTUP_TIMEOUT) as served:
+        yield served.url
     # uvicorn re-raises the signal once its graceful shutdown is done: the parent sees it
-    assert code == -signal.SIGTERM, "".join(output)
-    assert "prediction log closed" in "".join(output)
+    assert served.returncode == -signal.SIGTERM, "".join(served.output)
+    assert "prediction log closed" in "".join(served.output)
 
 
 def _send(url: str, trained: Trained, prefix: str, n: int) -> None:
