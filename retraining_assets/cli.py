@@ -4,16 +4,13 @@ shared with the Dagster UI (same ``RETRAIN_HOME`` / database URL)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from retraining_assets.core.database import DatabaseError
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
@@ -58,106 +55,6 @@ def prepare_dagster_home(settings: Settings) -> Path:
 @click.group()
 def main() -> None:
     """Keep production ML models fresh: drift, retraining, promotion, notification, rollout."""
-
-
-@main.command()
-@click.option("--months", default=None, type=int, help="Months in the demo stream (default 27).")
-@click.option("--rows", default=None, type=int, help="Records per month (default 5,000).")
-def demo(months: int | None, rows: int | None) -> None:
-    """Seed the demo stream and run the whole loop month by month through a real Dagster
-    instance: monitoring, the retraining sensor, training, evaluation and the promotion gate."""
-    import dagster as dg
-    from tqdm import tqdm
-
-    from retraining_assets.core.database import platform_engine
-    from retraining_assets.core.demo import DemoStream
-    from retraining_assets.core.pipeline import demo_pipeline
-    from retraining_assets.definitions import build_definitions
-    from retraining_assets.defs.factory import partitions_for
-    from retraining_assets.defs.simulation import Simulation
-
-    started = time.monotonic()
-    # months pass in seconds here, so the retrain cooldown (hours of real time) is off
-    settings = _settings().model_copy(update={"retrain_cooldown_hours": 0.0})
-    # notifications still reach the outbox and every channel; the terminal shows a count
-    logging.getLogger("retraining_assets.core.notify").setLevel(logging.ERROR)
-    home = prepare_dagster_home(settings)
-    click.echo(f"State folder: {settings.home.resolve()} (Dagster instance: {home})")
-    stream = DemoStream(
-        **{k: v for k, v in {"months": months, "rows_per_month": rows}.items() if v is not None}
-    )
-    engine = platform_engine(settings.platform_database_url)
-    present = stream.months_present(engine)
-    click.echo(
-        f"Demo stream: {stream.months} months from {stream.first_month:%Y-%m}; {present} already "
-        "in the database, the others arrive one month at a time."
-    )
-    pipeline = demo_pipeline(settings, stream)
-    simulation = Simulation(
-        build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
-    )
-    stream.seed_database(engine, through=pipeline.settings.reference_periods - 1)
-    simulation.refresh_reference()
-    rows_out = []
-    keys = partitions_for(pipeline).get_partition_keys()
-    with tqdm(keys, desc="months", unit="month") as progress:
-        for key in progress:
-            progress.set_postfix_str(key)
-            period_started = time.monotonic()
-            stream.seed_database(engine, through=stream.offset_of(key))  # the month arrives
-            outcome = simulation.period(key)
-            rows_out.append(
-                {**_summary_row(outcome), "s": round(time.monotonic() - period_started)}
-            )
-    click.echo(pd.DataFrame(rows_out).to_string(index=False))
-    _print_notifications(engine)
-    click.echo(f"Done in {time.monotonic() - started:.0f} s. Open the UI with `make dev`.")
-
-
-def _summary_row(outcome) -> dict[str, object]:
-    """One line of the demo's table: the month's data, drift, trigger and gate."""
-    from retraining_assets.defs.assets.promotion import GATE
-
-    # the promotion gate not passing is a decision, shown in its own column
-    failed = [name for name, passed in outcome.checks.items() if not passed and name != GATE]
-    evaluation = "model_evaluation"
-    decision = outcome.value(evaluation, "decision", "-")
-    moved = outcome.value("champion_model", "version")
-    return {
-        "month": outcome.partition[:7],
-        "records": outcome.value("current_data", "dagster/row_count", 0),
-        "failed checks": ", ".join(failed) or "-",
-        "drifted": ", ".join(outcome.value("drift_report", "drifted_features", [])) or "-",
-        "retrain because": outcome.retrain_causes or "-",
-        "best candidate": _scored(
-            outcome.value(evaluation, "best_candidate"),
-            outcome.value(evaluation, "candidate_value"),
-        ),
-        "champion": _scored("", outcome.value(evaluation, "champion_value")),
-        "lift": outcome.value(evaluation, "lift", "-"),
-        "decision": decision if moved is None else f"{decision} -> v{moved}",
-    }
-
-
-def _scored(name: str | None, value: object) -> str:
-    if not isinstance(value, float):
-        return "-" if name is None else (name or "-")
-    return f"{name} {value:.3f}".strip()
-
-
-def _print_notifications(engine) -> None:
-    import sqlalchemy as sa
-
-    from retraining_assets.core.schema import notification_outbox as outbox
-
-    query = sa.select(outbox.c.event_type, outbox.c.status, sa.func.count()).group_by(
-        outbox.c.event_type, outbox.c.status
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    if rows:
-        counts = ", ".join(f"{count} {event} ({status})" for event, status, count in rows)
-        click.echo(f"Notifications in the outbox: {counts}.")
 
 
 @main.command()
@@ -512,9 +409,12 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-from retraining_assets.cli_rollout import rollout  # noqa: E402  (the group needs `main`'s helpers)
+# the groups in their own modules need `main`'s helpers
+from retraining_assets.cli_demo import demo  # noqa: E402
+from retraining_assets.cli_rollout import rollout  # noqa: E402
 from retraining_assets.cli_serve import serve  # noqa: E402
 
+main.add_command(demo)
 main.add_command(rollout)
 main.add_command(serve)
 

@@ -7,7 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
-from retraining_assets.core.demo import SPEC
+from retraining_assets.cli_demo import demo_settings
+from retraining_assets.core.database import platform_engine
+from retraining_assets.core.demo import SPEC, DemoStream
+from retraining_assets.core.prediction_log import count_rows
+from retraining_assets.settings import load_settings
 
 
 def test_validate_infers_a_sensible_spec_for_elec2(elec2: Path) -> None:
@@ -78,6 +82,34 @@ def test_demo_runs_the_pipeline_through_a_real_instance(
     # a second run seeds nothing new and still succeeds (idempotent)
     again = CliRunner().invoke(main, ["demo", "--months", "4", "--rows", "400"])
     assert again.exit_code == 0 and "4 already in the database" in again.output
+
+
+def test_demo_serve_replays_each_month_through_the_prediction_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / ".retrain"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".retrain" / "dagster"))
+    result = CliRunner().invoke(main, ["demo", "--months", "4", "--rows", "400", "--serve"])
+    assert result.exit_code == 0, result.output
+    assert "Live traffic: gradual rollouts through steps 5%, 25%, 50%, 100%" in result.output
+    table = result.output[result.output.index("  month") :].splitlines()
+    assert "served (correct)" in table[0] and "rollout" in table[0]
+    # no champion for three months; the fourth month's records are served by the first one
+    assert [("no model yet" in line) for line in table[1:5]] == [True, True, True, False]
+    served = DemoStream(months=4, rows_per_month=400).generate(3)
+    assert f"champion {len(served)} (" in table[4]
+    engine = platform_engine(f"sqlite:///{tmp_path / '.retrain' / 'platform.db'}")
+    assert count_rows(engine, "demo") == {"predictions": len(served), "outcomes": len(served)}
+
+
+def test_demo_settings_with_serve_keep_what_the_user_set() -> None:
+    user = load_settings(promotion_strategy="canary", rollout_min_samples=300)
+    served = demo_settings(user, serve=True)
+    assert (served.promotion_strategy, served.rollout_min_samples) == ("canary", 300)
+    assert (served.rollout_min_hours, served.serve_refresh_seconds) == (0.0, 0.0)
+    default = demo_settings(load_settings(), serve=True)
+    assert (default.promotion_strategy, default.rollout_min_samples) == ("gradual", 100)
+    assert demo_settings(load_settings(), serve=False).promotion_strategy == "immediate"
 
 
 def test_notify_test_reports_every_channel(

@@ -18,7 +18,7 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("champion", "challenger")
 MAX_RETRY_SECONDS = 5.0
+LOOKUP_CHUNK = 500  # ids per IN (...) query: well under every database's parameter limit
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,20 @@ def find_prediction(
     with engine.connect() as connection:
         row = connection.execute(query).first()
     return None if row is None else Prediction(**row._mapping)
+
+
+def entities_of(engine: sa.Engine, pipeline: str, ids: Sequence[str]) -> dict[str, str]:
+    """The entity of each logged prediction among ``ids`` (unknown ids are left out)."""
+    p = tables.predictions
+    found: dict[str, str] = {}
+    with engine.connect() as connection:
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = list(ids[start : start + LOOKUP_CHUNK])
+            query = sa.select(p.c.id, p.c.entity_id).where(
+                p.c.pipeline == pipeline, p.c.id.in_(chunk)
+            )
+            found.update(connection.execute(query).tuples().all())
+    return found
 
 
 def _step_filter(

@@ -1,16 +1,26 @@
 """Drive the real definitions period by period, as the Dagster daemon would, in one process.
 
 For each period: the monitoring job (what the monitoring schedule launches), then one tick of
-the retraining sensor, evaluated daemon-less, and the retraining run it requests. The demo
-and the end-to-end tests use this; in production the daemon does the same.
+the retraining sensor, evaluated daemon-less, and the retraining run it requests. With live
+traffic (``traffic``), the period's records are first replayed through the prediction service,
+and after each chunk the rollout sensor ticks and its run judges the rollout. The demo and the
+end-to-end tests use this; in production the daemon does the same.
 """
+
+from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
+import pandas as pd
 
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.service.traffic import Replayed
+
+if TYPE_CHECKING:
+    from retraining_assets.service.server import LocalService
 from retraining_assets.defs.jobs import monitoring_job_name, reference_job_name, retraining_job_name
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -51,6 +61,29 @@ class RolloutOutcome(_Materialized):
 
     request: dg.RunRequest
     result: dg.ExecuteInProcessResult
+
+    @property
+    def change(self) -> str | None:
+        """The traffic change the run made ("v3 25%", "v3 promoted"); None: it kept the split."""
+        status = self.value("traffic_split", "status")
+        if status is None:
+            return None
+        version = self.value("traffic_split", "challenger_version")
+        if status == "active":
+            return f"v{version} {self.value('traffic_split', 'share'):.0%}"
+        return f"v{version} {status.replace('_', ' ')}"
+
+
+@dataclass
+class TrafficOutcome:
+    """A period's live traffic: what the service served, and the rollout runs it caused."""
+
+    replayed: Replayed = field(default_factory=Replayed)
+    rollouts: list[RolloutOutcome] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[str]:
+        return [change for run in self.rollouts if (change := run.change) is not None]
 
 
 @dataclass
@@ -111,6 +144,20 @@ class Simulation:
         )
         outcome = RolloutOutcome(request, result)
         _collect(outcome, result)
+        return outcome
+
+    def traffic(
+        self, service: LocalService, records: pd.DataFrame, chunk_rows: int
+    ) -> TrafficOutcome:
+        """Replay ``records`` through the service ``chunk_rows`` at a time, reporting their
+        outcomes; after each chunk (once the log holds it), one rollout evaluation."""
+        outcome = TrafficOutcome()
+        for replayed in service.replay.replay(records, chunk_rows):
+            outcome.replayed.add(replayed)
+            service.flush()
+            judged = self.rollout()
+            if judged is not None:
+                outcome.rollouts.append(judged)
         return outcome
 
     def run(self, partitions: list[str]) -> Iterator[PeriodOutcome]:

@@ -1,7 +1,8 @@
 """The prediction service's FastAPI application: ``create_app(pipeline)``.
 
 Endpoints: ``POST /predict`` (one row, micro-batched), ``POST /predict/batch`` (columnar),
-``POST /feedback`` (an observed outcome), ``GET /health`` and ``GET /rollout``. The lifespan
+``POST /feedback`` (an observed outcome), ``POST /feedback/batch`` (many, all or none),
+``GET /health`` and ``GET /rollout``. The lifespan
 starts the prediction log and the scoring thread and, on shutdown (uvicorn waits for requests
 in flight first), scores what is queued and closes the log, so a graceful stop loses nothing.
 """
@@ -23,7 +24,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.prediction_log import Outcome, PredictionLog, find_prediction
+from retraining_assets.core.prediction_log import (
+    Outcome,
+    PredictionLog,
+    entities_of,
+    find_prediction,
+)
 from retraining_assets.core.registry import Registry, utc_now
 from retraining_assets.service.batching import BatcherStoppedError, MicroBatcher
 from retraining_assets.service.models import ModelUnavailableError, ServedModels, Snapshot
@@ -66,11 +72,18 @@ class FeedbackAccepted(BaseModel):
     entity_id: str
 
 
+class FeedbackBatchAccepted(BaseModel):
+    """How many outcomes were recorded (documentation of ``POST /feedback/batch``)."""
+
+    accepted: int
+
+
 class Problem(BaseModel):
     """An error: what went wrong, naming the field, id or model."""
 
     detail: Any
     message: str | None = None
+    unknown: list[str] | None = None  # ``/feedback/batch``: prediction ids not found
 
 
 @dataclass
@@ -152,6 +165,21 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
 
     PredictRequest = schemas.predict  # classes built at run time from the spec
     Feedback = schemas.feedback
+    FeedbackBatch = schemas.feedback_batch
+
+    def record(prediction_ids: list[str], outcomes: list[Any]) -> None:
+        regression = spec.task == "regression"
+        now = utc_now()
+        prediction_log.add_outcomes(
+            Outcome(
+                prediction_id=prediction_id,
+                pipeline=pipeline.name,
+                label=None if regression else outcome,
+                value=float(outcome) if regression else None,
+                received_at=now,
+            )
+            for prediction_id, outcome in zip(prediction_ids, outcomes, strict=True)
+        )
 
     @app.post("/predict", responses={200: {"model": PredictResponse}, **errors})
     async def predict(body: PredictRequest) -> Response:  # type: ignore[valid-type]
@@ -204,19 +232,34 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
             )
             return _json({"detail": f"{what} in pipeline '{pipeline.name}'"}, 404)
         prediction_id, entity_id = found
-        regression = spec.task == "regression"
-        prediction_log.add_outcomes(
-            [
-                Outcome(
-                    prediction_id=prediction_id,
-                    pipeline=pipeline.name,
-                    label=None if regression else body.outcome,
-                    value=float(body.outcome) if regression else None,
-                    received_at=utc_now(),
-                )
-            ]
-        )
+        record([prediction_id], [body.outcome])
         return _json({"prediction_id": prediction_id, "entity_id": entity_id}, 202)
+
+    @app.post(
+        "/feedback/batch",
+        status_code=202,
+        responses={202: {"model": FeedbackBatchAccepted}, 404: {"model": Problem}, **errors},
+    )
+    async def feedback_batch(body: FeedbackBatch) -> Response:  # type: ignore[valid-type]
+        """Record many outcomes by prediction id: all of them, or none when an id is unknown."""
+        ids = body.prediction_ids
+        unknown = [
+            i for i, entity in zip(ids, recent.entities_of(ids), strict=True) if entity is None
+        ]
+        if unknown:
+            try:
+                logged = await run_in_threadpool(_logged_ids, service, unknown)
+            except TimeoutError as error:
+                return _json({"detail": f"the prediction log cannot be read: {error}"}, 503)
+            unknown = [i for i in unknown if i not in logged]
+        if unknown:
+            detail = (
+                f"{len(unknown)} of {len(ids)} prediction ids are unknown in pipeline "
+                f"'{pipeline.name}', e.g. {unknown[:5]}; no outcome was recorded"
+            )
+            return _json({"detail": detail, "unknown": unknown[:100]}, 404)
+        record(ids, body.outcomes)
+        return _json({"accepted": len(ids)}, 202)
 
     @app.get("/health", responses={503: {"description": "No model can be served"}})
     async def health() -> Response:
@@ -265,6 +308,12 @@ def _logged(
         entity_id=entity_id,
     )
     return None if found is None else (found.id, found.entity_id)
+
+
+def _logged_ids(service: Service, prediction_ids: list[str]) -> dict[str, str]:
+    """The entities of logged predictions among ``prediction_ids`` (the log written first)."""
+    service.log.flush(FLUSH_TIMEOUT_SECONDS)
+    return entities_of(service.registry.engine, service.pipeline.name, prediction_ids)
 
 
 def _health(service: Service, snapshot: Snapshot) -> dict[str, Any]:

@@ -105,6 +105,11 @@ class RecentPredictions:
         with self._lock:
             return self._young[0].get(prediction_id) or self._old[0].get(prediction_id)
 
+    def entities_of(self, prediction_ids: Sequence[str]) -> list[str | None]:
+        with self._lock:
+            young, old = self._young[0], self._old[0]
+            return [young.get(i) or old.get(i) for i in prediction_ids]
+
     def latest(self, entity_id: str) -> str | None:
         with self._lock:
             return self._young[1].get(entity_id) or self._old[1].get(entity_id)

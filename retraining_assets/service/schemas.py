@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,7 +23,6 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     create_model,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -48,6 +48,7 @@ class Schemas:
     predict: type[BaseModel]  # {"entity_id": ..., "features": {...}}
     batch: type[BaseModel]  # {"entity_ids": [...], "features": {"age": [...], ...}}
     feedback: type[BaseModel]  # {"prediction_id" | "entity_id": ..., "outcome": ...}
+    feedback_batch: type[BaseModel]  # {"prediction_ids": [...], "outcomes": [...]}
     fields: tuple[tuple[str, str], ...]  # (internal field name, feature name)
 
     def row(self, features: BaseModel) -> dict[str, Any]:
@@ -104,39 +105,66 @@ def build_schemas(spec: DatasetSpec) -> Schemas:
         entity_ids=(list[EntityId], Field(max_length=MAX_BATCH_ROWS)),
         features=(columns, ...),
     )
-    return Schemas(spec, features, predict, batch, _feedback_model(spec), fields)
+    outcome = _outcome_type(spec)
+    return Schemas(
+        spec,
+        features,
+        predict,
+        batch,
+        _feedback_model(outcome),
+        _feedback_batch_model(outcome),
+        fields,
+    )
 
 
-def _feedback_model(spec: DatasetSpec) -> type[BaseModel]:
+def _outcome_type(spec: DatasetSpec) -> Any:
+    """An observed outcome: a finite number (regression) or one of the classes."""
+    if spec.task == "regression":
+        return Annotated[float, Strict(), Field(allow_inf_nan=False)]
     classes = tuple(spec.classes)
 
+    def known_class(value: Any) -> str:
+        return canonical_label(value, classes)
+
+    return Annotated[Any, AfterValidator(known_class)]
+
+
+def _feedback_model(outcome: Any) -> type[BaseModel]:
     def one_id(model: Any) -> Any:
         if (model.prediction_id is None) == (model.entity_id is None):
             raise ValueError("give exactly one of prediction_id and entity_id")
         return model
 
-    validators: dict[str, Any] = {"one_id": model_validator(mode="after")(one_id)}
-    if spec.task == "regression":
-        outcome: Any = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-    else:
-        outcome = Any
-
-        def known_class(value: Any) -> str:
-            return canonical_label(value, classes)
-
-        validators["known_class"] = field_validator("outcome")(known_class)
     return create_model(
         "Feedback",
         __config__=FORBID,
-        __validators__=validators,
+        __validators__={"one_id": model_validator(mode="after")(one_id)},
         prediction_id=(PredictionId | None, None),
         entity_id=(EntityId | None, None),
         outcome=(outcome, ...),
     )
 
 
+def _feedback_batch_model(outcome: Any) -> type[BaseModel]:
+    def same_length(model: Any) -> Any:
+        ids, outcomes = len(model.prediction_ids), len(model.outcomes)
+        if ids != outcomes:
+            raise ValueError(f"outcomes has {outcomes} values but prediction_ids has {ids}")
+        return model
+
+    return create_model(
+        "FeedbackBatch",
+        __config__=FORBID,
+        __validators__={"same_length": model_validator(mode="after")(same_length)},
+        prediction_ids=(list[PredictionId], Field(min_length=1, max_length=MAX_BATCH_ROWS)),
+        outcomes=(list[outcome], Field(min_length=1, max_length=MAX_BATCH_ROWS)),  # type: ignore[valid-type]
+    )
+
+
 def canonical_label(value: Any, classes: Sequence[str]) -> str:
     """``value`` as the canonical string of one of ``classes`` (1 and 1.0 are class "1")."""
+    if isinstance(value, str) and value in classes:  # the common case, without pandas
+        return value
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"must be a class label (a string or a number), one of {list(classes)}")
     text = str(label_strings(pd.Series([value])).iloc[0])

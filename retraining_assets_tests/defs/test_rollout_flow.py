@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from retraining_assets.cli import main, prepare_dagster_home
 from retraining_assets.core import rollout_state as rs
+from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
 from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
@@ -31,7 +32,8 @@ from retraining_assets.core.schema import notification_outbox
 from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import job_names
-from retraining_assets.defs.simulation import QUIET, Simulation
+from retraining_assets.defs.simulation import QUIET, Simulation, TrafficOutcome
+from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
 
 STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
@@ -104,10 +106,10 @@ def _notifier(world: World):
     return Notifier.from_settings(world.settings)
 
 
-def register_model(world: World, seed: int, *, flipped: bool = False) -> int:
-    """A real random forest trained on one demo month (400 rows); ``flipped`` learns the
-    opposite labels (a deliberately bad model)."""
-    frame = STREAM.generate(0)
+def register_model(world: World, seed: int, *, flipped: bool = False, months: int = 1) -> int:
+    """A real random forest trained on the first ``months`` demo months (400 rows each);
+    ``flipped`` learns the opposite labels (a deliberately bad model)."""
+    frame = pd.concat([STREAM.generate(m) for m in range(months)], ignore_index=True)
     if flipped:
         frame[SPEC.target] = 1 - frame[SPEC.target]
     split = split_by_time(frame, SPEC)
@@ -120,8 +122,8 @@ def register_model(world: World, seed: int, *, flipped: bool = False) -> int:
     return version.version
 
 
-def start(world: World, plan: RolloutPlan | None = None) -> rs.Rollout:
-    challenger = register_model(world, seed=len(world.registry.list_versions("demo")))
+def start(world: World, plan: RolloutPlan | None = None, **model: bool | int) -> rs.Rollout:
+    challenger = register_model(world, seed=len(world.registry.list_versions("demo")), **model)
     return rs.start_rollout(
         world.registry,
         _notifier(world),
@@ -453,3 +455,62 @@ def test_the_rollback_job_mid_rollout_rolls_the_rollout_back(world_now: World) -
     materialization = event.step_materialization_data.materialization
     assert materialization.asset_key == dg.AssetKey(["demo", "traffic_split"])
     assert materialization.metadata["status"].value == "rolled_back"
+
+
+# --- live traffic through the prediction service ------------------------------------------
+
+LIVE = DemoStream(rows_per_month=1500, months=4, end_month=pd.Timestamp("2024-04-01"))
+
+
+def live_traffic(world: World, chunk_rows: int = 250) -> TrafficOutcome:
+    """Month 4's 1,500 records (new entities) replayed through the real service over HTTP,
+    the rollout judged after every chunk; the service re-reads the rollout at each request."""
+    settings = world.settings.model_copy(update={"serve_refresh_seconds": 0.0})
+    pipeline = dataclasses.replace(world.pipeline, settings=settings)
+    with local_service(pipeline) as service:
+        return world.simulation.traffic(service, LIVE.generate(3), chunk_rows)
+
+
+def logged(world: World, **where: object) -> int:
+    table = schema.predictions
+    query = sa.select(sa.func.count()).select_from(table)
+    query = query.where(*(table.c[name] == value for name, value in where.items()))
+    with world.registry.engine.connect() as connection:
+        return connection.execute(query).scalar_one()
+
+
+def test_live_traffic_rolls_a_challenger_out_step_by_step_to_champion(
+    world_now: World,
+) -> None:
+    world = world_now
+    before = logged(world)
+    started = start(world, months=3)  # as good as the champion: not worse, so it ramps up
+    version = started.challenger_version
+    outcome = live_traffic(world)
+    assert outcome.changes == [f"v{version} 50%", f"v{version} 100%", f"v{version} promoted"]
+    assert all(run.result.success for run in outcome.rollouts)
+    assert rs.get_rollout(world.registry, started.id).status == "promoted"
+    assert world.registry.get_alias("demo", CHAMPION).version == version
+    # every record was served, logged and answered; the challenger's share grew with the steps
+    served = outcome.replayed
+    assert served.rows == len(LIVE.generate(3)) == logged(world) - before
+    assert served.served[CHALLENGER] > served.rows * 0.2
+    assert logged(world, rollout_id=started.id, rollout_step=0, variant=CHALLENGER) > 0
+    assert logged(world, rollout_id=started.id, rollout_step=2, variant=CHAMPION) == 0
+    # once promoted, the service answered with the new champion without a restart
+    assert logged(world, rollout_id=None, variant=CHAMPION, model_version=version) > 0
+    assert world.simulation.rollout() is None
+
+
+def test_live_traffic_rolls_a_bad_challenger_back_and_keeps_serving(world_now: World) -> None:
+    world = world_now
+    champion = world.registry.get_alias("demo", CHAMPION).version
+    started = start(world, flipped=True)  # learnt the opposite labels
+    outcome = live_traffic(world)
+    assert outcome.changes == [f"v{started.challenger_version} rolled back"]
+    assert "significantly worse" in outcome.rollouts[-1].value("ab_test_results", "reason")
+    assert world.registry.get_alias("demo", CHAMPION).version == champion
+    # the challenger served only its first share; after the rollback, everyone the champion
+    assert outcome.replayed.served[CHALLENGER] < outcome.replayed.rows * 0.2
+    assert logged(world, rollout_id=None, variant=CHAMPION, model_version=champion) > 0
+    assert subjects_of(world, started)[-1].startswith("Rollout rolled back:")

@@ -8,8 +8,6 @@ socket bound to port 0, in a thread, and are ready when their startup has finish
 from __future__ import annotations
 
 import math
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +18,6 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from retraining_assets.core import rollout_state
@@ -37,11 +34,11 @@ from retraining_assets.core.training import (
     split_by_time,
     train_model,
 )
+from retraining_assets.service.server import LiveServer
 from retraining_assets.settings import Settings, load_settings
 
 STREAM = DemoStream(months=3, rows_per_month=300, end_month=pd.Timestamp("2024-03-01"))
 ACTOR = Actor(by="ci", actual_user="ci")
-STARTUP_TIMEOUT = 60.0  # a deadline for a failing start, never a synchronisation
 
 
 @dataclass(frozen=True)
@@ -122,47 +119,6 @@ def deployed(tmp_path: Path, trained: Trained) -> Deployed:
     """Refresh 0: every request re-reads the aliases and the rollout (no timing involved)."""
     settings = load_settings(home=tmp_path / ".retrain", serve_refresh_seconds=0)
     return deploy(settings, trained)
-
-
-class LiveServer:
-    """uvicorn serving ``app`` on a loopback port chosen by the OS, in a background thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        ready = self.ready = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-                await super().startup(sockets=sockets)
-                ready.set()
-
-        self.server = Server(config)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.server.run(sockets=[self.sock])
-        finally:
-            self.ready.set()  # a failed startup must not leave the test waiting
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        if not self.ready.wait(STARTUP_TIMEOUT) or not self.server.started:
-            self.stop()
-            raise RuntimeError("the prediction service did not start")
-        return self
-
-    def stop(self) -> None:
-        """A graceful stop, as on SIGTERM: requests in flight finish, then the lifespan ends."""
-        self.server.should_exit = True
-        self.thread.join()
-        self.sock.close()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
 
 @contextmanager

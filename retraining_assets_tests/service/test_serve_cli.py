@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from retraining_assets.cli import main
 from retraining_assets.core.prediction_log import count_rows
 from retraining_assets.service.process import serve_process
+from retraining_assets.service.server import STARTUP_TIMEOUT
 from retraining_assets.settings import load_settings
 from retraining_assets_tests.service.conftest import (
-    STARTUP_TIMEOUT,
     Trained,
     columns_of,
     deploy,
