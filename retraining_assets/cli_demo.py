@@ -139,7 +139,8 @@ def summary_row(outcome: PeriodOutcome) -> dict[str, object]:
         decision = f"{decision} -> v{moved}"
     elif outcome.value("traffic_split", "status") == "active":  # a rollout started
         version = outcome.value("traffic_split", "challenger_version")
-        decision = f"{decision} -> rollout v{version}"
+        share = outcome.value("traffic_split", "share")
+        decision = f"{decision} -> rollout v{version} at {share:.0%}"
     return {
         "month": outcome.partition[:7],
         "records": outcome.value("current_data", "dagster/row_count", 0),
@@ -157,15 +158,20 @@ def summary_row(outcome: PeriodOutcome) -> dict[str, object]:
 
 
 def traffic_columns(traffic: TrafficOutcome | None) -> dict[str, object]:
-    """The live-traffic columns: requests served (and correct) per variant, rollout changes."""
+    """The live-traffic columns: requests served (and correct) per model version, and the
+    rollout's traffic changes ("v7: 25% -> 50% -> 100% -> promoted")."""
     if traffic is None:
         return {"served (correct)": "no model yet", "rollout": "-"}
     replayed = traffic.replayed
     served = ", ".join(
-        f"{variant} {count:,} ({replayed.correct[variant] / count:.0%})"
-        for variant, count in sorted(replayed.served.items())
+        f"v{version} {count:,} ({replayed.correct[version] / count:.0%})"
+        for version, count in sorted(replayed.served.items())
     )
-    return {"served (correct)": served, "rollout": " -> ".join(traffic.changes) or "-"}
+    steps: dict[int, list[str]] = {}
+    for version, change in traffic.changes:
+        steps.setdefault(version, []).append(change)
+    rollout = "; ".join(f"v{version}: {' -> '.join(s)}" for version, s in steps.items())
+    return {"served (correct)": served, "rollout": rollout or "-"}
 
 
 def _scored(name: str | None, value: object) -> str:

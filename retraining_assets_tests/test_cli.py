@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -97,7 +98,8 @@ def test_demo_serve_replays_each_month_through_the_prediction_service(
     # no champion for three months; the fourth month's records are served by the first one
     assert [("no model yet" in line) for line in table[1:5]] == [True, True, True, False]
     served = DemoStream(months=4, rows_per_month=400).generate(3)
-    assert f"champion {len(served)} (" in table[4]
+    champion = re.search(r"promote -> v(\d+)", table[3]).group(1)  # promoted in month 3
+    assert f"v{champion} {len(served)} (" in table[4]
     engine = platform_engine(f"sqlite:///{tmp_path / '.retrain' / 'platform.db'}")
     assert count_rows(engine, "demo") == {"predictions": len(served), "outcomes": len(served)}
 

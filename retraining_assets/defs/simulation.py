@@ -63,15 +63,16 @@ class RolloutOutcome(_Materialized):
     result: dg.ExecuteInProcessResult
 
     @property
-    def change(self) -> str | None:
-        """The traffic change the run made ("v3 25%", "v3 promoted"); None: it kept the split."""
+    def change(self) -> tuple[int, str] | None:
+        """The traffic change the run made: the challenger's version and its new share ("25%")
+        or the rollout's end ("promoted", "rolled back"); None: the split stayed."""
         status = self.value("traffic_split", "status")
         if status is None:
             return None
         version = self.value("traffic_split", "challenger_version")
         if status == "active":
-            return f"v{version} {self.value('traffic_split', 'share'):.0%}"
-        return f"v{version} {status.replace('_', ' ')}"
+            return version, f"{self.value('traffic_split', 'share'):.0%}"
+        return version, status.replace("_", " ")
 
 
 @dataclass
@@ -82,7 +83,7 @@ class TrafficOutcome:
     rollouts: list[RolloutOutcome] = field(default_factory=list)
 
     @property
-    def changes(self) -> list[str]:
+    def changes(self) -> list[tuple[int, str]]:
         return [change for run in self.rollouts if (change := run.change) is not None]
 
 

@@ -38,20 +38,21 @@ class ServiceError(RuntimeError):
 
 @dataclass
 class Replayed:
-    """What a replay served: predictions and correct ones (classification) per variant."""
+    """What a replay served: predictions per variant, and per model version the predictions
+    and the correct ones (classification)."""
 
-    served: Counter[str] = field(default_factory=Counter)
-    correct: Counter[str] = field(default_factory=Counter)
-    versions: set[int] = field(default_factory=set)
+    variants: Counter[str] = field(default_factory=Counter)
+    served: Counter[int] = field(default_factory=Counter)
+    correct: Counter[int] = field(default_factory=Counter)
 
     @property
     def rows(self) -> int:
-        return sum(self.served.values())
+        return sum(self.variants.values())
 
     def add(self, other: Replayed) -> None:
+        self.variants.update(other.variants)
         self.served.update(other.served)
         self.correct.update(other.correct)
-        self.versions |= other.versions
 
 
 class TrafficReplay:
@@ -88,13 +89,11 @@ class TrafficReplay:
             "/feedback/batch",
             {"prediction_ids": predicted["prediction_ids"], "outcomes": outcomes},
         )
-        replayed = Replayed(
-            served=Counter(predicted["variants"]), versions=set(predicted["model_versions"])
-        )
+        versions = predicted["model_versions"]
+        replayed = Replayed(Counter(predicted["variants"]), Counter(versions))
         if self.spec.task != "regression":
             hits = np.asarray(predicted["predictions"], dtype=object) == np.asarray(outcomes)
-            variants = np.asarray(predicted["variants"], dtype=object)
-            replayed.correct.update(variants[hits].tolist())
+            replayed.correct.update(np.asarray(versions)[hits].tolist())
         return replayed
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -487,14 +487,14 @@ def test_live_traffic_rolls_a_challenger_out_step_by_step_to_champion(
     started = start(world, months=3)  # as good as the champion: not worse, so it ramps up
     version = started.challenger_version
     outcome = live_traffic(world)
-    assert outcome.changes == [f"v{version} 50%", f"v{version} 100%", f"v{version} promoted"]
+    assert outcome.changes == [(version, "50%"), (version, "100%"), (version, "promoted")]
     assert all(run.result.success for run in outcome.rollouts)
     assert rs.get_rollout(world.registry, started.id).status == "promoted"
     assert world.registry.get_alias("demo", CHAMPION).version == version
     # every record was served, logged and answered; the challenger's share grew with the steps
     served = outcome.replayed
     assert served.rows == len(LIVE.generate(3)) == logged(world) - before
-    assert served.served[CHALLENGER] > served.rows * 0.2
+    assert served.variants[CHALLENGER] > served.rows * 0.2 and set(served.served) > {version}
     assert logged(world, rollout_id=started.id, rollout_step=0, variant=CHALLENGER) > 0
     assert logged(world, rollout_id=started.id, rollout_step=2, variant=CHAMPION) == 0
     # once promoted, the service answered with the new champion without a restart
@@ -507,10 +507,10 @@ def test_live_traffic_rolls_a_bad_challenger_back_and_keeps_serving(world_now: W
     champion = world.registry.get_alias("demo", CHAMPION).version
     started = start(world, flipped=True)  # learnt the opposite labels
     outcome = live_traffic(world)
-    assert outcome.changes == [f"v{started.challenger_version} rolled back"]
+    assert outcome.changes == [(started.challenger_version, "rolled back")]
     assert "significantly worse" in outcome.rollouts[-1].value("ab_test_results", "reason")
     assert world.registry.get_alias("demo", CHAMPION).version == champion
     # the challenger served only its first share; after the rollback, everyone the champion
-    assert outcome.replayed.served[CHALLENGER] < outcome.replayed.rows * 0.2
+    assert outcome.replayed.variants[CHALLENGER] < outcome.replayed.rows * 0.2
     assert logged(world, rollout_id=None, variant=CHAMPION, model_version=champion) > 0
     assert subjects_of(world, started)[-1].startswith("Rollout rolled back:")

@@ -104,16 +104,16 @@ def test_a_replay_logs_every_record_with_its_true_outcome(deployed: Deployed) ->
     totals = chunks[0]
     for chunk in chunks[1:]:
         totals.add(chunk)
-    assert totals.rows == 250 and set(totals.served) == {"champion", "challenger"}
-    assert totals.versions == {1, 2}
+    assert totals.rows == 250 and set(totals.variants) == {"champion", "challenger"}
+    assert set(totals.served) == {1, 2} and sum(totals.served.values()) == 250
     p, o = schema.predictions, schema.prediction_outcomes
     with deployed.registry.engine.connect() as connection:
         labels = connection.execute(sa.select(o.c.label)).scalars().all()
         correct = connection.execute(
-            sa.select(p.c.variant, sa.func.count())
+            sa.select(p.c.model_version, sa.func.count())
             .join(o, o.c.prediction_id == p.c.id)
             .where(p.c.label == o.c.label)
-            .group_by(p.c.variant)
+            .group_by(p.c.model_version)
         ).all()
     # the replay's own tally of correct predictions is the log's
     assert dict(correct) == dict(totals.correct) and 0 < sum(totals.correct.values()) < 250
