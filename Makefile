@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := false
 export RETRAIN_HOME ?= $(CURDIR)/.retrain
 export DAGSTER_HOME ?= $(RETRAIN_HOME)/dagster
 
-.PHONY: install demo test dev lint clean
+.PHONY: install demo demo-serve test dev lint clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/retrain demo
+
+demo-serve: install
+	$(VENV)/bin/retrain demo --serve
 
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
+from retraining_assets.core import schema as tables
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import (
     Comparison,
@@ -48,6 +50,11 @@ from retraining_assets.core.training import (
     model_from_bytes,
     model_to_bytes,
 )
+
+
+class RolloutActiveError(RegistryError):
+    """The champion cannot be moved directly while a rollout of the pipeline is active: the
+    rollout's own promotion would then fail its compare-and-set."""
 
 
 def label(version: int | None) -> str | None:
@@ -305,8 +312,10 @@ def change_champion(
     ``action`` is "promote" or "rollback"; ``approve`` resolves a pending approval in the same
     transaction as the move. A stale ``expected_current`` raises ``AliasConflictError`` and
     changes nothing (the early notification then says what was attempted, nothing more).
+    While a rollout is active, ``RolloutActiveError`` before anything is notified or changed.
     """
     target = registry.get_version(pipeline, to_version)  # unknown versions stop here
+    _refuse_during_rollout(registry, pipeline)
     value = (target.metrics.get("valid") or {}).get(metric) if metric else None
     notifier.notify(
         promotion_pending(
@@ -345,6 +354,21 @@ def change_champion(
         )
     )
     return move
+
+
+def _refuse_during_rollout(registry: Registry, pipeline: str) -> None:
+    rollouts = tables.rollouts
+    query = sa.select(rollouts.c.id, rollouts.c.challenger_version).where(
+        rollouts.c.pipeline == pipeline, sa.text(tables.ROLLOUT_ACTIVE)
+    )
+    with registry.engine.connect() as connection:
+        active = connection.execute(query).first()
+    if active is not None:
+        raise RolloutActiveError(
+            f"rollout {active.id} of '{pipeline}' (challenger v{active.challenger_version}) is "
+            "active and the champion changes only through it: end it first (`retrain rollout "
+            "stop` or `retrain rollback`), then try again"
+        )
 
 
 def previous_champion(registry: Registry, pipeline: str) -> int:

@@ -440,6 +440,31 @@ def test_rollback_from_the_cli_mid_rollout_rolls_the_rollout_back(
     assert json.loads(CliRunner().invoke(main, ["status", "--json"]).output)["rollout"] is None
 
 
+def test_approving_a_candidate_mid_rollout_is_refused_and_changes_nothing(
+    world_now: World, cli_env: World
+) -> None:
+    world = world_now
+    champion = world.registry.get_alias("demo", CHAMPION).version
+    pending = register_model(world, seed=99)
+    decision = {"champion_version": champion, "metric": "accuracy", "lift": 0.02}
+    world.registry.request_approval("demo", pending, decision=decision, by="test")
+    started = start(world)
+    sent = len(outbox(world))
+    result = CliRunner().invoke(main, ["approve", str(pending), "--by", "al", "--reason", "ok"])
+    assert result.exit_code == 2
+    assert f"rollout {started.id} of 'demo" in result.output and "end it first" in result.output
+    # the champion, the approval, the rollout and the outbox are as they were
+    assert world.registry.get_alias("demo", CHAMPION).version == champion
+    assert world.registry.get_approval("demo", pending).status == "pending"
+    assert rs.active_rollout(world.registry, "demo").id == started.id
+    assert len(outbox(world)) == sent
+    # once the rollout has ended, the approval goes through
+    rs.stop(world.registry, _notifier(world), started, actor=ACTOR, reason="test")
+    again = CliRunner().invoke(main, ["approve", str(pending), "--by", "al", "--reason", "ok"])
+    assert again.exit_code == 0, again.output
+    assert world.registry.get_alias("demo", CHAMPION).version == pending
+
+
 def test_the_rollback_job_mid_rollout_rolls_the_rollout_back(world_now: World) -> None:
     world = world_now
     champion = world.registry.get_alias("demo", CHAMPION).version

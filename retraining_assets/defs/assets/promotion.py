@@ -8,6 +8,7 @@ import dagster as dg
 from retraining_assets.core import rollout_state
 from retraining_assets.core.lifecycle import (
     Judgement,
+    RolloutActiveError,
     TrainingWindow,
     change_champion,
     decision_of_run,
@@ -170,17 +171,21 @@ def build_promotion_assets(
         if settings.promotion_strategy != "immediate" and decision["champion_version"]:
             yield from start_rollout(context, registry, notifier, decision)
             return
-        move = change_champion(
-            registry,
-            notifier,
-            name,
-            decision["candidate_version"],
-            expected_current=decision["champion_version"],
-            actor=actor_of(context),
-            reason=decision["reason"],
-            metric=decision["metric"],
-            lift=decision["lift"],
-        )
+        try:
+            move = change_champion(
+                registry,
+                notifier,
+                name,
+                decision["candidate_version"],
+                expected_current=decision["champion_version"],
+                actor=actor_of(context),
+                reason=decision["reason"],
+                metric=decision["metric"],
+                lift=decision["lift"],
+            )
+        except RolloutActiveError as error:  # a rollout started by a person decides instead
+            context.log.warning(f"champion kept: {error}")
+            return
         champion = registry.get_version(name, move.version)
         yield dg.Output(
             move.version,
