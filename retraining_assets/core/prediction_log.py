@@ -5,7 +5,10 @@ the platform database from a background thread, ``batch_size`` rows per round tr
 ``flush_seconds`` at the latest. A failed write keeps the rows and retries; ``close()`` writes
 everything still queued, and rows that still cannot be written go to a spool file that the next
 ``start()`` replays, so a graceful stop never loses a prediction. Writes are idempotent
-(``ON CONFLICT DO NOTHING`` on the ids), so a retried batch cannot count twice.
+(``ON CONFLICT DO NOTHING`` on the ids), so a retried batch cannot count twice. A row the
+database refuses for its content (a constraint, a value too long) would fail every retry: it is
+isolated by halving the batch and set aside in a ``refused-*.jsonl`` file with the reason, so
+one bad row never blocks the queue.
 
 The experiment analysis reads the log with aggregate queries: per-variant outcome moments
 (``variant_summaries``) and routed entities (``assignment_counts``) of one rollout step.
@@ -91,6 +94,7 @@ class PredictionLog:
         self._added = 0  # rows ever queued
         self._done = 0  # rows ever written (in queue order)
         self._written = {"predictions": 0, "outcomes": 0}
+        self._refused = 0  # rows the database refused, set aside
         self._flush_wanted = False
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -174,6 +178,12 @@ class PredictionLog:
         with self._cond:
             return dict(self._written)
 
+    @property
+    def refused(self) -> int:
+        """Rows the database refused (constraint or value errors), set aside, not retried."""
+        with self._cond:
+            return self._refused
+
     # --- the writer thread ---------------------------------------------------------------
     def _run(self) -> None:
         failures = 0
@@ -190,21 +200,24 @@ class PredictionLog:
                     continue
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), 10_000))]
             try:
-                counts = self._write(batch)
+                counts, refused = self._write_isolating(batch)
             except sa.exc.SQLAlchemyError as error:
                 failures += 1
                 with self._cond:
                     self._queue.extendleft(reversed(batch))
-                    self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+                    self.last_error = _first_line(error)
                 log.warning("prediction log write failed (%s); will retry", self.last_error)
                 if self._closing and failures >= 3:
                     return  # close() spools what is left
                 continue
             failures = 0
+            if refused:
+                self._set_aside(refused)
             with self._cond:
                 self._done += len(batch)
                 for kind, count in counts.items():
                     self._written[kind] += count
+                self._refused += len(refused)
                 self.last_error = None
                 self._cond.notify_all()
             self._forget_replayed()
@@ -215,6 +228,24 @@ class PredictionLog:
     @staticmethod
     def _backoff(failures: int) -> float:
         return min(MAX_RETRY_SECONDS, 0.1 * 2**failures)
+
+    def _write_isolating(
+        self, batch: list[Prediction | Outcome]
+    ) -> tuple[dict[str, int], list[tuple[Prediction | Outcome, str]]]:
+        """Write ``batch``; when the database refuses a row for what it holds (a constraint
+        or a value it cannot store: the same on every retry), halve the batch until that row
+        stands alone, and return it with the reason instead of blocking the queue forever.
+        Any other error (a lost connection, a locked database) propagates: retry later."""
+        try:
+            return self._write(batch), []
+        except (sa.exc.IntegrityError, sa.exc.DataError) as error:
+            if len(batch) == 1:
+                return {"predictions": 0, "outcomes": 0}, [(batch[0], _first_line(error))]
+            half = len(batch) // 2
+            first, refused_first = self._write_isolating(batch[:half])
+            second, refused_second = self._write_isolating(batch[half:])
+            counts = {kind: first[kind] + second[kind] for kind in first}
+            return counts, refused_first + refused_second
 
     def _write(self, batch: list[Prediction | Outcome]) -> dict[str, int]:
         """One transaction: predictions first, then outcomes, in chunks of ``batch_size``."""
@@ -237,11 +268,24 @@ class PredictionLog:
         path = self.spool_dir / f"prediction-log-{uuid.uuid4().hex}.jsonl"
         with path.open("w") as out:
             for record in rows:
-                values = _row(record)
-                stamp = "created_at" if isinstance(record, Prediction) else "received_at"
-                values[stamp] = values[stamp].isoformat()
-                out.write(json.dumps({"kind": type(record).__name__, **values}) + "\n")
+                out.write(json.dumps(_spooled(record)) + "\n")
         log.warning("prediction log: %d unwritten rows spooled to %s", len(rows), path)
+
+    def _set_aside(self, refused: list[tuple[Prediction | Outcome, str]]) -> None:
+        """Rows the database refuses go to a ``refused-*.jsonl`` file (never replayed by
+        itself: a person looks at the reason first) or, without a spool folder, the error log."""
+        reason = refused[0][1]
+        if self.spool_dir is None:
+            log.error("prediction log: %d rows refused and dropped: %s", len(refused), reason)
+            return
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spool_dir / f"refused-{uuid.uuid4().hex}.jsonl"
+        with path.open("w") as out:
+            for record, why in refused:
+                out.write(json.dumps({**_spooled(record), "reason": why}) + "\n")
+        log.error(
+            "prediction log: %d rows refused, set aside in %s: %s", len(refused), path, reason
+        )
 
     def _replay_spool(self) -> None:
         if self.spool_dir is None or not self.spool_dir.exists():
@@ -257,6 +301,17 @@ class PredictionLog:
             self._replayed = [item for item in self._replayed if item[1] > self._done]
         for path, _ in done:
             path.unlink(missing_ok=True)
+
+
+def _spooled(record: Prediction | Outcome) -> dict[str, Any]:
+    values = _row(record)
+    stamp = "created_at" if isinstance(record, Prediction) else "received_at"
+    values[stamp] = values[stamp].isoformat()
+    return {"kind": type(record).__name__, **values}
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
 
 def _from_spool(line: str) -> Prediction | Outcome:

@@ -330,6 +330,7 @@ def _health(service: Service, snapshot: Snapshot) -> dict[str, Any]:
         "log": {
             "backlog": service.log.backlog,
             "written": service.log.written,
+            "refused": service.log.refused,
             "last_error": service.log.last_error,
         },
         "batching": {

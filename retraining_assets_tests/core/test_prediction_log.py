@@ -1,6 +1,8 @@
 """The prediction log: batched writes, nothing lost on failure or stop, and its aggregates."""
 
 import contextlib
+import dataclasses
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -165,6 +167,26 @@ def test_rows_that_cannot_be_written_at_close_are_spooled_and_replayed(tmp_path:
     assert list(spool.glob("*.jsonl")) == []  # replayed once, then removed
 
 
+def test_a_row_the_database_refuses_is_set_aside_not_retried_forever(
+    platform_db: sa.Engine, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    poison = [dataclasses.replace(prediction(i), pipeline=None) for i in (1000, 1001)]
+    with PredictionLog(platform_db, batch_size=10, spool_dir=spool) as log:
+        log.add_predictions([*(prediction(i) for i in range(50)), poison[0]])
+        log.add_predictions([*(prediction(i) for i in range(50, 100)), poison[1]])
+        log.flush(timeout=60)  # returns: the poison rows no longer block the queue
+        assert (log.backlog, log.refused, log.last_error) == (0, 2, None)
+    assert count_rows(platform_db, "demo") == {"predictions": 100, "outcomes": 0}
+    (refused,) = spool.glob("refused-*.jsonl")
+    lines = [json.loads(line) for line in refused.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["p00001000", "p00001001"]
+    assert all("NOT NULL constraint failed: predictions.pipeline" in x["reason"] for x in lines)
+    with PredictionLog(platform_db, spool_dir=spool) as again:  # set aside, never replayed
+        again.flush()
+    assert count_rows(platform_db, "demo")["predictions"] == 100 and refused.exists()
+
+
 def test_close_writes_everything_still_queued(platform_db: sa.Engine) -> None:
     log = PredictionLog(platform_db, batch_size=100_000, flush_seconds=3600).start()
     log.add_predictions(prediction(i) for i in range(2_500))
@@ -177,6 +199,10 @@ def test_the_log_works_on_postgresql(postgres_database: str) -> None:
     with PredictionLog(engine, batch_size=50) as log:
         log.add_predictions([prediction(1), prediction(1), *(prediction(i) for i in range(2, 200))])
         log.add_outcomes(outcome(i, "0" if i % 2 else "1") for i in range(1, 101))
+        # a value PostgreSQL cannot store (entity_id is VARCHAR(255)) is set aside, alone
+        log.add_predictions([prediction(500, entity="x" * 300)])
+        log.flush(timeout=60)
+        assert log.refused == 1
     assert count_rows(engine, "demo") == {"predictions": 199, "outcomes": 100}
     summary = variant_summaries(engine, "demo", 1, T0, "binary")["champion"]
     assert (summary.n, summary.mean) == (100, pytest.approx(0.5))

@@ -66,10 +66,11 @@ def test_without_a_rollout_everyone_gets_the_champion(deployed: Deployed) -> Non
     assert champion["checksum_verified"] is True
     assert champion["artifact_sha256"] == deployed.registry.get_version("demo", 1).artifact_sha256
     assert body["log"]["last_error"] is None and body["problems"] == []
+    assert body["log"]["refused"] == 0
     batch = openapi["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
     documented = batch["application/json"]["schema"]["properties"]
     assert set(documented["features"]["properties"]) == set(SPEC.features)
-    assert "/predict" in openapi["paths"] and "/feedback" in openapi["paths"]
+    assert {"/predict", "/feedback", "/feedback/batch"} <= set(openapi["paths"])
 
 
 def test_a_rollout_routes_every_entity_as_its_router_does(deployed: Deployed) -> None:
