@@ -354,7 +354,9 @@ def find_prediction(
     if prediction_id is not None:
         query = query.where(p.c.id == prediction_id)
     else:
-        query = query.where(p.c.entity_id == entity_id).order_by(p.c.created_at.desc()).limit(1)
+        # rows of one batch share created_at; the service's ids increase (UUIDv7) to break ties
+        latest = (p.c.created_at.desc(), p.c.id.desc())
+        query = query.where(p.c.entity_id == entity_id).order_by(*latest).limit(1)
     with engine.connect() as connection:
         row = connection.execute(query).first()
     return None if row is None else Prediction(**row._mapping)

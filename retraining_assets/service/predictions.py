@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -232,10 +233,42 @@ class Predictor:
         )
 
 
+class _Clock:
+    """The last (millisecond, counter) handed out, so ids keep increasing within the process."""
+
+    lock = threading.Lock()
+    ms = 0
+    counter = 0
+
+
+COUNTER_BITS = 42  # rand_a (12 bits) and the top 30 bits of rand_b count within a millisecond
+
+
 def new_ids(n: int) -> list[str]:
-    """``n`` random version-4 UUIDs as 32 hex digits (``uuid4().hex``, ~20x faster in bulk)."""
-    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = raw.tobytes().hex()
+    """``n`` version-7 UUIDs (RFC 9562) as 32 hex digits, increasing within the process.
+
+    48 bits of Unix milliseconds, then a 42-bit counter (started at a random value in its lower
+    half each new millisecond, and carried on within one), then 32 random bits. Increasing
+    ids make "the entity's latest prediction" exact among rows of one batch (which share their
+    timestamp) and keep primary-key inserts at the end of the index.
+    """
+    if n == 0:
+        return []
+    with _Clock.lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _Clock.ms:  # same millisecond (or the clock stepped back): carry on counting
+            ms, start = _Clock.ms, _Clock.counter + 1
+        else:
+            start = int.from_bytes(os.urandom(6)) >> 7  # 41 bits: room to count
+        if start + n >= 1 << COUNTER_BITS:  # the counter would overflow: the next millisecond
+            ms, start = ms + 1, 0
+        _Clock.ms, _Clock.counter = ms, start + n - 1
+    counters = np.arange(start, start + n, dtype=np.uint64)
+    high = np.uint64((ms << 16) | 0x7000) | (counters >> np.uint64(30))  # version 7
+    low = (
+        np.uint64(1 << 63)  # RFC variant 0b10
+        | ((counters & np.uint64((1 << 30) - 1)) << np.uint64(32))
+        | np.frombuffer(os.urandom(4 * n), dtype=np.uint32).astype(np.uint64)
+    )
+    text = np.stack([high, low], axis=1).astype(">u8").tobytes().hex()
     return [text[i : i + 32] for i in range(0, 32 * n, 32)]

@@ -73,6 +73,10 @@ def test_an_entity_resolves_to_its_latest_prediction(platform_db: sa.Engine) -> 
             prediction(i, entity="alice", at=T0 + timedelta(minutes=i)) for i in (2, 9, 4)
         )
     assert find_prediction(platform_db, "demo", entity_id="alice").id == "p00000009"
+    # rows of one batch share their timestamp: the larger (later, UUIDv7) id is the latest
+    with PredictionLog(platform_db) as log:
+        log.add_predictions(prediction(i, entity="carol", at=T0) for i in (31, 33, 32))
+    assert find_prediction(platform_db, "demo", entity_id="carol").id == "p00000033"
     assert find_prediction(platform_db, "demo", entity_id="bob") is None
     with pytest.raises(ValueError, match="exactly one"):
         find_prediction(platform_db, "demo")

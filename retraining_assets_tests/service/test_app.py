@@ -56,7 +56,7 @@ def test_without_a_rollout_everyone_gets_the_champion(deployed: Deployed) -> Non
         assert answer["probabilities"] == _expected(deployed.trained.forest, deployed, i)
         probabilities = answer["probabilities"]
         assert answer["prediction"] == max(probabilities, key=probabilities.get)
-        assert uuid.UUID(hex=answer["prediction_id"]).version == 4
+        assert uuid.UUID(hex=answer["prediction_id"]).version == 7
     assert rollout.json() == {"active": False}
     assert health.status_code == 200
     body = health.json()

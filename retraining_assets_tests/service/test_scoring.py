@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import numpy as np
@@ -60,8 +61,15 @@ def test_an_unknown_kind_of_model_is_scored_by_itself(trained: Trained) -> None:
     assert np.array_equal(scorer.scores(_columns(trained.frame)), ensemble.scores(trained.frame))
 
 
-def test_prediction_ids_are_distinct_uuid4_hex() -> None:
-    ids = new_ids(5000)
-    assert len(set(ids)) == 5000
-    assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids[:100])
+def test_prediction_ids_are_uuid7_increasing_within_the_process() -> None:
+    before = time.time_ns() // 1_000_000
+    batches = [new_ids(5000), new_ids(1), new_ids(3000)]
+    after = time.time_ns() // 1_000_000
+    ids = [i for batch in batches for i in batch]
+    assert len(set(ids)) == len(ids) == 8001
+    assert ids == sorted(ids)  # in the order they were handed out, batch after batch
+    for i in ids[:100] + ids[-100:]:
+        parsed = uuid.UUID(hex=i)
+        assert (parsed.version, parsed.variant, parsed.hex) == (7, uuid.RFC_4122, i)
+        assert before <= parsed.int >> 80 <= after + 1  # the Unix milliseconds lead
     assert new_ids(0) == []
