@@ -234,10 +234,13 @@ def record_judgement(
     min_lift: float,
 ) -> None:
     """Audit the decision; a pending one becomes an approval request (and a message saying
-    how to approve), a rejected candidate is marked rejected. Promotion happens elsewhere."""
+    how to approve) that supersedes earlier pending ones, a rejected candidate is marked
+    rejected. Promotion happens elsewhere."""
     decision = judgement.decision
     version = judgement.candidate_version
     details = {**judgement.to_dict(), "partition": partition, "run_id": run_id}
+    # for the message only: the request below supersedes these, in its own transaction
+    earlier = [a.version for a in registry.pending_approvals(pipeline) if a.version != version]
     with registry.transaction() as connection:
         registry.audit(
             pipeline,
@@ -280,6 +283,7 @@ def record_judgement(
                 metric=evidence.metric,
                 lift=evidence.lift,
                 min_lift=min_lift,
+                supersedes=[label(v) for v in earlier],
                 key=f"approval:{pipeline}:{version}",
             )
         )

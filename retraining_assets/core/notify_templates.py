@@ -349,10 +349,12 @@ def approval_required(
     metric: str,
     lift: float | None,
     min_lift: float,
+    supersedes: Sequence[str] = (),
     run_url: str | None = None,
     key: str | None = None,
 ) -> Message:
-    """A candidate improved, but by less than the automatic threshold: a person decides."""
+    """A candidate improved, but by less than the automatic threshold: a person decides. It
+    supersedes the pipeline's earlier pending candidates (``supersedes``)."""
     version = clean(candidate, limit=80)
     facts = [
         ("Pipeline", clean(pipeline)),
@@ -362,6 +364,9 @@ def approval_required(
         ("Lift", _lift(lift)),
         ("Automatic promotion needs", _lift(min_lift)),
     ]
+    if supersedes:
+        replaced = ", ".join(clean(v, 20) for v in supersedes)
+        facts.append(("Supersedes", f"{replaced} (no longer pending; still registered)"))
     notes = [
         f"To approve: retrain approve {version} --by USER --reason TEXT",
         f"To reject:  retrain reject {version} --by USER --reason TEXT",

@@ -76,6 +76,7 @@ REGISTERED, REJECTED, PENDING_APPROVAL, APPROVED, ARCHIVED = (
     "archived",
 )
 STATUSES = frozenset({REGISTERED, REJECTED, PENDING_APPROVAL, APPROVED, ARCHIVED})
+SUPERSEDED = "superseded"  # an approval request replaced by a newer candidate's
 MODEL_FILE = "model.bin"
 PROFILE_FILE = "profile.bin"
 # Pipeline and alias names become folder names: no separators, no "..", nothing surprising.
@@ -870,7 +871,12 @@ class Registry:
         connection: sa.Connection | None = None,
     ) -> PendingApproval:
         """Record that ``version`` waits for a person (status ``pending_approval``), audited
-        as ``approval_requested`` with the decision. One request per version."""
+        as ``approval_requested`` with the decision. One request per version.
+
+        The newest candidate was judged on the newest data: it supersedes the pipeline's other
+        pending requests in the same transaction (approval status ``superseded``, the versions
+        back to ``registered``, audited as ``approval_superseded``), so administrators decide
+        one candidate at a time and an old one cannot be approved by mistake."""
         actual_user = actual_user or actual_identity()
         decision = _jsonable(decision)
         with self._writing(connection) as conn:
@@ -890,6 +896,7 @@ class Registry:
                     requested_by=by,
                 )
             )
+            self._supersede_pending(conn, pipeline, version, by, actual_user)
             self._set_status_quietly(conn, pipeline, version, PENDING_APPROVAL)
             self.audit(
                 pipeline,
@@ -902,6 +909,45 @@ class Registry:
                 connection=conn,
             )
             return self._approval(conn, pipeline, version)  # type: ignore[return-value]
+
+    def _supersede_pending(
+        self, conn: sa.Connection, pipeline: str, version: int, by: str, actual_user: str
+    ) -> None:
+        approvals = tables.approvals
+        older = (
+            conn.execute(
+                sa.select(approvals.c.version).where(
+                    approvals.c.pipeline == pipeline,
+                    approvals.c.status == "pending",
+                    approvals.c.version != version,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        reason = f"superseded by v{version}, judged on newer data"
+        for old in older:
+            conn.execute(
+                sa.update(approvals)
+                .where(approvals.c.pipeline == pipeline, approvals.c.version == old)
+                .values(
+                    status=SUPERSEDED,
+                    resolved_at=utc_now(),
+                    resolved_by=by,
+                    resolved_actual_user=actual_user,
+                    resolution_reason=reason,
+                )
+            )
+            self._set_status_quietly(conn, pipeline, old, REGISTERED)
+            self.audit(
+                pipeline,
+                "approval_superseded",
+                version=old,
+                by=by,
+                actual_user=actual_user,
+                reason=reason,
+                connection=conn,
+            )
 
     def pending_approvals(self, pipeline: str) -> list[PendingApproval]:
         """Unresolved approval requests of ``pipeline``, oldest first."""

@@ -142,7 +142,8 @@ approvals = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("pipeline", sa.String(128), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | rejected
+    # pending | approved | rejected | superseded (by a newer candidate's request)
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("decision", sa.JSON, nullable=False),
     sa.Column("requested_at", sa.DateTime, nullable=False),
     sa.Column("requested_by", sa.String(255), nullable=False),

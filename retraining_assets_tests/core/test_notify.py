@@ -649,3 +649,15 @@ def test_on_postgresql_concurrent_drains_and_duplicate_events_deliver_once(
     assert len(smtp_server.messages) == 12
     rows = outbox_rows(config)
     assert {row.status for row in rows} == {"sent"} and {row.attempts for row in rows} == {1}
+
+
+def test_an_approval_request_names_the_pending_candidates_it_supersedes() -> None:
+    arguments = dict(pipeline="demo", candidate="v9", champion="v6", metric="accuracy")
+    message = templates.approval_required(
+        **arguments, lift=0.02, min_lift=0.05, supersedes=["v7", "v8"]
+    )
+    assert "Supersedes: v7, v8 (no longer pending; still registered)" in " ".join(
+        message.text.split()
+    )
+    alone = templates.approval_required(**arguments, lift=0.02, min_lift=0.05)
+    assert "Supersedes" not in alone.text

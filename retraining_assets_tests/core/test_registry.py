@@ -470,6 +470,24 @@ def test_approving_against_a_moved_champion_changes_nothing(registry: Registry) 
     assert [a.version for a in registry.pending_approvals("demo")] == [3]
 
 
+def test_a_newer_request_supersedes_the_pending_ones(registry: Registry) -> None:
+    for _ in range(3):
+        register(registry)
+    registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="")
+    registry.request_approval("demo", 2, decision={"gain": 0.02}, by="policy")
+    registry.request_approval("demo", 3, decision={"gain": 0.03}, by="policy")
+    assert [a.version for a in registry.pending_approvals("demo")] == [3]
+    old = registry.get_approval("demo", 2)
+    assert (old.status, old.resolved_by) == ("superseded", "policy")
+    assert old.resolution_reason == "superseded by v3, judged on newer data"
+    assert registry.get_version("demo", 2).status == "registered"  # can still be rolled out
+    actions = [(e.action, e.version) for e in registry.audit_log("demo")[-2:]]
+    assert actions == [("approval_superseded", 2), ("approval_requested", 3)]
+    with pytest.raises(ApprovalError, match="already resolved \\(superseded by policy"):
+        registry.approve_and_promote("demo", 2, expected_current=1, **WHO, reason="late")
+    assert registry.get_alias("demo", "champion").version == 1
+
+
 def test_a_rejected_approval_rejects_the_version(registry: Registry) -> None:
     register(registry)
     registry.request_approval("demo", 1, decision={}, by="policy")
