@@ -927,27 +927,55 @@ class Registry:
         )
         reason = f"superseded by v{version}, judged on newer data"
         for old in older:
-            conn.execute(
-                sa.update(approvals)
-                .where(approvals.c.pipeline == pipeline, approvals.c.version == old)
-                .values(
-                    status=SUPERSEDED,
-                    resolved_at=utc_now(),
-                    resolved_by=by,
-                    resolved_actual_user=actual_user,
-                    resolution_reason=reason,
-                )
+            self._resolve(
+                conn, pipeline, old, (SUPERSEDED, REGISTERED, "approval_superseded"),
+                by=by, actual_user=actual_user, reason=reason,
+            )  # fmt: skip
+
+    def _resolve(
+        self,
+        conn: sa.Connection,
+        pipeline: str,
+        version: int,
+        outcome: tuple[str, str, str],
+        *,
+        by: str,
+        actual_user: str,
+        reason: str,
+    ) -> bool:
+        """Resolve a pending request by compare-and-set (False: it was not pending); then
+        the version's status and the audit row. ``outcome``: (approval status, version
+        status, audit action)."""
+        approvals = tables.approvals
+        status, version_status, action = outcome
+        resolved = conn.execute(
+            sa.update(approvals)
+            .where(
+                approvals.c.pipeline == pipeline,
+                approvals.c.version == version,
+                approvals.c.status == "pending",
             )
-            self._set_status_quietly(conn, pipeline, old, REGISTERED)
-            self.audit(
-                pipeline,
-                "approval_superseded",
-                version=old,
-                by=by,
-                actual_user=actual_user,
-                reason=reason,
-                connection=conn,
+            .values(
+                status=status,
+                resolved_at=utc_now(),
+                resolved_by=by,
+                resolved_actual_user=actual_user,
+                resolution_reason=reason,
             )
+        ).rowcount
+        if resolved != 1:
+            return False
+        self._set_status_quietly(conn, pipeline, version, version_status)
+        self.audit(
+            pipeline,
+            action,
+            version=version,
+            by=by,
+            actual_user=actual_user,
+            reason=reason,
+            connection=conn,
+        )
+        return True
 
     def pending_approvals(self, pipeline: str) -> list[PendingApproval]:
         """Unresolved approval requests of ``pipeline``, oldest first."""
@@ -980,23 +1008,13 @@ class Registry:
         raises ``ApprovalError``. The version's status becomes approved/rejected; audited as
         ``approve``/``reject``."""
         outcome = APPROVED if approved else REJECTED
+        action = "approve" if approved else "reject"
         with self._writing(connection) as conn:
-            resolved = conn.execute(
-                sa.update(tables.approvals)
-                .where(
-                    tables.approvals.c.pipeline == pipeline,
-                    tables.approvals.c.version == version,
-                    tables.approvals.c.status == "pending",
-                )  # compare-and-set: only once
-                .values(
-                    status=outcome,
-                    resolved_at=utc_now(),
-                    resolved_by=by,
-                    resolved_actual_user=actual_user,
-                    resolution_reason=reason,
-                )
-            ).rowcount
-            if resolved != 1:
+            resolved = self._resolve(
+                conn, pipeline, version, (outcome, outcome, action),
+                by=by, actual_user=actual_user, reason=reason,
+            )  # fmt: skip
+            if not resolved:
                 existing = self._approval(conn, pipeline, version)
                 if existing is None:
                     raise ApprovalError(f"{pipeline} v{version} has no approval request")
@@ -1005,16 +1023,6 @@ class Registry:
                     f"({existing.status} by {existing.resolved_by} at "
                     f"{existing.resolved_at and _iso(existing.resolved_at)})"
                 )
-            self._set_status_quietly(conn, pipeline, version, outcome)
-            self.audit(
-                pipeline,
-                "approve" if approved else "reject",
-                version=version,
-                by=by,
-                actual_user=actual_user,
-                reason=reason,
-                connection=conn,
-            )
             return self._approval(conn, pipeline, version)  # type: ignore[return-value]
 
     def approve_and_promote(
