@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,6 +18,7 @@ from retraining_assets.settings import Settings
 
 if TYPE_CHECKING:
     from retraining_assets.defs.simulation import PeriodOutcome, TrafficOutcome
+    from retraining_assets.service.server import LocalService
 
 # months pass in seconds here: a step needs only this many outcomes per arm (unless
 # RETRAIN_ROLLOUT_MIN_SAMPLES says otherwise), so a rollout runs its course within a month
@@ -55,6 +56,7 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     from retraining_assets.core.database import platform_engine
     from retraining_assets.core.demo import DemoStream
     from retraining_assets.core.pipeline import demo_pipeline
+    from retraining_assets.core.registry import CHAMPION, Registry
     from retraining_assets.definitions import build_definitions
     from retraining_assets.defs.factory import partitions_for
     from retraining_assets.defs.simulation import Simulation
@@ -76,6 +78,7 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
         "in the database, the others arrive one month at a time."
     )
     pipeline = demo_pipeline(settings, stream)
+    registry = Registry.from_settings(settings)
     simulation = Simulation(
         build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
     )
@@ -89,23 +92,24 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
         )
     rows_out = []
     keys = partitions_for(pipeline).get_partition_keys()
-    with local_service(pipeline) if serve else nullcontext() as service:
-        if service is not None:
-            click.echo(f"Prediction service: {service.url} (open {service.url}/docs)")
-        with tqdm(keys, desc="months", unit="month") as progress:
-            for key in progress:
-                progress.set_postfix_str(key)
-                period_started = time.monotonic()
-                offset = stream.offset_of(key)
-                traffic = None
-                if service is not None and service.replay.serving():
-                    traffic = simulation.traffic(service, stream.generate(offset), chunk)
-                stream.seed_database(engine, through=offset)  # the month's labels land
-                outcome = simulation.period(key)
-                row = summary_row(outcome)
-                if serve:
-                    row |= traffic_columns(traffic)
-                rows_out.append(row | {"s": round(time.monotonic() - period_started)})
+    service: LocalService | None = None  # started once there is a champion to serve
+    with ExitStack() as running, tqdm(keys, desc="months", unit="month") as progress:
+        for key in progress:
+            progress.set_postfix_str(key)
+            period_started = time.monotonic()
+            offset = stream.offset_of(key)
+            if serve and service is None and registry.get_alias(pipeline.name, CHAMPION):
+                service = running.enter_context(local_service(pipeline))
+                progress.write(f"Prediction service: {service.url} (API docs: {service.url}/docs)")
+            traffic = None
+            if service is not None:
+                traffic = simulation.traffic(service, stream.generate(offset), chunk)
+            stream.seed_database(engine, through=offset)  # the month's labels land
+            outcome = simulation.period(key)
+            row = summary_row(outcome)
+            if serve:
+                row |= traffic_columns(traffic)
+            rows_out.append(row | {"s": round(time.monotonic() - period_started)})
     with pd.option_context("display.max_colwidth", 60, "display.width", 250):
         click.echo(pd.DataFrame(rows_out).to_string(index=False))
     _print_notifications(engine)

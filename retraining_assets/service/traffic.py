@@ -64,10 +64,6 @@ class TrafficReplay:
         self.client = client
         self.spec = spec
 
-    def serving(self) -> bool:
-        """Whether the service has a champion to answer with."""
-        return self.client.get("/health").status_code == 200
-
     def replay(self, frame: pd.DataFrame, chunk_rows: int = 1000) -> Iterator[Replayed]:
         """Serve ``frame`` chunk by chunk and report each chunk's true outcomes; yields after
         each chunk, so the caller can judge the rollout as the traffic goes on."""
