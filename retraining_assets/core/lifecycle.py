@@ -319,7 +319,7 @@ def change_champion(
     While a rollout is active, ``RolloutActiveError`` before anything is notified or changed.
     """
     target = registry.get_version(pipeline, to_version)  # unknown versions stop here
-    _refuse_during_rollout(registry, pipeline)
+    _refuse_during_rollout(registry, pipeline)  # refused before anything is notified
     value = (target.metrics.get("valid") or {}).get(metric) if metric else None
     notifier.notify(
         promotion_pending(
@@ -333,18 +333,23 @@ def change_champion(
             key=f"pending:{pipeline}:{action}:{expected_current}->{to_version}",
         )
     )
-    who = {
-        "expected_current": expected_current,
-        "by": actor.by,
-        "actual_user": actor.actual_user,
-        "reason": reason,
-    }
-    if approve:
-        move = registry.approve_and_promote(pipeline, to_version, **who)
-    elif action == "rollback":
-        move = registry.rollback(pipeline, to_version, **who)
-    else:
-        move = registry.move_alias(pipeline, CHAMPION, to_version, action=action, **who)
+    with registry.transaction() as connection:
+        # the real guard: a rollout start takes this lock too, so one of the two waits
+        registry.lock_alias(connection, pipeline, CHAMPION)
+        _refuse_during_rollout(registry, pipeline, connection)
+        who = {
+            "expected_current": expected_current,
+            "by": actor.by,
+            "actual_user": actor.actual_user,
+            "reason": reason,
+            "connection": connection,
+        }
+        if approve:
+            move = registry.approve_and_promote(pipeline, to_version, **who)
+        elif action == "rollback":
+            move = registry.rollback(pipeline, to_version, **who)
+        else:
+            move = registry.move_alias(pipeline, CHAMPION, to_version, action=action, **who)
     done = rolled_back if action == "rollback" else promoted
     extra = {"reason": reason} if action == "rollback" else {"metric": metric, "value": value}
     notifier.notify(
@@ -360,13 +365,18 @@ def change_champion(
     return move
 
 
-def _refuse_during_rollout(registry: Registry, pipeline: str) -> None:
+def _refuse_during_rollout(
+    registry: Registry, pipeline: str, connection: sa.Connection | None = None
+) -> None:
     rollouts = tables.rollouts
     query = sa.select(rollouts.c.id, rollouts.c.challenger_version).where(
         rollouts.c.pipeline == pipeline, sa.text(tables.ROLLOUT_ACTIVE)
     )
-    with registry.engine.connect() as connection:
+    if connection is not None:
         active = connection.execute(query).first()
+    else:
+        with registry.engine.connect() as own:
+            active = own.execute(query).first()
     if active is not None:
         raise RolloutActiveError(
             f"rollout {active.id} of '{pipeline}' (challenger v{active.challenger_version}) is "

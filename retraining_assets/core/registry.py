@@ -741,6 +741,17 @@ class Registry:
         return [_record(AliasMove, row) for row in rows]
 
     @staticmethod
+    def lock_alias(connection: sa.Connection, pipeline: str, alias: str) -> int | None:
+        """In a write transaction: the alias's version, its row locked until the transaction
+        ends, so writers that decide from it take turns (PostgreSQL ``SELECT ... FOR UPDATE``;
+        SQLite's ``BEGIN IMMEDIATE`` already serialises writers)."""
+        return connection.scalar(
+            sa.select(tables.aliases.c.version)
+            .where(tables.aliases.c.pipeline == pipeline, tables.aliases.c.alias == alias)
+            .with_for_update()
+        )
+
+    @staticmethod
     def _current(connection: sa.Connection, pipeline: str, alias: str) -> int | None:
         return connection.scalar(
             sa.select(tables.aliases.c.version).where(
@@ -1036,10 +1047,12 @@ class Registry:
         reason: str,
         alias: str = CHAMPION,
         details: Mapping[str, Any] | None = None,
+        connection: sa.Connection | None = None,
     ) -> AliasMove:
-        """Approve the pending request and move ``alias`` to ``version`` in one transaction:
-        if the champion moved meanwhile, the approval stays pending too."""
-        with self.transaction() as connection:
+        """Approve the pending request and move ``alias`` to ``version`` in one transaction
+        (the caller's, if given): if the champion moved meanwhile, the approval stays pending
+        too."""
+        with self._writing(connection) as conn:
             self.resolve_approval(
                 pipeline,
                 version,
@@ -1047,7 +1060,7 @@ class Registry:
                 by=by,
                 actual_user=actual_user,
                 reason=reason,
-                connection=connection,
+                connection=conn,
             )
             return self.move_alias(
                 pipeline,
@@ -1059,7 +1072,7 @@ class Registry:
                 reason=reason,
                 action="promote",
                 details=details,
-                connection=connection,
+                connection=conn,
             )
 
     @staticmethod

@@ -197,6 +197,8 @@ def start_rollout(
         )
     )
     with registry.transaction() as connection:
+        # a champion move takes the same lock before it checks for an active rollout
+        registry.lock_alias(connection, pipeline, CHAMPION)
         if _check_start(registry, pipeline, challenger_version, connection) != (champion, previous):
             raise RolloutConflictError(
                 f"the champion or challenger of '{pipeline}' moved while starting; nothing changed"

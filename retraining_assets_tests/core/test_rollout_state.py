@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from retraining_assets.core import rollout_state as rs
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
-from retraining_assets.core.lifecycle import Actor
+from retraining_assets.core.lifecycle import Actor, RolloutActiveError, change_champion
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.registry import (
     CHALLENGER,
@@ -343,3 +343,124 @@ def test_rollback_live_ends_an_active_rollout_and_otherwise_rolls_the_champion_b
     assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (3, None)
     move = rs.rollback_live(registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="b")
     assert (move.action, move.version, move.previous_version) == ("rollback", 1, 3)
+
+
+@pytest.fixture
+def pg_registry(postgres_database: str, tmp_path: Path) -> Iterator[Registry]:
+    """PostgreSQL only: v1 (the champion), v2 and v3."""
+    registry = Registry(platform_engine(postgres_database), tmp_path / "artifacts")
+    for i in (1, 2, 3):
+        _register(registry, i, "registered")
+    registry.move_alias(
+        PIPELINE, CHAMPION, 1, expected_current=None, by="ci", actual_user="ci", reason="first"
+    )
+    yield registry
+    registry.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_champion_move_waits_for_a_rollout_start_in_flight_then_is_refused(
+    pg_registry: Registry,
+) -> None:
+    """The race the early check cannot see: a rollout start holds the champion's lock and has
+    written its (uncommitted) rollout when a promotion passes that check. The promotion waits
+    for the lock, then finds the rollout and changes nothing."""
+    registry = pg_registry
+
+    def start_in_flight(connection: sa.Connection) -> None:
+        connection.execute(sa.insert(schema.rollouts).values(_rollout_row(challenger=2)))
+
+    error = _while_holding_the_champion(
+        registry,
+        start_in_flight,
+        lambda notifier: change_champion(
+            registry, notifier, PIPELINE, 3, expected_current=1, actor=ACTOR, reason="gate"
+        ),
+    )
+    assert isinstance(error, RolloutActiveError) and "is active" in str(error)
+    assert _alias(registry, CHAMPION) == 1
+    assert [m.version for m in registry.alias_history(PIPELINE)] == [1]
+
+
+@pytest.mark.postgres
+def test_a_rollout_start_waits_for_a_champion_move_in_flight_then_is_refused(
+    pg_registry: Registry,
+) -> None:
+    """The other order: a promotion holds the lock and has moved the champion (uncommitted)
+    when a rollout start passes its early check against the old champion."""
+    registry = pg_registry
+
+    def promotion_in_flight(connection: sa.Connection) -> None:
+        registry.move_alias(
+            PIPELINE, CHAMPION, 3, expected_current=1, by="ci", actual_user="ci", reason="gate",
+            connection=connection,
+        )  # fmt: skip
+
+    error = _while_holding_the_champion(
+        registry,
+        promotion_in_flight,
+        lambda notifier: rs.start_rollout(
+            registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="operator"
+        ),
+    )
+    assert isinstance(error, rs.RolloutConflictError) and "moved while starting" in str(error)
+    assert _rollout_rows(registry) == 0 and _alias(registry, CHALLENGER) is None
+    assert _alias(registry, CHAMPION) == 3
+
+
+def _while_holding_the_champion(
+    registry: Registry,
+    in_flight: Callable[[sa.Connection], None],
+    racing: Callable[[Notifier], object],
+) -> BaseException | object:
+    """Run ``racing`` in a thread while a transaction holds the champion's lock with
+    ``in_flight`` written; commit once the thread waits for that lock. Its result or error."""
+    notifier = Notifier(registry.engine, [LogChannel()])
+    outcome: list[BaseException | object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(racing(notifier))
+        except BaseException as error:  # collected for the assertions
+            outcome.append(error)
+
+    thread = threading.Thread(target=target)
+    with registry.transaction() as holding:
+        registry.lock_alias(holding, PIPELINE, CHAMPION)
+        in_flight(holding)
+        thread.start()
+        _wait_until_blocked(registry.engine, thread)
+    thread.join()
+    (result,) = outcome
+    return result
+
+
+def _rollout_row(challenger: int) -> dict[str, Any]:
+    now = datetime(2026, 11, 27)
+    return {
+        "pipeline": PIPELINE,
+        "champion_version": 1,
+        "challenger_version": challenger,
+        "strategy": "canary",
+        "plan": CANARY.to_dict(),
+        "salt": "held",
+        "step": 0,
+        "status": "active",
+        "started_at": now,
+        "step_started_at": now,
+        "started_by": "alice",
+        "reason": "in flight",
+    }
+
+
+def _wait_until_blocked(engine: sa.Engine, thread: threading.Thread) -> None:
+    """Until a session of this database waits for a lock (the racing thread's), or the thread
+    has ended without waiting: a condition, polled, never a sleep of a guessed length."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE NOT l.granted AND a.datname = current_database()"
+    )
+    with engine.connect() as connection:
+        while thread.is_alive() and not connection.scalar(query):
+            connection.rollback()  # a fresh snapshot of the lock table at each look
+    assert thread.is_alive(), "the racing call finished without waiting for the lock"
