@@ -248,6 +248,10 @@ class _FittedEstimator:
         return proba
 
 
+# The public name; pickled artifacts refer to the class by its original name.
+FittedEstimator = _FittedEstimator
+
+
 @dataclass
 class _SoftVote:
     members: list[TrainedModel]
@@ -276,6 +280,12 @@ class TrainedModel:
         if len(frame) == 0:
             return np.zeros((0, len(self.classes))) if self.classes else np.zeros(0)
         return self.scorer.scores(frame)
+
+    @property
+    def fitted(self) -> FittedEstimator | None:
+        """The one preprocessor and estimator behind ``scores`` (None for an ensemble): what
+        the service's compiled scorer is built from."""
+        return self.scorer if isinstance(self.scorer, _FittedEstimator) else None
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":

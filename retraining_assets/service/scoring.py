@@ -104,19 +104,17 @@ class _NotCompilable(Exception):
 
 
 def _compile(model: TrainedModel) -> CompiledScorer:
-    scorer = model.scorer
-    preprocessor = getattr(scorer, "preprocessor", None)
-    estimator = getattr(scorer, "estimator", None)
-    if preprocessor is None or estimator is None:
+    fitted = model.fitted
+    if fitted is None:
         raise _NotCompilable(f"{model.family}: no single preprocessor and estimator")
-    preprocess = _compile_preprocessor(preprocessor)
-    predict, name = _compile_estimator(estimator, model.task)
+    preprocess = _compile_preprocessor(fitted.preprocessor)
+    predict, name = _compile_estimator(fitted.estimator, model.task)
     return CompiledScorer(
         preprocess=preprocess,
         predict=predict,
         task=model.task,
-        present=np.asarray(getattr(scorer, "present", np.zeros(0, dtype=np.int64))),
-        n_classes=int(getattr(scorer, "n_classes", len(model.classes))),
+        present=np.asarray(fitted.present),
+        n_classes=fitted.n_classes,
         description=f"compiled ({name})",
     )
 
