@@ -412,11 +412,12 @@ def _fail(message: str) -> None:
 # the groups in their own modules need `main`'s helpers
 from retraining_assets.cli_demo import demo  # noqa: E402
 from retraining_assets.cli_rollout import rollout  # noqa: E402
-from retraining_assets.cli_serve import serve  # noqa: E402
+from retraining_assets.cli_serve import replay, serve  # noqa: E402
 
 main.add_command(demo)
 main.add_command(rollout)
 main.add_command(serve)
+main.add_command(replay)
 
 
 def run() -> None:

@@ -4,15 +4,21 @@ the log, and a replay of labelled records that logs every prediction with its tr
 
 from __future__ import annotations
 
+import re
+import socket
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from retraining_assets.cli import main
 from retraining_assets.core import schema
 from retraining_assets.core.demo import SPEC
 from retraining_assets.core.prediction_log import count_rows
 from retraining_assets.service.app import create_app
-from retraining_assets.service.server import local_service
+from retraining_assets.service.server import LiveServer, local_service
 from retraining_assets.service.traffic import ServiceError, TrafficReplay
 from retraining_assets_tests.service.conftest import Deployed, columns_of, serving
 
@@ -137,3 +143,41 @@ def test_a_replay_stops_with_the_service_s_reason(deployed: Deployed) -> None:
         with pytest.raises(ServiceError, match=r"HTTP 422: entity_ids\.0: String should have"):
             replay.serve(long_id)
     assert count_rows(deployed.registry.engine, "demo") == {"predictions": 0, "outcomes": 0}
+
+
+def test_retrain_replay_plays_a_file_to_a_running_service(
+    deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_HOME", str(deployed.settings.home))
+    path = tmp_path / "records.csv"
+    frame = deployed.trained.frame.iloc[:300]
+    frame.sample(frac=1, random_state=0).to_csv(path, index=False)  # replay restores time order
+    with LiveServer(create_app(deployed.pipeline)) as server:
+        result = CliRunner().invoke(
+            main, ["replay", "--data", str(path), "--url", server.url, "--chunk", "120"]
+        )
+    assert result.exit_code == 0, result.output
+    assert f"300 records replayed to {server.url}:" in result.output
+    assert re.search(r"v1: 300 predictions, \d+\.\d% correct", result.output)
+    assert count_rows(deployed.registry.engine, "demo") == {"predictions": 300, "outcomes": 300}
+    p = schema.predictions
+    with deployed.registry.engine.connect() as connection:
+        entities = connection.execute(sa.select(p.c.entity_id).order_by(p.c.id)).scalars().all()
+    assert entities == frame.sort_values(SPEC.time_column)[SPEC.entity_id].tolist()
+
+
+def test_retrain_replay_names_a_missing_column_or_an_unreachable_service(
+    deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_HOME", str(deployed.settings.home))
+    path = tmp_path / "records.csv"
+    deployed.trained.frame.iloc[:10].drop(columns=[SPEC.target]).to_csv(path, index=False)
+    missing = CliRunner().invoke(main, ["replay", "--data", str(path), "--url", "http://x"])
+    assert missing.exit_code == 2 and f"missing column(s) '{SPEC.target}'" in missing.output
+    deployed.trained.frame.iloc[:10].to_csv(path, index=False)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        unreachable = CliRunner().invoke(main, ["replay", "--data", str(path), "--url", url])
+    assert unreachable.exit_code == 2
+    assert f"cannot reach the prediction service at {url}" in unreachable.output
