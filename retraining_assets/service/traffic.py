@@ -2,7 +2,8 @@
 
 Each chunk of records is one ``POST /predict/batch`` (the records' entity ids and features)
 followed by one ``POST /feedback/batch`` (each prediction's true outcome, from the target
-column). The demo's ``--serve`` mode uses it so that a rollout has outcomes to be judged on.
+column). ``retrain demo --serve`` and ``retrain replay`` use it, so that a rollout has outcomes
+to be judged on.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class TrafficReplay:
             yield self.serve(frame.iloc[start : start + chunk_rows])
 
     def serve(self, frame: pd.DataFrame) -> Replayed:
-        """One batch of predictions, then the outcomes of all of them."""
+        """One batch of predictions, then the outcomes of all of them. The records are
+        checked first, so a bad one stops the replay before anything is sent."""
+        outcomes = _outcomes(frame[self.spec.target], self.spec.task)
         body = {
             "entity_ids": frame[self.spec.entity_id].astype(str).tolist(),
             "features": {
@@ -80,7 +83,6 @@ class TrafficReplay:
             },
         }
         predicted = self._post("/predict/batch", body)
-        outcomes = _outcomes(frame[self.spec.target], self.spec.task)
         self._post(
             "/feedback/batch",
             {"prediction_ids": predicted["prediction_ids"], "outcomes": outcomes},

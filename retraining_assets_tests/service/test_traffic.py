@@ -138,6 +138,10 @@ def test_a_replay_stops_with_the_service_s_reason(deployed: Deployed) -> None:
         infinite[SPEC.numeric_features[0]] = np.inf
         with pytest.raises(ValueError, match=f"column '{SPEC.numeric_features[0]}' has infinite"):
             replay.serve(infinite)
+        unlabelled = deployed.trained.frame.iloc[:10].copy()
+        unlabelled.loc[unlabelled.index[3], SPEC.target] = np.nan
+        with pytest.raises(ValueError, match=f"target column '{SPEC.target}' has missing"):
+            replay.serve(unlabelled)
         long_id = deployed.trained.frame.iloc[:10].copy()
         long_id[SPEC.entity_id] = "x" * 256
         with pytest.raises(ServiceError, match=r"HTTP 422: entity_ids\.0: String should have"):
