@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import pandas as pd
 
+from retraining_assets.cli_serve import chunk_option
 from retraining_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,13 +35,7 @@ DEMO_ROLLOUT_MIN_SAMPLES = 100
     help="Replay each month's records through the prediction service first (in this process, "
     "over HTTP), so a candidate that passes the gate rolls out gradually on live traffic.",
 )
-@click.option(
-    "--chunk",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="With --serve: records per replayed batch; the rollout is judged after each.",
-)
+@chunk_option("With --serve: records per replayed batch; the rollout is judged after each.")
 def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     """Seed the demo stream and run the whole loop month by month through a real Dagster
     instance: monitoring, the retraining sensor, training, evaluation and the promotion gate.

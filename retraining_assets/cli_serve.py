@@ -54,6 +54,13 @@ pipeline_option = click.option(
 )
 
 
+def chunk_option(description: str) -> Any:
+    """``--chunk``: records per replayed batch (``retrain replay``, ``retrain demo --serve``)."""
+    return click.option(
+        "--chunk", default=1000, show_default=True, type=click.IntRange(min=1), help=description
+    )
+
+
 @click.command()
 @click.option("--host", default=None, help="Address to bind (default: RETRAIN_SERVE_HOST).")
 @click.option(
@@ -101,13 +108,7 @@ def serve(host: str | None, port: int | None, pipeline_name: str | None, access_
 @click.option(
     "--url", default=None, help="The service (default: http://RETRAIN_SERVE_HOST:SERVE_PORT)."
 )
-@click.option(
-    "--chunk",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Records per batch request.",
-)
+@chunk_option("Records per batch request.")
 @pipeline_option
 def replay(path: str, url: str | None, chunk: int, pipeline_name: str | None) -> None:
     """Replay labelled records through a running prediction service, in time order: each
