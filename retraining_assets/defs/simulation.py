@@ -21,7 +21,12 @@ from retraining_assets.service.traffic import Replayed
 
 if TYPE_CHECKING:
     from retraining_assets.service.server import LocalService
-from retraining_assets.defs.jobs import monitoring_job_name, reference_job_name, retraining_job_name
+from retraining_assets.defs.jobs import (
+    monitoring_job_name,
+    reference_job_name,
+    retraining_job_name,
+    rollout_job_name,
+)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -140,7 +145,7 @@ class Simulation:
         request = self.tick("rollout")
         if not isinstance(request, dg.RunRequest):
             return None
-        result = self.job(f"{self.pipeline.name}_rollout_job").execute_in_process(
+        result = self.job(rollout_job_name(self.pipeline.name)).execute_in_process(
             instance=self.instance, tags=request.tags, run_config=QUIET, raise_on_error=False
         )
         outcome = RolloutOutcome(request, result)
