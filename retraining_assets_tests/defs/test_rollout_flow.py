@@ -509,7 +509,14 @@ def test_live_traffic_rolls_a_challenger_out_step_by_step_to_champion(
 ) -> None:
     world = world_now
     before = logged(world)
-    started = start(world, months=3)  # as good as the champion: not worse, so it ramps up
+    # a champion that learnt the opposite labels: the challenger is far better at every step
+    # whatever the rollout's (random) salt routes where, so no look can find it worse
+    current = world.registry.get_alias("demo", CHAMPION).version
+    weak = register_model(world, seed=7, flipped=True)
+    world.registry.move_alias(
+        "demo", CHAMPION, weak, expected_current=current, by="ci", actual_user="ci", reason="test"
+    )
+    started = start(world, months=3)
     version = started.challenger_version
     outcome = live_traffic(world)
     assert outcome.changes == [(version, "50%"), (version, "100%"), (version, "promoted")]
