@@ -42,6 +42,11 @@ def _share(text: str) -> float:
 )
 @click.option("--min-hours", type=float, default=None, help="Minimum hours per step.")
 @click.option("--min-samples", type=int, default=None, help="Minimum outcomes per arm and step.")
+@click.option(
+    "--salt",
+    default=None,
+    help="The router's hash salt, to reproduce an assignment elsewhere (default: a new one).",
+)
 @click.option("--by", required=True, help="Who starts it (recorded in the audit log).")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @pipeline_option
@@ -51,6 +56,7 @@ def start(
     steps: str | None,
     min_hours: float | None,
     min_samples: int | None,
+    salt: str | None,
     by: str,
     reason: str,
     pipeline_name: str | None,
@@ -74,7 +80,7 @@ def start(
         _fail(str(error))
     started = _guarded(lambda: rollout_state.start_rollout(
         context.registry, context.notifier(), context.pipeline.name, version, plan,
-        actor=_actor(by), reason=reason,
+        actor=_actor(by), reason=reason, salt=salt,
     ))  # fmt: skip
     click.echo(f"{started.pipeline}: rollout {started.id} started; {_describe(started)}")
 

@@ -45,7 +45,7 @@ def invoke(*args: str) -> Result:
 
 
 def test_start_status_stop(registry: Registry) -> None:
-    plan = ["--strategy", "gradual", "--steps", "0.05,0.25,1.0"]
+    plan = ["--strategy", "gradual", "--steps", "0.05,0.25,1.0", "--salt", "exp-42"]
     started = invoke(
         "start", "--challenger", "2", *plan, "--min-hours", "2", "--min-samples", "500", *WHO
     )
@@ -57,6 +57,7 @@ def test_start_status_stop(registry: Registry) -> None:
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.output)
     assert (report["status"], report["step"], report["share"]) == ("active", 0, 0.05)
+    assert report["salt"] == "exp-42"  # the router's assignments can be reproduced elsewhere
     assert report["plan"]["steps"][1] == {"share": 0.25, "min_hours": 2.0, "min_samples": 500}
     assert "started" in invoke("status").output
 
@@ -83,6 +84,7 @@ def test_start_status_stop(registry: Registry) -> None:
         (["--challenger", "2", "--strategy", "canary", "--steps", "0.1,0.2"], "one share"),
         (["--challenger", "2", "--strategy", "immediate", "--steps", "1"], "takes no steps"),
         (["--challenger", "2", "--strategy", "gradual", "--steps", "x"], "'x' is not a number"),
+        (["--challenger", "2", "--strategy", "canary", "--salt", "s" * 256], "1 to 255 char"),
     ],
 )
 def test_refused_starts_say_why_and_change_nothing(

@@ -59,6 +59,9 @@ _ENDING_EVENTS = {
 Evidence = Mapping[str, float | int | None]
 
 
+MAX_SALT_LENGTH = 255  # the rollouts table's salt column
+
+
 class RolloutError(RegistryError):
     """A rollout change was refused; nothing was changed."""
 
@@ -167,19 +170,25 @@ def start_rollout(
     actor: Actor,
     reason: str,
     expected_champion: int | None = None,
+    salt: str | None = None,
 ) -> Rollout:
     """Start rolling ``challenger_version`` out per ``plan``: notify, then move the challenger
     alias and record the rollout in one transaction. Refused, with nothing written, for an
     unknown, rejected or champion version, while another rollout is active, or when the
     champion is not ``expected_champion`` (if given: the one the challenger was judged
-    against)."""
+    against).
+
+    ``salt`` seeds the router's hash. The default, new for every rollout, keeps experiments
+    independent; give one only to reproduce an assignment (elsewhere, or in a test)."""
+    if salt is not None and not 0 < len(salt) <= MAX_SALT_LENGTH:
+        raise RolloutError(f"a salt has 1 to {MAX_SALT_LENGTH} characters, got {len(salt)}")
     champion, previous = _check_start(registry, pipeline, challenger_version)
     if expected_champion is not None and champion != expected_champion:
         raise RolloutConflictError(
             f"the champion of '{pipeline}' is v{champion}, not v{expected_champion} as when "
             f"v{challenger_version} was judged; nothing changed"
         )
-    salt = f"{pipeline}:v{challenger_version}:{uuid.uuid4().hex[:12]}"
+    salt = salt or f"{pipeline}:v{challenger_version}:{uuid.uuid4().hex[:12]}"
     notifier.notify(
         rollout_change(
             EventType.ROLLOUT_STARTED,

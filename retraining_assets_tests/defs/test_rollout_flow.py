@@ -132,6 +132,7 @@ def start(world: World, plan: RolloutPlan | None = None, **model: bool | int) ->
         plan or rollout_plan(world.pipeline),
         actor=ACTOR,
         reason="test",
+        salt=f"test-v{challenger}",  # the same routing in every run
     )
 
 

@@ -97,8 +97,9 @@ class Deployed:
         plan = RolloutPlan.from_dict({"strategy": "ab", "share": share})
         notifier = Notifier(self.registry.engine, [LogChannel()])
         return rollout_state.start_rollout(
-            self.registry, notifier, self.name, version, plan, actor=ACTOR, reason="test"
-        )
+            self.registry, notifier, self.name, version, plan, actor=ACTOR, reason="test",
+            salt=f"test-v{version}",  # the same routing in every run
+        )  # fmt: skip
 
     def artifact(self, version: int) -> Path:
         uri = self.registry.get_version(self.name, version).artifact_uri
