@@ -168,6 +168,7 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
     FeedbackBatch = schemas.feedback_batch
 
     def record(prediction_ids: list[str], outcomes: list[Any]) -> None:
+        """Queue outcomes of known predictions (validated against the spec) for the log."""
         regression = spec.task == "regression"
         now = utc_now()
         prediction_log.add_outcomes(
