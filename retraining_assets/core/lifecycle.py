@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from retraining_assets.core import schema as tables
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import (
     Comparison,
@@ -368,15 +367,9 @@ def change_champion(
 def _refuse_during_rollout(
     registry: Registry, pipeline: str, connection: sa.Connection | None = None
 ) -> None:
-    rollouts = tables.rollouts
-    query = sa.select(rollouts.c.id, rollouts.c.challenger_version).where(
-        rollouts.c.pipeline == pipeline, sa.text(tables.ROLLOUT_ACTIVE)
-    )
-    if connection is not None:
-        active = connection.execute(query).first()
-    else:
-        with registry.engine.connect() as own:
-            active = own.execute(query).first()
+    from retraining_assets.core.rollout_state import active_rollout  # it imports this module
+
+    active = active_rollout(registry, pipeline, connection=connection)
     if active is not None:
         raise RolloutActiveError(
             f"rollout {active.id} of '{pipeline}' (challenger v{active.challenger_version}) is "

@@ -127,6 +127,13 @@ AB_SHARE = 0.5
 traffic (the first step of a ramp is a canary's share, not a test's)."""
 
 
+def rolls_out(pipeline: Pipeline, champion_version: int | None) -> bool:
+    """Whether a candidate that passed the gate starts a rollout (``promotion_strategy``
+    canary, gradual or ab) instead of becoming the champion at once. A pipeline's first model
+    has no champion to be rolled out against."""
+    return pipeline.settings.promotion_strategy != "immediate" and champion_version is not None
+
+
 def rollout_plan(
     pipeline: Pipeline,
     strategy: str | None = None,

@@ -1001,7 +1001,7 @@ def _choose(
         return Action.HALT, f"sample ratio mismatch: p = {srm.p_value:.3g} < {SRM_P_THRESHOLD}"
     significant = comparison is not None and comparison.significant
     better = significant and improvement is not None and improvement > 0
-    numbers = _describe(comparison)
+    numbers = describe(comparison)
     if significant and improvement is not None and improvement < 0:
         return Action.ROLLBACK, f"challenger significantly worse ({numbers})"
     current = plan.steps[step]
@@ -1020,7 +1020,8 @@ def _choose(
     return Action.CONTINUE, f"no winner yet ({numbers})"
 
 
-def _describe(comparison: Comparison | None) -> str:
+def describe(comparison: Comparison | None) -> str:
+    """A comparison in one line: method, effect, interval, p-value and samples."""
     if comparison is None:
         return "not tested yet"
     c = comparison

@@ -44,15 +44,23 @@ async def _hold_first(batcher: MicroBatcher, scorer: HeldScorer) -> asyncio.Task
     return first
 
 
+async def _waiting(
+    batcher: MicroBatcher, scorer: HeldScorer, n: int
+) -> tuple[asyncio.Task, list[asyncio.Task]]:
+    """Start ``batcher``, hold its first request in the scorer, queue ``n`` more behind it."""
+    await batcher.start()
+    first = await _hold_first(batcher, scorer)
+    rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, n + 1)]
+    await _queued(batcher, n)
+    return first, rest
+
+
 def test_requests_waiting_together_are_scored_in_one_call_up_to_max_batch() -> None:
     scorer = HeldScorer()
 
     async def scenario() -> list[int]:
         batcher = MicroBatcher(scorer, max_batch=4)
-        await batcher.start()
-        first = await _hold_first(batcher, scorer)
-        rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 7)]
-        await _queued(batcher, 6)
+        first, rest = await _waiting(batcher, scorer, 6)
         scorer.release.set()
         results = await asyncio.gather(first, *rest)
         await batcher.stop()
@@ -68,10 +76,7 @@ def test_max_batch_one_scores_every_request_alone() -> None:
 
     async def scenario() -> None:
         batcher = MicroBatcher(scorer, max_batch=1)
-        await batcher.start()
-        first = await _hold_first(batcher, scorer)
-        rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 4)]
-        await _queued(batcher, 3)
+        first, rest = await _waiting(batcher, scorer, 3)
         scorer.release.set()
         await asyncio.gather(first, *rest)
         await batcher.stop()
@@ -85,10 +90,7 @@ def test_stop_scores_what_is_queued_and_refuses_new_requests() -> None:
 
     async def scenario() -> None:
         batcher = MicroBatcher(scorer, max_batch=8)
-        await batcher.start()
-        first = await _hold_first(batcher, scorer)
-        queued = [asyncio.create_task(batcher.submit(i)) for i in range(1, 4)]
-        await _queued(batcher, 3)
+        first, queued = await _waiting(batcher, scorer, 3)
         stopping = asyncio.create_task(batcher.stop())
         await asyncio.sleep(0)
         with pytest.raises(BatcherStoppedError):

@@ -17,7 +17,7 @@ from retraining_assets.core.lifecycle import (
     record_judgement,
 )
 from retraining_assets.core.notify import Notifier, retraining_completed
-from retraining_assets.core.pipeline import Pipeline, promotion_policy, rollout_plan
+from retraining_assets.core.pipeline import Pipeline, promotion_policy, rollout_plan, rolls_out
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.rollout_state import RolloutError
 from retraining_assets.core.training import BASE_FAMILIES
@@ -167,8 +167,7 @@ def build_promotion_assets(
             context.log.info(f"champion kept: {decision['reason'] if decision else 'no decision'}")
             return
         notifier = getattr(context.resources, NOTIFIER).notifier()
-        # a first model has nothing to be rolled out against: it becomes the champion at once
-        if settings.promotion_strategy != "immediate" and decision["champion_version"]:
+        if rolls_out(pipeline, decision["champion_version"]):
             yield from start_rollout(context, registry, notifier, decision)
             return
         try:

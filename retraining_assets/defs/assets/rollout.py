@@ -9,7 +9,7 @@ from retraining_assets.core import rollout_state
 from retraining_assets.core.experiment import Experiment, measure
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION
-from retraining_assets.core.rollout import Action
+from retraining_assets.core.rollout import Action, describe
 from retraining_assets.core.rollout_state import PROMOTED, RolloutConflictError
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
@@ -24,7 +24,7 @@ def rollouts_folder(pipeline: Pipeline) -> Path:
 
 def experiment_metadata(experiment: Experiment, plot: Path) -> dict[str, dg.MetadataValue]:
     rollout, decision = experiment.rollout, experiment.decision
-    metadata = {
+    return {
         "decision": dg.MetadataValue.text(str(decision.action)),
         "reason": dg.MetadataValue.text(decision.reason),
         "rollout_id": dg.MetadataValue.int(rollout.id),
@@ -36,15 +36,8 @@ def experiment_metadata(experiment: Experiment, plot: Path) -> dict[str, dg.Meta
         "variants": dg.MetadataValue.md(experiment.to_markdown()),
         "srm_p_value": dg.MetadataValue.float(decision.srm.p_value),
         "plot": dg.MetadataValue.path(str(plot)),
+        "comparison": dg.MetadataValue.text(describe(decision.comparison)),
     }
-    c = decision.comparison
-    metadata["comparison"] = dg.MetadataValue.text(
-        "not tested yet"
-        if c is None
-        else f"{c.method}: effect {c.effect:+.4g}, interval [{c.ci_low:.4g}, {c.ci_high:.4g}], "
-        f"p = {c.p_value:.3g}"
-    )
-    return metadata
 
 
 def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
