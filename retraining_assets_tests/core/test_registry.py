@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from retraining_assets.core import registry as registry_module
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.registry import (
@@ -30,6 +29,7 @@ from retraining_assets.core.registry import (
     actual_identity,
     code_version,
 )
+from retraining_assets.core.registry import registry as registry_module
 from retraining_assets.settings import Settings
 
 WORKERS = 8
