@@ -317,7 +317,7 @@ def reject(version: int, by: str, reason: str, pipeline_name: str | None) -> Non
 def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | None) -> None:
     """Roll back what is live: an active rollout (all traffic back to the champion), else the
     champion (to --to, default: the champion before this one)."""
-    from retraining_assets.core.rollout_state import Rollout, rollback_live
+    from retraining_assets.core.rollout.transitions import Rollout, rollback_live
 
     context = Context.open(pipeline_name)
     undone = _guarded(lambda: rollback_live(
@@ -347,7 +347,7 @@ def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | 
 def status(as_json: bool, pipeline_name: str | None) -> None:
     """The champion, its metrics and age, the active rollout, pending approvals, decisions and
     alias history."""
-    from retraining_assets.core.rollout_state import active_rollout
+    from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
     report = _lifecycle().status(context.registry, context.pipeline.name)

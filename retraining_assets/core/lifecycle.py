@@ -367,7 +367,7 @@ def change_champion(
 def _refuse_during_rollout(
     registry: Registry, pipeline: str, connection: sa.Connection | None = None
 ) -> None:
-    from retraining_assets.core.rollout_state import active_rollout  # it imports this module
+    from retraining_assets.core.rollout.transitions import active_rollout  # it imports this module
 
     active = active_rollout(registry, pipeline, connection=connection)
     if active is not None:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from retraining_assets.core import rollout_state as rs
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.lifecycle import Actor, RolloutActiveError, change_champion
@@ -26,6 +25,7 @@ from retraining_assets.core.registry import (
     UnknownVersionError,
 )
 from retraining_assets.core.rollout import RolloutPlan
+from retraining_assets.core.rollout import transitions as rs
 
 PIPELINE = "demo"
 ACTOR = Actor(by="alice", actual_user="os-alice")
