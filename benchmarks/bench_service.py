@@ -44,10 +44,10 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.prediction_log import count_rows
-from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.registry import CHAMPION, Actor, Registry
 from retraining_assets.core.rollout import RolloutPlan, transitions
 from retraining_assets.core.training import (
     TrainedModel,

@@ -22,10 +22,10 @@ from retraining_assets.cli import main, prepare_dagster_home
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
-from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
+from retraining_assets.core.registry import CHALLENGER, CHAMPION, Actor, Registry, utc_now
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
 from retraining_assets.core.rollout import transitions as rs
 from retraining_assets.core.schema import notification_outbox

@@ -21,10 +21,10 @@ import pytest
 from fastapi import FastAPI
 
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
-from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.registry import CHAMPION, Actor, Registry
 from retraining_assets.core.rollout import RolloutPlan, transitions
 from retraining_assets.core.rollout.transitions import Rollout
 from retraining_assets.core.training import (

@@ -6,7 +6,7 @@ history, an append-only audit log, pending approvals and the training watermark.
 them. Import from here: ``from retraining_assets.core.registry import Registry``.
 """
 
-from retraining_assets.core.registry.identity import actual_identity, code_version
+from retraining_assets.core.registry.identity import Actor, actual_identity, code_version
 from retraining_assets.core.registry.records import (
     APPROVED,
     ARCHIVED,
@@ -27,6 +27,7 @@ from retraining_assets.core.registry.records import (
     PendingApproval,
     RegistryError,
     UnknownVersionError,
+    version_name,
 )
 from retraining_assets.core.registry.registry import Registry
 from retraining_assets.core.timestamps import utc_now
@@ -40,6 +41,7 @@ __all__ = [
     "REGISTERED",
     "REJECTED",
     "STATUSES",
+    "Actor",
     "AliasConflictError",
     "AliasMove",
     "ApprovalError",
@@ -55,4 +57,5 @@ __all__ = [
     "actual_identity",
     "code_version",
     "utc_now",
+    "version_name",
 ]

@@ -1,4 +1,5 @@
-"""Who acts and with what code: the OS user and the package version plus git commit."""
+"""Who acts and with what code: the actor of a change, the OS user, and the package version
+plus git commit."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import getpass
 import os
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -36,3 +38,11 @@ def code_version() -> str:
         if commit:
             return f"{version}+g{commit}"
     return version
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change: the claimed user and the identity that really ran it."""
+
+    by: str
+    actual_user: str

@@ -70,6 +70,11 @@ class MissingArtifactError(CorruptArtifactError):
     """The file recorded for a version is gone (a kind of corruption: callers catch both)."""
 
 
+def version_name(version: int | None) -> str | None:
+    """How a model version appears in messages and notifications: ``v3``."""
+    return None if version is None else f"v{version}"
+
+
 # --- records ---------------------------------------------------------------------------------
 
 
