@@ -18,7 +18,7 @@ from retraining_assets.cli_serve import chunk_option
 from retraining_assets.settings import Settings
 
 if TYPE_CHECKING:
-    from retraining_assets.defs.simulation import PeriodOutcome, TrafficOutcome
+    from retraining_assets.demo.simulation import PeriodOutcome, TrafficOutcome
     from retraining_assets.service.server import LocalService
 
 # months pass in seconds here: a step needs only this many outcomes per arm (unless
@@ -54,7 +54,7 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     from retraining_assets.core.registry import CHAMPION, Registry
     from retraining_assets.definitions import build_definitions
     from retraining_assets.defs.factory import partitions_for
-    from retraining_assets.defs.simulation import Simulation
+    from retraining_assets.demo.simulation import Simulation
     from retraining_assets.service.server import local_service
 
     started = time.monotonic()
