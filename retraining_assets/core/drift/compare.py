@@ -1364,13 +1364,13 @@ class DriftReport:
 
     def to_html(self, path: str | os.PathLike[str]) -> Path:
         """Write a self-contained HTML report (plots embedded as base64 PNGs)."""
-        from retraining_assets.core.drift_plots import write_html
+        from retraining_assets.core.drift.plots import write_html
 
         return write_html(self, path)
 
     def plot_summary(self, path: str | os.PathLike[str]) -> Path:
         """Write a PNG of effect sizes per feature against their thresholds."""
-        from retraining_assets.core.drift_plots import write_summary_png
+        from retraining_assets.core.drift.plots import write_summary_png
 
         return write_summary_png(self, path)
 

@@ -1,0 +1,3 @@
+"""Drift engine: the one place where the data-drift verdict is made."""
+
+from retraining_assets.core.drift.compare import *  # noqa: F403
