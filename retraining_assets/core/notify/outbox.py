@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from retraining_assets.core.database import platform_engine
-from retraining_assets.core.notify_templates import (
+from retraining_assets.core.notify.templates import (
     EventType,
     Message,
     approval_required,
