@@ -409,12 +409,12 @@ def _fail(message: str) -> None:
 
 
 # the groups in their own modules need `main`'s helpers
-from retraining_assets.cli_demo import demo  # noqa: E402
-from retraining_assets.cli_rollout import rollout  # noqa: E402
-from retraining_assets.cli_serve import replay, serve  # noqa: E402
+from retraining_assets.cli.demo import demo as demo_group  # noqa: E402
+from retraining_assets.cli.rollout import rollout as rollout_group  # noqa: E402
+from retraining_assets.cli.serve import replay, serve  # noqa: E402
 
-main.add_command(demo)
-main.add_command(rollout)
+main.add_command(demo_group)
+main.add_command(rollout_group)
 main.add_command(serve)
 main.add_command(replay)
 
