@@ -18,10 +18,9 @@ from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:  # the model stack (torch, xgboost, numba) loads only for commands using it
-    from retraining_assets.core.lifecycle import Actor
     from retraining_assets.core.notify import Notifier
     from retraining_assets.core.pipeline import Pipeline
-    from retraining_assets.core.registry import AliasMove, Registry
+    from retraining_assets.core.registry import Actor, AliasMove, Registry
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of retraining_assets (SQLite under this folder).
@@ -274,8 +273,7 @@ class Context:
 
 
 def _actor(by: str) -> Actor:
-    from retraining_assets.core.lifecycle import Actor
-    from retraining_assets.core.registry import actual_identity
+    from retraining_assets.core.registry import Actor, actual_identity
 
     return Actor(by=by, actual_user=actual_identity())
 
@@ -317,7 +315,8 @@ def reject(version: int, by: str, reason: str, pipeline_name: str | None) -> Non
 def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | None) -> None:
     """Roll back what is live: an active rollout (all traffic back to the champion), else the
     champion (to --to, default: the champion before this one)."""
-    from retraining_assets.core.rollout_state import Rollout, rollback_live
+    from retraining_assets.core.lifecycle import rollback_live
+    from retraining_assets.core.rollout.transitions import Rollout
 
     context = Context.open(pipeline_name)
     undone = _guarded(lambda: rollback_live(
@@ -347,7 +346,7 @@ def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | 
 def status(as_json: bool, pipeline_name: str | None) -> None:
     """The champion, its metrics and age, the active rollout, pending approvals, decisions and
     alias history."""
-    from retraining_assets.core.rollout_state import active_rollout
+    from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
     report = _lifecycle().status(context.registry, context.pipeline.name)

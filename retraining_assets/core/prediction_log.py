@@ -26,12 +26,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
 from retraining_assets.core import schema as tables
 from retraining_assets.core.rollout import VariantSummary
+from retraining_assets.core.rollout.plan import rollout_metric
 
 log = logging.getLogger(__name__)
 
@@ -359,12 +360,6 @@ def _values_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
 
 
 # --- reading -----------------------------------------------------------------------------
-
-
-def rollout_metric(task: str) -> tuple[Literal["binary", "continuous"], bool]:
-    """What a rollout compares per served prediction, and whether higher is better: whether
-    the predicted class was right (classification), or the absolute error (regression)."""
-    return ("continuous", False) if task == "regression" else ("binary", True)
 
 
 def find_prediction(

@@ -5,7 +5,6 @@ from typing import Any
 
 import dagster as dg
 
-from retraining_assets.core import rollout_state
 from retraining_assets.core.lifecycle import (
     Judgement,
     RolloutActiveError,
@@ -19,7 +18,8 @@ from retraining_assets.core.lifecycle import (
 from retraining_assets.core.notify import Notifier, retraining_completed
 from retraining_assets.core.pipeline import Pipeline, promotion_policy, rollout_plan, rolls_out
 from retraining_assets.core.registry import CHAMPION, Registry
-from retraining_assets.core.rollout_state import RolloutError
+from retraining_assets.core.rollout import transitions
+from retraining_assets.core.rollout.transitions import RolloutError
 from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
 from retraining_assets.defs.checks import partitioned_check_spec
@@ -222,7 +222,7 @@ def build_promotion_assets(
         active the candidate stays registered for an operator (``retrain rollout start``)."""
         version = decision["candidate_version"]
         try:
-            started = rollout_state.start_rollout(
+            started = transitions.start_rollout(
                 registry,
                 notifier,
                 name,
