@@ -151,6 +151,18 @@ class Settings(BaseSettings):
     primary_metric: str | None = Field(
         None, description="Promotion metric. Default: accuracy (classification), rmse (regression)."
     )
+    holdout_records: int = Field(
+        1000,
+        ge=0,
+        description="The newest records of a training window, held out to judge candidates "
+        "and champion (at most 20% of the window; 0: the newest 20%).",
+    )
+    validation_records: int = Field(
+        1000,
+        ge=0,
+        description="Records before the holdout used for early stopping and ensemble weights "
+        "(at most 15% of the window; 0: 15%).",
+    )
     promotion_min_lift: float = Field(
         0.05, ge=0, description="Relative lift over the champion needed to promote."
     )
