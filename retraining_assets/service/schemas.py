@@ -34,8 +34,20 @@ MAX_BATCH_ROWS = 100_000  # one request's rows; bigger jobs belong in a batch sc
 
 Number = Annotated[float | None, Strict(), Field(allow_inf_nan=False)]
 Text = Annotated[str | None, Strict()]
-EntityId = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
-PredictionId = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32)]
+# Ids are stored and looked up in the database, and PostgreSQL cannot hold a NUL character
+# (psycopg2 refuses it with a plain ValueError): refused up front, in pydantic-core's regex.
+NO_NUL = "^[^\\x00]*$"
+NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+
+def _id(max_length: int) -> Any:
+    return Annotated[
+        str, Strict(), StringConstraints(min_length=1, max_length=max_length, pattern=NO_NUL)
+    ]
+
+
+EntityId = _id(MAX_ID_LENGTH)
+PredictionId = _id(32)
 FORBID = ConfigDict(extra="forbid")
 
 
@@ -181,12 +193,18 @@ def error_body(errors: Iterable[Mapping[str, Any]], prefix: tuple[str, ...] = ()
     for error in errors:
         loc = [*prefix, *error.get("loc", ())]
         msg = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch" and _ctx(error).get("pattern") == NO_NUL:
+            msg = NUL_MESSAGE
         fields = [str(part) for part in loc if part != "body"]
         if error["type"] == "json_invalid":  # FastAPI puts the character position in loc
-            reason = (error.get("ctx") or {}).get("error")
+            reason = _ctx(error).get("error")
             msg = f"{msg}: {reason}" if reason and str(reason) not in msg else msg
             msg = f"{msg} (at character {fields[0]})" if fields else msg
             fields = []
         detail.append({"loc": loc, "msg": msg, "type": error["type"]})
         parts.append(f"{'.'.join(fields) or 'body'}: {msg}")
     return {"detail": detail, "message": "; ".join(parts)}
+
+
+def _ctx(error: Mapping[str, Any]) -> Mapping[str, Any]:
+    return error.get("ctx") or {}

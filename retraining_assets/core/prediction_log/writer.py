@@ -185,6 +185,12 @@ class PredictionLog:
             self.spool.subscribe(listener)
 
     @property
+    def queued(self) -> int:
+        """The sequence number of the last row queued."""
+        with self._cond:
+            return self._added
+
+    @property
     def durable(self) -> int:
         """Rows up to this sequence number are on disk (all of them without a spool)."""
         if self.spool is None:
