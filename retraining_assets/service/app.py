@@ -182,6 +182,7 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
         require_token(app, settings.serve_token.get_secret_value())
     app.state.service = service
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "The body is not UTF-8 text"},
         422: {"model": Problem, "description": "Invalid request (names the field)"},
         503: {
             "model": Problem,

@@ -9,6 +9,7 @@ name works, even one that clashes with a pydantic attribute.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     create_model,
     model_validator,
 )
@@ -138,7 +140,21 @@ def _outcome_type(spec: DatasetSpec) -> Any:
     def known_class(value: Any) -> str:
         return canonical_label(value, classes)
 
-    return Annotated[Any, AfterValidator(known_class)]
+    # what the validator accepts, stated in the OpenAPI document: a class as its string, or
+    # a number whose label is a class (1 and 1.0 for class "1")
+    numbers = []
+    for label in classes:
+        try:
+            number = float(label)
+        except ValueError:
+            continue
+        if math.isfinite(number) and canonical_label(number, classes) == label:
+            numbers.append(int(number) if number.is_integer() else number)
+    accepted: list[dict[str, Any]] = [{"type": "string", "enum": list(classes)}]
+    if numbers:
+        accepted.append({"type": "number", "enum": numbers})
+    schema = {"anyOf": accepted, "description": f"one of the classes {list(classes)}"}
+    return Annotated[Any, AfterValidator(known_class), WithJsonSchema(schema)]
 
 
 def _feedback_model(outcome: Any) -> type[BaseModel]:
@@ -147,12 +163,18 @@ def _feedback_model(outcome: Any) -> type[BaseModel]:
             raise ValueError("give exactly one of prediction_id and entity_id")
         return model
 
+    def exactly_one(schema: dict[str, Any]) -> None:
+        """The document says what ``one_id`` checks: one id, and no null for the other."""
+        schema["oneOf"] = [{"required": ["prediction_id"]}, {"required": ["entity_id"]}]
+        for name in ("prediction_id", "entity_id"):
+            schema["properties"][name].pop("default", None)
+
     return create_model(
         "Feedback",
-        __config__=FORBID,
+        __config__=ConfigDict(extra="forbid", json_schema_extra=exactly_one),
         __validators__={"one_id": model_validator(mode="after")(one_id)},
-        prediction_id=(PredictionId | None, None),
-        entity_id=(EntityId | None, None),
+        prediction_id=(PredictionId, None),
+        entity_id=(EntityId, None),
         outcome=(outcome, ...),
     )
 
