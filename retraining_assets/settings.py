@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -215,6 +215,21 @@ class Settings(BaseSettings):
     log_flush_seconds: float = Field(
         0.5, gt=0, description="Longest a logged prediction waits before it is written."
     )
+    serve_token: SecretStr | None = Field(
+        None,
+        description="Bearer token every route but /health requires (unset: no authentication).",
+    )
+    serve_docs: bool = Field(
+        True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
+    )
+
+    @field_validator("serve_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (len(token) < 16 or token != token.strip() or " " in token):
+            raise ValueError("must be at least 16 characters, without spaces")
+        return value
 
     # --- notifications -----------------------------------------------------------------
     notify_to: CommaList = Field(
