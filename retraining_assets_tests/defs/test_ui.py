@@ -6,6 +6,7 @@ promotion gate is labelled for what it is."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import dagster as dg
 import pytest
@@ -21,20 +22,21 @@ from retraining_assets_tests.defs.ui_state import (
     graphql,
     webserver,
 )
+from retraining_assets_tests.reports_client import report_server_thread
 
 
 @pytest.fixture(scope="module")
 def ui_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiState]:
     home = tmp_path_factory.mktemp("ui") / ".retrain"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment(home).items():
+    with ExitStack() as stack:
+        reports = stack.enter_context(report_server_thread(home))
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        for name, value in environment(home, reports).items():
             patch.setenv(name, value)
         simulation, partitions, retraining = build_state(home)
-        try:
-            with webserver(home, home / "webserver.log") as url:
-                yield UiState(url, simulation.instance, partitions, retraining, home)
-        finally:
-            simulation.instance.dispose()
+        stack.callback(simulation.instance.dispose)
+        url = stack.enter_context(webserver(home, home / "webserver.log", reports))
+        yield UiState(url, simulation.instance, partitions, retraining, home)
 
 
 RUNS = """
