@@ -5,11 +5,7 @@ promotion gate is labelled for what it is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
-
 import dagster as dg
-import pytest
 
 from retraining_assets.defs.assets.promotion import GATE
 from retraining_assets.defs.jobs import monitoring_job_name, retraining_job_name
@@ -17,27 +13,8 @@ from retraining_assets_tests.defs.ui_state import (
     LOCATION,
     REPOSITORY,
     UiState,
-    build_state,
-    environment,
     graphql,
-    webserver,
 )
-from retraining_assets_tests.reports_client import report_server_thread
-
-
-@pytest.fixture(scope="module")
-def ui_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiState]:
-    home = tmp_path_factory.mktemp("ui") / ".retrain"
-    with ExitStack() as stack:
-        reports = stack.enter_context(report_server_thread(home))
-        patch = stack.enter_context(pytest.MonkeyPatch.context())
-        for name, value in environment(home, reports).items():
-            patch.setenv(name, value)
-        simulation, partitions, retraining = build_state(home)
-        stack.callback(simulation.instance.dispose)
-        url = stack.enter_context(webserver(home, home / "webserver.log", reports))
-        yield UiState(url, simulation.instance, partitions, retraining, home)
-
 
 RUNS = """
 query Runs($job: String!) {

@@ -51,6 +51,7 @@ class UiState:
     partitions: list[str]
     retraining_runs: list[str]
     settings_home: Path
+    reports_url: str
 
     @property
     def data_checks(self) -> list[str]:
