@@ -14,6 +14,7 @@ import pytest
 
 from retraining_assets.defs.assets.promotion import GATE
 from retraining_assets.defs.jobs import monitoring_job_name
+from retraining_assets_tests.conftest import unavailable
 from retraining_assets_tests.defs.ui_state import LOCATION, ROOT, UiState, graphql
 
 CHROMIUM = os.environ.get("RETRAIN_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -29,7 +30,7 @@ query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId } } } }"""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # before the UI state it would otherwise build in vain
 def browser() -> Iterator[object]:
     """Headless Chromium. Fails loudly in CI; skips elsewhere, saying how to run it."""
     try:
@@ -41,9 +42,7 @@ def browser() -> Iterator[object]:
             f"no browser: needs Chromium at {CHROMIUM} (`apt-get install chromium`, or set "
             "RETRAIN_TEST_CHROMIUM) and Playwright's client (`pip install -e .[dev]`)"
         )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True)
     with sync_playwright() as playwright:
