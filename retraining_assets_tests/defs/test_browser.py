@@ -119,3 +119,10 @@ def test_the_promotion_check_shows_its_status_on_model_evaluation(page, ui_state
     page.get_by_text("Passed", exact=True).first.wait_for()  # the first model was promoted
     page.get_by_text(ui_state.partitions[-1], exact=True).first.wait_for()
     _shot(page, "promotion-check")
+
+
+def test_the_timeline_shows_the_demo_runs(page, ui_state: UiState) -> None:
+    _open(page, ui_state, "/overview/activity/timeline")
+    for job in (monitoring_job_name("demo"), "demo_retraining_job"):
+        page.get_by_text(job).first.wait_for()  # a row per job that ran in the last hours
+    _shot(page, "timeline")
