@@ -235,6 +235,11 @@ class Settings(BaseSettings):
     notify_to: CommaList = Field(
         [], description="Administrator e-mail addresses (comma-separated)."
     )
+    asset_owners: CommaList = Field(
+        [],
+        description="Owners of every asset in the UI: e-mail addresses or team:<name> "
+        "(comma-separated). Default: the administrators (RETRAIN_NOTIFY_TO).",
+    )
     notify_from: str = Field("retraining-assets@localhost", description="Sender address.")
     smtp_host: str | None = Field(None, description="SMTP server; unset disables e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
@@ -244,6 +249,11 @@ class Settings(BaseSettings):
     slack_webhook_url: str | None = Field(None, description="Slack incoming webhook URL.")
     teams_webhook_url: str | None = Field(None, description="Microsoft Teams webhook URL.")
     ui_base_url: str = Field("http://localhost:3000", description="Dagster UI URL for links.")
+    reports_url: str = Field(
+        "http://127.0.0.1:3001",
+        description="Report server URL (`make dev` starts it: `python -m retraining_assets."
+        "reports`); the UI links each report under RETRAIN_HOME/reports below it.",
+    )
 
     # --- the user's own pipeline (optional) --------------------------------------------
     pipeline_name: str = Field("records", description="Name (asset key prefix) of your pipeline.")
@@ -263,6 +273,7 @@ class Settings(BaseSettings):
     @field_validator(
         "model_families",
         "notify_to",
+        "asset_owners",
         "numeric_features",
         "categorical_features",
         "drop_columns",

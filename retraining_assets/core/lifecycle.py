@@ -274,9 +274,33 @@ def record_judgement(
                 lift=evidence.lift,
                 min_lift=min_lift,
                 supersedes=[version_name(v) for v in earlier],
+                how=how_to_decide(pipeline, version),
                 key=f"approval:{pipeline}:{version}",
             )
         )
+
+
+CHANGES = ("approve", "reject", "rollback")  # what a person can do to the champion
+
+
+def change_job_name(pipeline: str, action: str) -> str:
+    """The Dagster job that carries out a person's ``action`` (approve, reject, rollback)."""
+    return f"{pipeline}_{action}_job"
+
+
+def how_to_decide(pipeline: str, version: int) -> dict[str, str]:
+    """How a person approves or rejects pending ``version``: the CLI line, or the Dagster job
+    launched with op config ``version``, ``user`` and ``reason``."""
+    ways = {}
+    for action in ("approve", "reject"):
+        ways[f"{action}_cli"] = (
+            f"retrain {action} {version} --pipeline {pipeline} --by USER --reason TEXT"
+        )
+        ways[f"{action}_job"] = (
+            f"{change_job_name(pipeline, action)} with config "
+            f"ops.{pipeline}_{action}.config: {{version: {version}, user: USER, reason: TEXT}}"
+        )
+    return ways
 
 
 def decision_of_run(registry: Registry, pipeline: str, run_id: str) -> dict[str, Any] | None:

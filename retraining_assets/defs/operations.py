@@ -10,9 +10,10 @@ from typing import Any
 import dagster as dg
 
 from retraining_assets.core import lifecycle
+from retraining_assets.core.lifecycle import change_job_name
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import ReferenceStore, refresh_reference
-from retraining_assets.core.registry import AliasMove, Registry
+from retraining_assets.core.registry import AliasMove, ModelVersion, Registry
 from retraining_assets.core.rollout.transitions import Rollout
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.identity import actor_of
@@ -26,6 +27,20 @@ class ModelChange(dg.Config):
     version: int | None = None  # approve/reject: required; rollback: default the previous one
     user: str
     reason: str
+
+
+def champion_metadata(champion: ModelVersion, move: AliasMove) -> dict[str, dg.MetadataValue]:
+    """What the UI shows of a new champion, however it moved: the version, where its
+    artifact is and the SHA-256 every load verifies, and why it moved."""
+    return {
+        "version": dg.MetadataValue.int(move.version),
+        "family": dg.MetadataValue.text(champion.family),
+        "previous_version": dg.MetadataValue.int(move.previous_version or 0),
+        "reason": dg.MetadataValue.text(move.reason),
+        "artifact_uri": dg.MetadataValue.url(champion.artifact_uri),
+        "artifact_sha256": dg.MetadataValue.text(champion.artifact_sha256),
+        "metrics": dg.MetadataValue.json(champion.metrics),
+    }
 
 
 def champion_materializations(
@@ -43,11 +58,8 @@ def champion_materializations(
         dg.AssetMaterialization(
             asset_key=[pipeline.name, "champion_model"],
             metadata={
-                "version": move.version,
-                "family": champion.family,
-                "previous_version": move.previous_version or 0,
+                **champion_metadata(champion, move),
                 "action": move.action,
-                "reason": move.reason,
                 "changed_by": f"{move.by} ({via})",
             },
         ),
@@ -143,9 +155,10 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
         else:
             yield from changed(context, undone)
 
+    ops = {"approve": approve, "reject": reject, "rollback": rollback}
     return [
-        dg.GraphDefinition(
-            name=f"{name}_{op.name.removeprefix(name + '_')}_job", node_defs=[op]
-        ).to_job(description=op.description)
-        for op in (approve, reject, rollback)
+        dg.GraphDefinition(name=change_job_name(name, action), node_defs=[op]).to_job(
+            description=op.description
+        )
+        for action, op in ops.items()
     ]

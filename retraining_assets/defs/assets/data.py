@@ -46,7 +46,7 @@ def build_data_assets(
 
     @dg.asset(
         key=reference_key,
-        group_name=name,
+        group_name=f"{name}_data",
         deps=[dg.AssetKey([name, "champion_model"])],
         required_resource_keys={records, PLATFORM},
         kinds={"pandas"},
@@ -75,7 +75,7 @@ def build_data_assets(
 
     @dg.asset(
         key=current_key,
-        group_name=name,
+        group_name=f"{name}_data",
         partitions_def=partitions_def,
         required_resource_keys={records, PLATFORM},
         check_specs=period_check_specs(current_key, partitions_def),
