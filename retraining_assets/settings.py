@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         None, description="Model artifact folder. Default: home/artifacts."
     )
+    artifact_key: str | None = Field(
+        None,
+        description="Secret (32+ bytes) that signs model artifacts (never logged, never in the "
+        "database). Default: the key file home/artifact.key, created on first use (0600).",
+    )
 
     # --- time scales ---------------------------------------------------------------------
     partition: Period = Field(
@@ -315,6 +320,11 @@ class Settings(BaseSettings):
     @cached_property
     def artifact_path(self) -> Path:
         return (self.artifact_root or self.home / "artifacts").resolve()
+
+    @cached_property
+    def artifact_key_path(self) -> Path:
+        """The artifact signing key file, used when ``artifact_key`` is not set."""
+        return (self.home / "artifact.key").resolve()
 
     @cached_property
     def dagster_home(self) -> Path:

@@ -396,7 +396,7 @@ def channels_from_settings(
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
     """Values that must never reach a message, a log line or the outbox."""
-    secrets = [settings.smtp_password or ""]
+    secrets = [settings.smtp_password or "", settings.artifact_key or ""]
     for url in (settings.database_url, settings.source_url):
         if url:
             # An unparseable URL is the database layer's error to report, not ours.

@@ -101,8 +101,7 @@ class Deployed:
         )  # fmt: skip
 
     def artifact(self, version: int) -> Path:
-        uri = self.registry.get_version(self.name, version).artifact_uri
-        return Path(uri.removeprefix("file://"))
+        return self.registry.artifact_root / self.registry.get_version(self.name, version).artifact_uri
 
 
 def deploy(settings: Settings, trained: Trained) -> Deployed:
