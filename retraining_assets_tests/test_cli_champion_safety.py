@@ -339,6 +339,7 @@ def test_a_blank_operator_is_refused_in_one_line(
     audit = len(deployed.audit_log("demo"))
     result = _cli(*command, "--by", by, "--reason", "x")
     assert result.exit_code == 2 and "--by" in result.output and "empty" in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert len(deployed.audit_log("demo")) == audit and _champion(deployed) == 2
 
 

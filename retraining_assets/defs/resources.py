@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.reference import ReferenceStore
@@ -76,9 +77,11 @@ class PlatformResource(dg.ConfigurableResource):
         return ReferenceStore(Path(self.artifact_root))
 
 
-def _secret(variable: str, value: str | None) -> str | None:
+def _secret(variable: str, value: SecretStr | None) -> str | None:
     """An ``EnvVar`` when the value came from the environment (the UI then shows only the
     variable's name), else the value itself (from a settings file)."""
-    if value and os.environ.get(variable):
+    if value is None:
+        return None
+    if os.environ.get(variable):
         return dg.EnvVar(variable)  # type: ignore[return-value]
-    return value
+    return value.get_secret_value()

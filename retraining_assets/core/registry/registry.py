@@ -49,5 +49,5 @@ class Registry(Approvals, Watermarks):
             platform_engine(settings.platform_database_url),
             settings.artifact_path,
             settings.artifact_key_path,
-            key=settings.artifact_key,
+            key=settings.artifact_key.get_secret_value() if settings.artifact_key else None,
         )
