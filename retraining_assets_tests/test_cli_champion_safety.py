@@ -395,3 +395,12 @@ def test_after_a_crash_right_after_a_move_the_reference_and_champion_model_catch
         latest = instance.get_latest_materialization_event(dg.AssetKey(["demo", "champion_model"]))
         assert latest.asset_materialization.metadata["version"].value == 3
         assert isinstance(tick(), dg.SkipReason)
+
+
+def test_a_short_artifact_key_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETRAIN_ARTIFACT_KEY", "short")
+    result = _cli("status")
+    assert result.exit_code == 2 and "RETRAIN_ARTIFACT_KEY" in result.output
+    assert "short" not in result.output.replace("RETRAIN_ARTIFACT_KEY", "")  # no secret echoed

@@ -201,26 +201,20 @@ class Versions(AuditLog):
         """The model file, refused (``ArtifactError`` naming the version) unless it lies
         inside the artifact root and carries a valid signature of the recorded SHA-256."""
         record = self.get_version(pipeline, version, connection=connection)
-        return read_verified(
-            self.artifact_root,
-            self.signer,
-            (pipeline, version, record.artifact_uri, record.artifact_sha256,
-             record.artifact_signature),
-        )  # fmt: skip
+        return self._read_verified(record, _files_of(record)[0])
 
     def load_profile_bytes(
         self, pipeline: str, version: int, *, connection: sa.Connection | None = None
     ) -> bytes | None:
         """The version's drift reference profile (checked likewise), None if it has none."""
         record = self.get_version(pipeline, version, connection=connection)
-        if record.profile_uri is None or record.profile_sha256 is None:
-            return None
-        return read_verified(
-            self.artifact_root,
-            self.signer,
-            (pipeline, version, record.profile_uri, record.profile_sha256,
-             record.profile_signature),
-        )  # fmt: skip
+        files = _files_of(record)
+        return self._read_verified(record, files[1]) if len(files) > 1 else None
+
+    def _read_verified(self, record: ModelVersion, file: tuple[str, str, str | None, str]) -> bytes:
+        _, uri, signature, checksum = file
+        identity = (record.pipeline, record.version, uri, checksum, signature)
+        return read_verified(self.artifact_root, self.signer, identity)
 
     def verify_artifacts(
         self, pipeline: str, version: int, *, connection: sa.Connection | None = None
