@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         None, description="Model artifact folder. Default: home/artifacts."
     )
+    artifact_key: SecretStr | None = Field(
+        None,
+        description="Secret (32+ bytes) that signs model artifacts (never logged, never in the "
+        "database). Default: the key file home/artifact.key, created on first use (0600).",
+    )
 
     # --- time scales ---------------------------------------------------------------------
     partition: Period = Field(
@@ -223,6 +228,13 @@ class Settings(BaseSettings):
         True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
     )
 
+    @field_validator("artifact_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (e.g. 64 hex digits)")
+        return value
+
     @field_validator("serve_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -353,6 +365,11 @@ class Settings(BaseSettings):
     @cached_property
     def artifact_path(self) -> Path:
         return (self.artifact_root or self.home / "artifacts").resolve()
+
+    @cached_property
+    def artifact_key_path(self) -> Path:
+        """The artifact signing key file, used when ``artifact_key`` is not set."""
+        return (self.home / "artifact.key").resolve()
 
     @cached_property
     def dagster_home(self) -> Path:

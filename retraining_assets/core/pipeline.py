@@ -246,3 +246,9 @@ def configured_pipelines(settings: Settings) -> list[Pipeline]:
     if settings.user_pipeline_configured:
         pipelines.append(user_pipeline(settings))
     return pipelines
+
+
+def configured_pipeline_names(settings: Settings) -> list[str]:
+    """The names of :func:`configured_pipelines`, without opening any record source: what the
+    emergency commands (status, approve, reject, rollback) need, whatever source is down."""
+    return ["demo", *([settings.pipeline_name] if settings.user_pipeline_configured else [])]

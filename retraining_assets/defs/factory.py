@@ -12,7 +12,7 @@ from retraining_assets.defs.assets.promotion import build_promotion_assets
 from retraining_assets.defs.assets.rollout import build_rollout_assets
 from retraining_assets.defs.assets.training import build_training_assets
 from retraining_assets.defs.jobs import build_jobs
-from retraining_assets.defs.operations import build_model_jobs
+from retraining_assets.defs.operations import build_champion_sensor, build_model_jobs
 from retraining_assets.defs.resources import RecordSourceResource
 from retraining_assets.defs.rollout_sensor import build_rollout_sensor
 from retraining_assets.defs.schedules import build_schedules
@@ -60,7 +60,11 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
         ],
         jobs=[*jobs, *build_model_jobs(pipeline)],
         schedules=build_schedules(pipeline, jobs),
-        sensors=[build_retraining_sensor(pipeline, partitions_def), build_rollout_sensor(pipeline)],
+        sensors=[
+            build_retraining_sensor(pipeline, partitions_def),
+            build_rollout_sensor(pipeline),
+            build_champion_sensor(pipeline),
+        ],
         resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
     )
     if not owners:

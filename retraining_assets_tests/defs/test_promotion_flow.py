@@ -193,7 +193,7 @@ def test_a_corrupt_champion_artifact_stops_evaluation_clearly(state, tmp_path: P
     settings, simulation, _ = state
     registry = _registry(settings)
     champion = registry.get_alias("demo", CHAMPION)
-    path = Path(champion.artifact_uri.removeprefix("file://"))
+    path = registry.artifact_root / champion.artifact_uri
     original = path.read_bytes()
     path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
     try:

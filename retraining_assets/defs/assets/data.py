@@ -91,7 +91,8 @@ def build_data_assets(
         source = getattr(context.resources, records).source()
         frame = source.load(naive_utc(window.start), naive_utc(window.end))
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
-        reference = getattr(context.resources, PLATFORM).references().load(name)
+        platform = getattr(context.resources, PLATFORM)
+        reference = platform.references().current(name, platform.registry())
         bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
         outcomes = validate_period(frame, spec, bounds, validation_tolerances(pipeline.settings))
         yield dg.Output(

@@ -74,7 +74,7 @@ def build_monitoring_assets(
         HTML report with a plot per feature. Administrators are told when it finds drift."""
         partition = context.partition_key
         platform = getattr(context.resources, PLATFORM)
-        reference = platform.references().load(name)
+        reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
         report = reference.profile.compare(

@@ -113,9 +113,8 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         )
         if changed.status == PROMOTED:
             move = registry.alias_history(name, CHAMPION)[-1]
-            source = getattr(context.resources, records).source()
             yield from champion_materializations(
-                pipeline, registry, platform.references(), source, move, "rollout"
+                name, registry, platform.references(), move, "rollout"
             )
         metadata = traffic_metadata(changed, decision.reason, "rollout job")
         yield dg.Output(changed.share, metadata=metadata)
