@@ -36,15 +36,19 @@ class ModelChange(dg.Config):
     reason: str
 
 
-def champion_metadata(champion: ModelVersion, move: AliasMove) -> dict[str, dg.MetadataValue]:
+def champion_metadata(
+    registry: Registry, champion: ModelVersion, move: AliasMove
+) -> dict[str, dg.MetadataValue]:
     """What the UI shows of a new champion, however it moved: the version, where its
-    artifact is and the SHA-256 every load verifies, and why it moved."""
+    artifact is (its URI relative to the artifact root, and the file) and the SHA-256 every
+    load verifies, and why it moved."""
     return {
         "version": dg.MetadataValue.int(move.version),
         "family": dg.MetadataValue.text(champion.family),
         "previous_version": dg.MetadataValue.int(move.previous_version or 0),
         "reason": dg.MetadataValue.text(move.reason),
-        "artifact_uri": dg.MetadataValue.url(champion.artifact_uri),
+        "artifact_uri": dg.MetadataValue.text(champion.artifact_uri),
+        "artifact_path": dg.MetadataValue.path(str(registry.artifact_root / champion.artifact_uri)),
         "artifact_sha256": dg.MetadataValue.text(champion.artifact_sha256),
         "metrics": dg.MetadataValue.json(champion.metrics),
     }
@@ -65,7 +69,7 @@ def champion_materializations(
         dg.AssetMaterialization(
             asset_key=[pipeline, "champion_model"],
             metadata={
-                **champion_metadata(champion, move),
+                **champion_metadata(registry, champion, move),
                 "action": move.action,
                 "changed_by": f"{move.by} ({via})",
             },

@@ -30,7 +30,7 @@ query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId } } } }"""
 
 
-@pytest.fixture(scope="package")  # before the UI state it would otherwise build in vain
+@pytest.fixture(scope="module")  # Playwright's sync loop stays "running" while it lives: end it with this file
 def browser() -> Iterator[object]:
     """Headless Chromium. Fails loudly in CI; skips elsewhere, saying how to run it."""
     try:

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import urllib.parse
 from pathlib import Path
 
 import dagster as dg
@@ -74,7 +73,9 @@ def test_first_model_is_promoted_through_the_gate(state) -> None:
     # the UI shows where the champion's artifact is and the checksum every load verifies
     uri = first.value("champion_model", "artifact_uri")
     assert uri == _registry(settings).get_version("demo", champion.version).artifact_uri
-    artifact = Path(urllib.parse.urlsplit(uri).path).read_bytes()
+    path = first.value("champion_model", "artifact_path")
+    assert Path(path) == settings.artifact_path / uri
+    artifact = Path(path).read_bytes()
     assert first.value("champion_model", "artifact_sha256") == hashlib.sha256(artifact).hexdigest()
     subjects = _subjects(settings)
     pending = next(i for i, s in enumerate(subjects) if s.startswith("Promotion pending:"))

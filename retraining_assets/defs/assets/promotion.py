@@ -212,7 +212,7 @@ def build_promotion_assets(
             context.log.warning(f"champion kept: {error}")
             return
         champion = registry.get_version(name, move.version)
-        yield dg.Output(move.version, metadata=champion_metadata(champion, move))
+        yield dg.Output(move.version, metadata=champion_metadata(registry, champion, move))
 
     def start_rollout(
         context: dg.AssetExecutionContext,
