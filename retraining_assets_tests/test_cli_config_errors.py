@@ -44,3 +44,12 @@ def test_a_broken_settings_file_is_named_with_its_line(
     (tmp_path / "settings.toml").write_text(text)
     done = run_status(tmp_path)
     assert_one_line_error(done, str(tmp_path / "settings.toml"), "RETRAIN_SETTINGS_FILE", where)
+
+
+@pytest.mark.parametrize("url", ["abc", "mysql://operator:s3cret@db.example/records"])
+def test_an_unusable_database_url_names_the_variable_not_the_password(
+    tmp_path: Path, url: str
+) -> None:
+    done = run_status(tmp_path, RETRAIN_DATABASE_URL=url)
+    assert_one_line_error(done, "RETRAIN_DATABASE_URL", "is not usable")
+    assert "s3cret" not in done.stderr
