@@ -8,6 +8,7 @@ and the defaults below. An invalid value fails at load time with a message namin
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -322,9 +323,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.psi_warning > self.psi_alert:
-            raise ValueError("psi_warning must not exceed psi_alert")
+            raise ValueError(
+                f"setting 'psi_warning' ({ENV_PREFIX}PSI_WARNING) = {self.psi_warning:g} must not "
+                f"exceed 'psi_alert' ({ENV_PREFIX}PSI_ALERT) = {self.psi_alert:g}"
+            )
         if self.source_url and self.source_path:
-            raise ValueError("set either source_url or source_path, not both")
+            raise ValueError(
+                f"set either 'source_url' ({ENV_PREFIX}SOURCE_URL) or 'source_path' "
+                f"({ENV_PREFIX}SOURCE_PATH), not both"
+            )
         try:
             self.timescales.validate()
         except TimeScaleError as error:
@@ -384,6 +391,11 @@ def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning a validation error into one naming each bad setting."""
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as error:  # its message ends "(at line L, column C)"
+        raise SettingsError(
+            f"settings file {_settings_file()} ({ENV_PREFIX}SETTINGS_FILE) is not valid TOML: "
+            f"{error}"
+        ) from None
     except ValidationError as error:
         problems = []
         for item in error.errors():

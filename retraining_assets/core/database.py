@@ -46,9 +46,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-@lru_cache(maxsize=16)
 def make_engine(url: str) -> sa.Engine:
-    """An engine for ``url`` (cached per URL); SQLite files get their folder created."""
+    """An engine for ``url`` (cached per URL); SQLite files get their folder created.
+
+    A URL SQLAlchemy cannot parse, or whose driver is not installed, is a ``DatabaseError``
+    naming the (masked) URL."""
+    try:
+        return _make_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise DatabaseError(f"database URL '{mask_url(url)}' is not usable: {reason}") from None
+
+
+@lru_cache(maxsize=16)
+def _make_engine(url: str) -> sa.Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -94,8 +105,11 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def platform_engine(url: str) -> sa.Engine:
     """The platform database, migrated to the newest schema (once per URL and process)."""
-    engine = make_engine(url)
-    _upgraded(url)
+    try:
+        engine = make_engine(url)
+        _upgraded(url)
+    except DatabaseError as error:
+        raise DatabaseError(f"platform database (RETRAIN_DATABASE_URL): {error}") from None
     return engine
 
 

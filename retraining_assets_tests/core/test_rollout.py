@@ -330,8 +330,9 @@ def test_msprt_formula_and_confidence_sequence() -> None:
     champion = VariantSummary("c", 2000, 0.80, 0.16)
     challenger = VariantSummary("t", 2000, 0.83, 0.1411)
     result = msprt(champion, challenger, alpha=0.05, tau=0.1, binary=True)
-    v = 0.16 / 2000 + 0.83 * 0.17 / 2000
-    t2 = 0.01 * (0.16 + 0.83 * 0.17) / 2
+    pooled = 0.815 * 0.185  # the null's variance: both arms one population
+    v = pooled * 2 / 2000
+    t2 = 0.01 * pooled
     lam = math.sqrt(v / (v + t2)) * math.exp(t2 * 0.03**2 / (2 * v * (v + t2)))
     assert result.p_value == pytest.approx(min(1.0, 1 / lam))
     # the interval's ends are exactly where the likelihood ratio against theta crosses 1/alpha
@@ -341,6 +342,92 @@ def test_msprt_formula_and_confidence_sequence() -> None:
         assert lam_end == pytest.approx(20.0)
     fixed = proportion_ztest(champion, binary("t", 2000, 1660))
     assert result.ci_high - result.ci_low > fixed.ci_high - fixed.ci_low  # the price of peeking
+    a, b = np.random.default_rng(3).normal(0, 1, (2, 50))
+    continuous = msprt(VariantSummary.from_outcomes("c", a), VariantSummary.from_outcomes("t", b))
+    s2 = np.concatenate([a, b]).var(ddof=1)  # the variance of both arms together
+    v, t2, d = s2 * 2 / 50, 0.01 * s2, b.mean() - a.mean()
+    assert continuous.statistic == pytest.approx(
+        0.5 * math.log(v / (v + t2)) + t2 * d * d / (2 * v * (v + t2))
+    )
+
+
+@pytest.mark.parametrize("binary_metric", [True, False])
+def test_msprt_p_value_is_honest_for_constant_arms(binary_metric: bool) -> None:
+    """[1, 1] vs [0, 0] is no proof of a difference: Fisher's exact test gives 1/3, and an
+    always-valid p-value, which must also hold under every later look, is not below it."""
+    champion = VariantSummary.from_outcomes("champion", [1, 1])
+    challenger = VariantSummary.from_outcomes("challenger", [0, 0])
+    fisher = stats.fisher_exact([[2, 0], [0, 2]]).pvalue
+    assert fisher == pytest.approx(1 / 3)
+    result = msprt(champion, challenger, binary=binary_metric)
+    assert fisher <= result.p_value <= 1 and not result.significant
+    # a challenger 0/2 against a champion's 38/38 is not rolled back "at p = 0"
+    few = msprt(binary("champion", 38, 38), binary("challenger", 2, 0), binary=True)
+    assert few.p_value >= stats.fisher_exact([[38, 0], [0, 2]]).pvalue
+    assert msprt(binary("c", 5, 5), binary("t", 5, 5), binary=True).p_value == 1.0
+    plan = RolloutPlan.from_dict(GRADUAL)
+    decision = decide(
+        plan, 0, elapsed=1, champion=binary("champion", 38, 38),
+        challenger=binary("challenger", 2, 0), assignments={"champion": 38, "challenger": 2},
+    )  # fmt: skip
+    assert decision.action is Action.CONTINUE
+
+
+def _aa_first_rejections(
+    rng: np.random.Generator, n_rollouts: int, n_outcomes: int, share: float, rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A/A rollouts (both arms the same Bernoulli ``rate``), the test run after every outcome
+    once each arm has 2: per rollout, the first look where it rejects (-1: never) and the
+    cumulative counts (n0, s0, n1, s1). The formula is msprt's, vectorised over every look."""
+    arm = rng.random((n_rollouts, n_outcomes)) < share
+    win = rng.random((n_rollouts, n_outcomes)) < rate
+    n1 = np.cumsum(arm, 1)
+    n0 = np.arange(1, n_outcomes + 1) - n1
+    s1 = np.cumsum(arm & win, 1)
+    s0 = np.cumsum(~arm & win, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = (s0 + s1) / (n0 + n1)
+        null_var = pooled * (1 - pooled)
+        var = null_var * (1 / n0 + 1 / n1)
+        t2 = 0.01 * null_var
+        d = s1 / n1 - s0 / n0
+        log_lambda = 0.5 * np.log(var / (var + t2)) + t2 * d * d / (2 * var * (var + t2))
+    looked = (n0 >= 2) & (n1 >= 2) & (n0 <= 5000) & (n1 <= 5000) & (null_var > 0)
+    reject = looked & (log_lambda >= math.log(20))
+    first = np.where(reject.any(1), reject.argmax(1), -1)
+    return first, n0, s0, n1, s1
+
+
+@pytest.mark.parametrize(
+    ("share", "rate", "n_outcomes"),
+    [(0.5, 0.8, 10_000), (0.5, 0.95, 10_000), (0.05, 0.9, 20_000)],
+)
+def test_aa_false_positive_rate_stays_below_alpha_when_checked_after_every_outcome(
+    share: float, rate: float, n_outcomes: int
+) -> None:
+    """2,000 seeded A/A rollouts per case, msprt checked after every outcome from n = 2 (up to
+    5,000 per arm with an even split): the one-sided 95 % Clopper-Pearson upper bound of the
+    false-positive rate is below alpha = 5 %, so the pass is no luck of a loose threshold.
+    Each rejection found by the vectorised formula is confirmed by ``msprt`` and ``decide``
+    (a rollback), and each rollout's strongest non-rejecting look is confirmed as such."""
+    rng = np.random.default_rng(2026)
+    n_rollouts = 2000
+    first, n0, s0, n1, s1 = _aa_first_rejections(rng, n_rollouts, n_outcomes, share, rate)
+    plan = RolloutPlan.from_dict({"strategy": "ab", "share": share, "min_samples": 10**6})
+    for r in np.flatnonzero(first >= 0):
+        k = first[r]
+        c, t = binary("champion", n0[r, k], s0[r, k]), binary("challenger", n1[r, k], s1[r, k])
+        assert msprt(c, t, binary=True).significant
+        if k > 0 and min(n0[r, k - 1], n1[r, k - 1]) >= 2:
+            earlier = (n0[r, k - 1], s0[r, k - 1], n1[r, k - 1], s1[r, k - 1])
+            c0, t0 = binary("champion", *earlier[:2]), binary("challenger", *earlier[2:])
+            assert not msprt(c0, t0, binary=True).significant
+        counts = {"champion": int(n0[r, k]), "challenger": int(n1[r, k])}
+        decision = decide(plan, 0, elapsed=1, champion=c, challenger=t, assignments=counts)
+        assert decision.action in (Action.ROLLBACK, Action.HALT) or decision.improvement > 0
+    hits = int((first >= 0).sum())
+    upper = stats.binomtest(hits, n_rollouts, alternative="less").proportion_ci(0.95).high
+    assert hits > 0 and upper < 0.05, (hits, upper)
 
 
 def test_sequential_test_stays_valid_under_repeated_peeking() -> None:

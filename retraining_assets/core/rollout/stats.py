@@ -154,52 +154,53 @@ def msprt(
 ) -> Comparison:
     """Always-valid test of the difference of means: mixture SPRT, normal mixing prior.
 
-    With ``d`` = challenger mean - champion mean, ``V = s0²/n0 + s1²/n1`` (Bernoulli
-    variances ``p(1-p)`` when ``binary``) and prior ``theta ~ N(0, t²)`` on the true difference,
-    the mixture likelihood ratio against ``theta = 0`` is (Johari et al., 2017)::
+    With ``d`` = challenger mean - champion mean, ``V = s²(1/n0 + 1/n1)`` and prior
+    ``theta ~ N(0, t²)`` on the true difference, the mixture likelihood ratio against
+    ``theta = 0`` is (Johari et al., 2017)::
 
         Lambda = sqrt(V / (V + t²)) * exp(t² d² / (2 V (V + t²)))
 
     and ``p = min(1, 1/Lambda)``. Rejecting at any look where ``p <= alpha`` keeps the type I
-    error at most ``alpha`` however often one peeks (Ville's inequality), so there is no need
-    to carry a running minimum as long as the experiment stops at the first rejection. The CI
-    is the matching confidence sequence::
+    error at most ``alpha`` however often one peeks (Ville's inequality, for normal means).
+
+    ``s²`` is the variance *under the null*: the pooled rate's ``p(1-p)`` when ``binary``,
+    else the variance of both arms' outcomes taken together. Per-arm plug-in variances are
+    zero for constant arms (``[1, 1]`` vs ``[0, 0]`` gave p = 0) and too small at small n, so
+    peeking from n = 2 inflated A/A false positives to 8-13 %; with the null's variance they
+    stay below 5 % (the A/A test in ``test_rollout.py``, README "Gradual rollout"). Arms
+    whose outcomes are all equal give p = 1. The CI is the matching confidence sequence::
 
         d ± sqrt(V (V + t²) / t² * (2 ln(1/alpha) + ln((V + t²) / V)))
 
     ``tau`` is the prior's standard deviation in units of the outcome's standard deviation
-    (``t = tau * sqrt((s0² + s1²) / 2)``): 0.1 tunes the test to effects of about a tenth of a
-    standard deviation, e.g. 4 accuracy points at 80 % accuracy.
+    (``t = tau * s``): 0.1 tunes the test to effects of about a tenth of a standard
+    deviation, e.g. 4 accuracy points at 80 % accuracy.
     """
     if _too_small(champion, challenger):
         return _inconclusive("msprt", champion, challenger, alpha)
-    v0, v1 = (
-        (champion.mean * (1 - champion.mean), challenger.mean * (1 - challenger.mean))
-        if binary
-        else (champion.variance, challenger.variance)
-    )
+    n0, n1 = champion.n, challenger.n
     effect = challenger.mean - champion.mean
-    var = v0 / champion.n + v1 / challenger.n
-    t2 = tau * tau * (v0 + v1) / 2
-    if var == 0 or t2 == 0:
-        p = 1.0 if effect == 0 else 0.0
-        return Comparison(
-            "msprt", effect, effect, effect, p, math.inf * p, alpha, champion.n, challenger.n
-        )
+    null_var = _null_variance(champion, challenger, binary)
+    if not null_var > 0:  # every outcome equal: no evidence of any difference
+        return Comparison("msprt", effect, -math.inf, math.inf, 1.0, 0.0, alpha, n0, n1)
+    var = null_var * (1 / n0 + 1 / n1)
+    t2 = tau * tau * null_var
     log_lambda = 0.5 * math.log(var / (var + t2)) + t2 * effect * effect / (2 * var * (var + t2))
     p = math.exp(-log_lambda) if log_lambda > 0 else 1.0
     half = math.sqrt(var * (var + t2) / t2 * (2 * math.log(1 / alpha) + math.log((var + t2) / var)))
-    return Comparison(
-        "msprt",
-        effect,
-        effect - half,
-        effect + half,
-        p,
-        log_lambda,
-        alpha,
-        champion.n,
-        challenger.n,
-    )
+    return Comparison("msprt", effect, effect - half, effect + half, p, log_lambda, alpha, n0, n1)
+
+
+def _null_variance(champion: VariantSummary, challenger: VariantSummary, binary: bool) -> float:
+    """The outcome variance if both arms were one population (what the null hypothesis says)."""
+    n0, n1 = champion.n, challenger.n
+    n = n0 + n1
+    mean = (n0 * champion.mean + n1 * challenger.mean) / n
+    if binary:
+        return mean * (1 - mean)
+    spread = (n0 - 1) * champion.variance + (n1 - 1) * challenger.variance
+    between = n0 * n1 / n * (challenger.mean - champion.mean) ** 2
+    return (spread + between) / (n - 1)
 
 
 def compare(
