@@ -212,7 +212,7 @@ class Connections:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionError) as error:
-                self.opened -= 1
+                self._lost()
                 writer.close()
                 if attempt == 2 or getattr(error, "partial", b""):
                     raise
@@ -230,12 +230,27 @@ class Connections:
                 return reader, writer
             self.opened -= 1
             writer.close()
-        if self.opened < self.limit:
-            self.opened += 1
+        if self.opened >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiting.append(waiter)
+            connection = await waiter
+            if connection is not None:
+                return connection
+        self.opened += 1  # a new connection (or one a lost connection left room for)
+        try:
             return await asyncio.open_connection(self.host, self.port)
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiting.append(waiter)
-        return await waiter
+        except OSError:
+            self._lost()
+            raise
+
+    def _lost(self) -> None:
+        """A connection is gone (the server was killed): a waiting request may open one."""
+        self.opened -= 1
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _give(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         while self.waiting:
