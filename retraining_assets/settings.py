@@ -21,8 +21,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from retraining_assets.core.timescales import (
+    DEFAULT_DRIFT_WINDOW,
+    Duration,
+    Period,
+    TimeScaleError,
+    TimeScales,
+)
+
 ENV_PREFIX = "RETRAIN_"
-PartitionGranularity = Literal["monthly", "weekly", "daily"]
 RolloutStrategy = Literal["immediate", "canary", "gradual", "ab"]
 ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
 CommaList = Annotated[list[str], NoDecode]
@@ -56,16 +63,43 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         None, description="Model artifact folder. Default: home/artifacts."
     )
+    artifact_key: SecretStr | None = Field(
+        None,
+        description="Secret (32+ bytes) that signs model artifacts (never logged, never in the "
+        "database). Default: the key file home/artifact.key, created on first use (0600).",
+    )
 
-    # --- partitions and data -----------------------------------------------------------
-    partition: PartitionGranularity = Field("monthly", description="Partition granularity.")
+    # --- time scales ---------------------------------------------------------------------
+    partition: Period = Field(
+        "daily",
+        description="Monitoring period: the partition of current_data, drift_report and "
+        "champion_performance (hourly, daily, weekly or monthly).",
+    )
     partition_start: str | None = Field(
         None, description="First partition (YYYY-MM-DD). Default: the start of the data."
     )
-    reference_periods: int = Field(
-        3, ge=1, description="Periods forming the drift reference until a champion exists."
+    drift_window: int | None = Field(
+        None,
+        ge=1,
+        description="Trailing monitoring periods compared with the reference. Default: 7 "
+        "daily (a week), 24 hourly, 1 weekly or monthly.",
     )
-    training_window: int = Field(3, ge=1, description="Periods in each training window.")
+    drift_min_records: int = Field(
+        500, ge=0, description="The drift window widens, a period at a time, to this many records."
+    )
+    training_window: str = Field(
+        "90d",
+        description="Training window: a duration (90d, 12w, 3M, 36h) ending with the period "
+        "that triggered the run.",
+    )
+    retrain_schedule: str = Field(
+        "monthly",
+        description="Retraining calendar, independent of the monitoring period: monthly, "
+        "weekly, daily, none, or a cron string (UTC).",
+    )
+    retrain_schedule_hour: int = Field(
+        3, ge=0, le=23, description="Hour (UTC) of the monthly, weekly or daily retraining."
+    )
 
     # --- validation (Great Expectations) -----------------------------------------------
     range_tolerance: float = Field(
@@ -110,9 +144,6 @@ class Settings(BaseSettings):
     retrain_cooldown_hours: float = Field(
         6.0, ge=0, description="After a training, only the schedule starts another within this."
     )
-    retrain_schedule_hour: int = Field(
-        3, ge=0, le=23, description="Hour (UTC) after each period's end of the scheduled retrain."
-    )
     automation_running: bool = Field(
         True, description="Sensors and schedules start RUNNING (false: STOPPED)."
     )
@@ -124,6 +155,18 @@ class Settings(BaseSettings):
     )
     primary_metric: str | None = Field(
         None, description="Promotion metric. Default: accuracy (classification), rmse (regression)."
+    )
+    holdout_records: int = Field(
+        1000,
+        ge=0,
+        description="The newest records of a training window, held out to judge candidates "
+        "and champion (at most 20% of the window; 0: the newest 20%).",
+    )
+    validation_records: int = Field(
+        1000,
+        ge=0,
+        description="Records before the holdout used for early stopping and ensemble weights "
+        "(at most 15% of the window; 0: 15%).",
     )
     promotion_min_lift: float = Field(
         0.05, ge=0, description="Relative lift over the champion needed to promote."
@@ -190,6 +233,13 @@ class Settings(BaseSettings):
         True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
     )
 
+    @field_validator("artifact_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (e.g. 64 hex digits)")
+        return value
+
     @field_validator("serve_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -202,6 +252,11 @@ class Settings(BaseSettings):
     notify_to: CommaList = Field(
         [], description="Administrator e-mail addresses (comma-separated)."
     )
+    asset_owners: CommaList = Field(
+        [],
+        description="Owners of every asset in the UI: e-mail addresses or team:<name> "
+        "(comma-separated). Default: the administrators (RETRAIN_NOTIFY_TO).",
+    )
     notify_from: str = Field("retraining-assets@localhost", description="Sender address.")
     smtp_host: str | None = Field(None, description="SMTP server; unset disables e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
@@ -211,6 +266,11 @@ class Settings(BaseSettings):
     slack_webhook_url: str | None = Field(None, description="Slack incoming webhook URL.")
     teams_webhook_url: str | None = Field(None, description="Microsoft Teams webhook URL.")
     ui_base_url: str = Field("http://localhost:3000", description="Dagster UI URL for links.")
+    reports_url: str = Field(
+        "http://127.0.0.1:3001",
+        description="Report server URL (`make dev` starts it: `python -m retraining_assets."
+        "reports`); the UI links each report under RETRAIN_HOME/reports below it.",
+    )
 
     # --- the user's own pipeline (optional) --------------------------------------------
     pipeline_name: str = Field("records", description="Name (asset key prefix) of your pipeline.")
@@ -230,6 +290,7 @@ class Settings(BaseSettings):
     @field_validator(
         "model_families",
         "notify_to",
+        "asset_owners",
         "numeric_features",
         "categorical_features",
         "drop_columns",
@@ -251,6 +312,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model families {unknown}; choose from {sorted(known)}")
         return value
 
+    @field_validator("training_window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> str:
+        return str(Duration.parse(value))  # type: ignore[arg-type]
+
     @field_validator("rollout_steps")
     @classmethod
     def _shares(cls, value: list[float]) -> list[float]:
@@ -264,6 +330,11 @@ class Settings(BaseSettings):
             raise ValueError("psi_warning must not exceed psi_alert")
         if self.source_url and self.source_path:
             raise ValueError("set either source_url or source_path, not both")
+        try:
+            self.timescales.validate()
+        except TimeScaleError as error:
+            variable = f"{ENV_PREFIX}{error.setting.upper()}"
+            raise ValueError(f"setting '{error.setting}' ({variable}): {error.problem}") from None
         return self
 
     @classmethod
@@ -278,6 +349,19 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
         return init_settings, env_settings, toml
 
+    @property
+    def timescales(self) -> TimeScales:
+        """The four time scales, which turn periods into windows (``core.timescales``); built
+        on each access, so ``model_copy(update=...)`` never sees stale ones."""
+        return TimeScales(
+            period=self.partition,
+            drift_window=self.drift_window or DEFAULT_DRIFT_WINDOW[self.partition],
+            drift_min_records=self.drift_min_records,
+            training_window=Duration.parse(self.training_window),
+            schedule=self.retrain_schedule,
+            schedule_hour=self.retrain_schedule_hour,
+        )
+
     # --- derived paths -----------------------------------------------------------------
     @cached_property
     def platform_database_url(self) -> str:
@@ -286,6 +370,11 @@ class Settings(BaseSettings):
     @cached_property
     def artifact_path(self) -> Path:
         return (self.artifact_root or self.home / "artifacts").resolve()
+
+    @cached_property
+    def artifact_key_path(self) -> Path:
+        """The artifact signing key file, used when ``artifact_key`` is not set."""
+        return (self.home / "artifact.key").resolve()
 
     @cached_property
     def dagster_home(self) -> Path:
@@ -303,7 +392,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = str(item["loc"][0]) if item["loc"] else "settings"
-            variable = f"{ENV_PREFIX}{name.upper()}"
-            problems.append(f"setting '{name}' ({variable}): {item['msg']}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if not item["loc"]:  # a cross-setting check: its message names the setting
+                problems.append(message)
+                continue
+            name = str(item["loc"][0])
+            problems.append(f"setting '{name}' ({ENV_PREFIX}{name.upper()}): {message}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -356,7 +356,7 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
 
     @app.get("/rollout")
     async def rollout() -> Response:
-        """The active rollout (``to_dict()`` of ``core.rollout_state.Rollout``), if any."""
+        """The active rollout (``to_dict()`` of ``core.rollout.transitions.Rollout``), if any."""
         snapshot = await run_in_threadpool(models.current)
         if snapshot.rollout is None:
             return _json({"active": False}, 200)

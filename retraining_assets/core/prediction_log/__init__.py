@@ -15,7 +15,6 @@ from retraining_assets.core.prediction_log.queries import (
     find_prediction,
     insert_ignoring_duplicates,
     outcome_count,
-    rollout_metric,
     variant_summaries,
 )
 from retraining_assets.core.prediction_log.records import Outcome, Prediction, Record, _row
@@ -38,6 +37,5 @@ __all__ = [
     "find_prediction",
     "insert_ignoring_duplicates",
     "outcome_count",
-    "rollout_metric",
     "variant_summaries",
 ]

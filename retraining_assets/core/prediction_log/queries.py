@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
 from retraining_assets.core import schema as tables
 from retraining_assets.core.prediction_log.records import Prediction
 from retraining_assets.core.rollout import VariantSummary
+from retraining_assets.core.rollout.plan import rollout_metric
 
 VARIANTS = ("champion", "challenger")
 PG_ROWS_PER_STATEMENT = 1000  # x 10 columns: well under PostgreSQL's 65,535 parameters
@@ -54,12 +55,6 @@ def _values_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
 
 
 # --- reading -----------------------------------------------------------------------------
-
-
-def rollout_metric(task: str) -> tuple[Literal["binary", "continuous"], bool]:
-    """What a rollout compares per served prediction, and whether higher is better: whether
-    the predicted class was right (classification), or the absolute error (regression)."""
-    return ("continuous", False) if task == "regression" else ("binary", True)
 
 
 def find_prediction(
