@@ -16,6 +16,11 @@ worker; scoring on one thread), load from this process (asyncio; see ``Connectio
    compiled scorers (ratio = HTTP, validation and logging overhead) and through
    ``TrainedModel.scores``.
 3. After SIGTERM, the prediction log holds exactly one row per prediction answered (asserted).
+4. ``--parts durable``: the durable service (every answer synced to the spool first) against
+   the same service answering at once (``RETRAIN_SERVE_DURABLE=false``), same run: open-loop
+   steps as in 1, and SIGKILL under load: ``--kill-after`` answered requests (a condition, not
+   a time) into an open-loop load, ``kill -9``, restart, and every answered prediction id
+   looked up in the log.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ import json
 import math
 import os
 import platform
+import signal
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +52,7 @@ import pandas as pd
 from retraining_assets.core.demo import SPEC, DemoStream
 from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
-from retraining_assets.core.prediction_log import count_rows
+from retraining_assets.core.prediction_log import count_rows, entities_of
 from retraining_assets.core.registry import CHAMPION, Actor, Registry
 from retraining_assets.core.rollout import RolloutPlan, transitions
 from retraining_assets.core.training import (
@@ -124,16 +130,21 @@ class Server:
 
 
 @contextmanager
-def retrain_serve(home: Path, max_batch: int) -> Iterator[Server]:
-    """``retrain serve --port 0`` with ``RETRAIN_SERVE_MAX_BATCH=max_batch``; SIGTERM at exit."""
+def retrain_serve(home: Path, max_batch: int, **settings: str) -> Iterator[Server]:
+    """``retrain serve --port 0`` with ``RETRAIN_SERVE_MAX_BATCH=max_batch`` and more
+    ``RETRAIN_<NAME>`` settings; SIGTERM at exit (nothing if it was killed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAIN_")}
     env |= {
         "RETRAIN_HOME": str(home),
         "RETRAIN_SERVE_MAX_BATCH": str(max_batch),
         "OMP_NUM_THREADS": "1",
     }
+    env |= {f"RETRAIN_{name.upper()}": value for name, value in settings.items()}
     with serve_process(env) as served:
         yield Server(served.url, served.pid)
+    if served.returncode == -signal.SIGKILL:
+        print("  server killed (SIGKILL)")
+        return
     closed = [line for line in served.output if "prediction log closed" in line]
     print(f"  server stopped: {closed[-1].strip() if closed else 'log not closed!'}")
 
@@ -190,8 +201,8 @@ class Connections:
         self.opened = 0
         self.waiting: deque[asyncio.Future[Any]] = deque()
 
-    async def post(self, path: bytes, body: bytes) -> int:
-        """POST ``body``; the status code (the response body is read and dropped). A keep-alive
+    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
+        """POST ``body``; the status code and the response body. A keep-alive
         connection the server closed while idle (uvicorn: after 5 s) is replaced, and the
         request sent again only if not one byte of an answer came (it was never processed)."""
         for attempt in (1, 2):
@@ -200,15 +211,15 @@ class Connections:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionError) as error:
-                self.opened -= 1
+                self._lost()
                 writer.close()
                 if attempt == 2 or getattr(error, "partial", b""):
                     raise
                 continue
             at = head.lower().index(b"content-length:") + 15
-            await reader.readexactly(int(head[at : head.index(b"\r\n", at)]))
+            content = await reader.readexactly(int(head[at : head.index(b"\r\n", at)]))
             self._give(connection)
-            return int(head[9:12])
+            return int(head[9:12]), content
         raise AssertionError("unreachable")
 
     async def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -218,12 +229,27 @@ class Connections:
                 return reader, writer
             self.opened -= 1
             writer.close()
-        if self.opened < self.limit:
-            self.opened += 1
+        if self.opened >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiting.append(waiter)
+            connection = await waiter
+            if connection is not None:
+                return connection
+        self.opened += 1  # a new connection (or one a lost connection left room for)
+        try:
             return await asyncio.open_connection(self.host, self.port)
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiting.append(waiter)
-        return await waiter
+        except OSError:
+            self._lost()
+            raise
+
+    def _lost(self) -> None:
+        """A connection is gone (the server was killed): a waiting request may open one."""
+        self.opened -= 1
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _give(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         while self.waiting:
@@ -245,9 +271,16 @@ REQUEST = (
 
 
 async def open_loop(
-    url: str, rate: int, seconds: float, bodies: Sequence[bytes], prefix: str, concurrency: int
+    url: str,
+    rate: int,
+    seconds: float,
+    bodies: Sequence[bytes],
+    prefix: str,
+    concurrency: int,
+    answered: Callable[[bytes], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Send ``rate * seconds`` requests on schedule; latencies (s), send lags (s), errors."""
+    """Send ``rate * seconds`` requests on schedule; latencies (s), send lags (s), errors.
+    ``answered(prediction_id)`` is called for every 200."""
     n = int(rate * seconds)
     latencies = np.full(n, np.nan)
     lags = np.zeros(n)
@@ -265,10 +298,12 @@ async def open_loop(
             bodies[i % len(bodies)],
         )
         try:
-            status = await connections.post(b"/predict", body)
+            status, content = await connections.post(b"/predict", body)
             if status != 200:
                 errors += 1
                 kinds[f"HTTP {status}"] = kinds.get(f"HTTP {status}", 0) + 1
+            elif answered is not None:  # {"prediction_id":"<32 hex digits>", ...
+                answered(content[18:50])
         except (OSError, asyncio.IncompleteReadError, ValueError) as error:
             errors += 1
             kinds[type(error).__name__] = kinds.get(type(error).__name__, 0) + 1
@@ -302,13 +337,18 @@ def run_loop(coroutine: Any) -> Any:
 
 
 def run_steps(
-    setup: Setup, max_batch: int, rates: Sequence[int], seconds: float, concurrency: int
+    setup: Setup,
+    max_batch: int,
+    rates: Sequence[int],
+    seconds: float,
+    concurrency: int,
+    **settings: str,
 ) -> tuple[list[Step], dict[str, int]]:
     """Step the rate up against one server until a step is not sustainable; log counts."""
     bodies = row_bodies(setup.frame, 5000)
     before = count_rows(Registry.from_settings(load_settings(home=setup.home)).engine, "demo")
     steps: list[Step] = []
-    with retrain_serve(setup.home, max_batch) as server:
+    with retrain_serve(setup.home, max_batch, **settings) as server:
         # warm-up, not measured (connections, caches); its predictions are logged and counted
         warm = run_loop(open_loop(server.url, 100, 2.0, bodies, f"w{max_batch}", concurrency))
         sent, ok = len(warm[0]), len(warm[0]) - warm[2]
@@ -472,8 +512,12 @@ def main() -> None:
     parser.add_argument("--batch-requests", type=int, default=10)
     parser.add_argument("--home", type=Path, help="a new state folder (default: temporary)")
     parser.add_argument(
-        "--parts", nargs="+", choices=["single", "batch"], default=["single", "batch"]
+        "--parts", nargs="+", choices=["single", "batch", "durable"], default=["single", "batch"]
     )
+    parser.add_argument(
+        "--kill-after", type=int, default=5000, help="durable: answered requests before kill -9"
+    )
+    parser.add_argument("--kill-rate", type=int, default=1000, help="durable: load while killing")
     args = parser.parse_args()
     print(
         f"nproc={os.cpu_count()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
@@ -492,6 +536,8 @@ def main() -> None:
             single_rows(setup, args, results)
         if "batch" in args.parts:
             batches(setup, args, results)
+        if "durable" in args.parts:
+            durable(setup, args, results)
         print("\n| service | requests answered | predictions logged |\n|---|---:|---:|")
         for name, (_, counts) in results.items():
             print(f"| {name} | {counts['ok']:,} of {counts['sent']:,} | {counts['logged']:,} |")
@@ -543,6 +589,69 @@ def batches(setup: Setup, args: argparse.Namespace, results: dict) -> None:
     ]
     for label, rate in rows:
         print(f"| {label} | {rate:,.0f} | {answered / rate:.2f} |")
+
+
+# --- durability: the cost of answering only what is on disk, and SIGKILL -----------------
+
+
+DURABILITY = {"durable": "true", "baseline: answers at once": "false"}
+
+
+def durable(setup: Setup, args: argparse.Namespace, results: dict) -> None:
+    for name, value in DURABILITY.items():
+        print(f"\n{name} (RETRAIN_SERVE_DURABLE={value})")
+        results[name] = run_steps(
+            setup, 256, args.rates, args.seconds, args.concurrency, serve_durable=value
+        )
+    print("\n| service | rate (req/s) | p50 ms | p99 ms | max ms | errors | server CPU "
+          "| mean batch | client lag p99 ms |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in DURABILITY:
+        for s in results[name][0]:
+            print(
+                f"| {name} | {s.rate} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.max_ms:.0f} "
+                f"| {s.errors} | {s.server_cpu:.0%} | {s.mean_batch} | {s.lag_ms:.1f} |"
+            )
+    fast, slow = (sustainable_rate(results[name][0]) for name in DURABILITY)
+    print(
+        f"\nsustainable rate (p99 <= {P99_TARGET_MS:g} ms, no errors): durable {fast}/s, "
+        f"answering at once {slow}/s: {fast / slow if slow else math.inf:.2f}x"
+    )
+    print("\n| service | load (req/s) | answered before kill -9 | answered in all "
+          "| missing from the log after restart |\n|---|---:|---:|---:|---:|")  # fmt: skip
+    for name, value in DURABILITY.items():
+        answered, missing = sigkill(setup, args, serve_durable=value)
+        print(f"| {name} | {args.kill_rate} | {args.kill_after:,} | {answered:,} | {missing:,} |")
+        if value == "true":
+            assert missing == 0, f"{missing} answered predictions lost"
+
+
+def sigkill(setup: Setup, args: argparse.Namespace, **settings: str) -> tuple[int, int]:
+    """Open-loop load; ``kill -9`` once ``--kill-after`` requests are answered; restart and
+    look every answered prediction id up in the log. (answered, missing)."""
+    bodies = row_bodies(setup.frame, 5000)
+    answered: list[str] = []
+    with retrain_serve(setup.home, 256, **settings) as server:
+
+        def on_answer(prediction_id: bytes) -> None:
+            answered.append(prediction_id.decode())
+            if len(answered) == args.kill_after:
+                os.kill(server.pid, signal.SIGKILL)
+
+        seconds = args.kill_after * 1.5 / args.kill_rate  # the load goes on past the kill
+        run_loop(
+            open_loop(
+                server.url, args.kill_rate, seconds, bodies, f"kill-{settings}", 64, on_answer
+            )
+        )
+    engine = Registry.from_settings(load_settings(home=setup.home)).engine
+    with (
+        retrain_serve(setup.home, 256) as server,  # replays the spool at start
+        httpx.Client(base_url=server.url) as client,
+    ):
+        wait_for_log(client)
+    logged = entities_of(engine, "demo", answered)
+    return len(answered), sum(1 for i in answered if i not in logged)
 
 
 if __name__ == "__main__":

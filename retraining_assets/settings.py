@@ -221,6 +221,11 @@ class Settings(BaseSettings):
     log_flush_seconds: float = Field(
         0.5, gt=0, description="Longest a logged prediction waits before it is written."
     )
+    serve_durable: bool = Field(
+        True,
+        description="Answer only once the prediction is synced to the local spool (false: at "
+        "once; a SIGKILL may then lose the answers of the last ~1 ms).",
+    )
     serve_token: SecretStr | None = Field(
         None,
         description="Bearer token every route but /health requires (unset: no authentication).",
