@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -77,7 +78,8 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     simulation = Simulation(
         build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
     )
-    stream.seed_database(engine, through=pipeline.settings.reference_periods - 1)
+    reference_end = pipeline.reference_window()[1]  # the first whole training window
+    stream.seed_database(engine, through=stream.offset_of(reference_end - timedelta(seconds=1)))
     simulation.refresh_reference()
     if serve:
         click.echo(

@@ -21,8 +21,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from retraining_assets.core.timescales import (
+    DEFAULT_DRIFT_WINDOW,
+    Duration,
+    Period,
+    TimeScaleError,
+    TimeScales,
+)
+
 ENV_PREFIX = "RETRAIN_"
-PartitionGranularity = Literal["monthly", "weekly", "daily"]
 RolloutStrategy = Literal["immediate", "canary", "gradual", "ab"]
 ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
 CommaList = Annotated[list[str], NoDecode]
@@ -57,15 +64,37 @@ class Settings(BaseSettings):
         None, description="Model artifact folder. Default: home/artifacts."
     )
 
-    # --- partitions and data -----------------------------------------------------------
-    partition: PartitionGranularity = Field("monthly", description="Partition granularity.")
+    # --- time scales ---------------------------------------------------------------------
+    partition: Period = Field(
+        "daily",
+        description="Monitoring period: the partition of current_data, drift_report and "
+        "champion_performance (hourly, daily, weekly or monthly).",
+    )
     partition_start: str | None = Field(
         None, description="First partition (YYYY-MM-DD). Default: the start of the data."
     )
-    reference_periods: int = Field(
-        3, ge=1, description="Periods forming the drift reference until a champion exists."
+    drift_window: int | None = Field(
+        None,
+        ge=1,
+        description="Trailing monitoring periods compared with the reference. Default: 7 "
+        "daily (a week), 24 hourly, 1 weekly or monthly.",
     )
-    training_window: int = Field(3, ge=1, description="Periods in each training window.")
+    drift_min_records: int = Field(
+        500, ge=0, description="The drift window widens, a period at a time, to this many records."
+    )
+    training_window: str = Field(
+        "90d",
+        description="Training window: a duration (90d, 12w, 3M, 36h) ending with the period "
+        "that triggered the run.",
+    )
+    retrain_schedule: str = Field(
+        "monthly",
+        description="Retraining calendar, independent of the monitoring period: monthly, "
+        "weekly, daily, none, or a cron string (UTC).",
+    )
+    retrain_schedule_hour: int = Field(
+        3, ge=0, le=23, description="Hour (UTC) of the monthly, weekly or daily retraining."
+    )
 
     # --- validation (Great Expectations) -----------------------------------------------
     range_tolerance: float = Field(
@@ -109,9 +138,6 @@ class Settings(BaseSettings):
     )
     retrain_cooldown_hours: float = Field(
         6.0, ge=0, description="After a training, only the schedule starts another within this."
-    )
-    retrain_schedule_hour: int = Field(
-        3, ge=0, le=23, description="Hour (UTC) after each period's end of the scheduled retrain."
     )
     automation_running: bool = Field(
         True, description="Sensors and schedules start RUNNING (false: STOPPED)."
@@ -231,6 +257,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model families {unknown}; choose from {sorted(known)}")
         return value
 
+    @field_validator("training_window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> str:
+        return str(Duration.parse(value))  # type: ignore[arg-type]
+
     @field_validator("rollout_steps")
     @classmethod
     def _shares(cls, value: list[float]) -> list[float]:
@@ -244,6 +275,11 @@ class Settings(BaseSettings):
             raise ValueError("psi_warning must not exceed psi_alert")
         if self.source_url and self.source_path:
             raise ValueError("set either source_url or source_path, not both")
+        try:
+            self.timescales.validate()
+        except TimeScaleError as error:
+            variable = f"{ENV_PREFIX}{error.setting.upper()}"
+            raise ValueError(f"setting '{error.setting}' ({variable}): {error.problem}") from None
         return self
 
     @classmethod
@@ -257,6 +293,19 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
         return init_settings, env_settings, toml
+
+    @property
+    def timescales(self) -> TimeScales:
+        """The four time scales, which turn periods into windows (``core.timescales``); built
+        on each access, so ``model_copy(update=...)`` never sees stale ones."""
+        return TimeScales(
+            period=self.partition,
+            drift_window=self.drift_window or DEFAULT_DRIFT_WINDOW[self.partition],
+            drift_min_records=self.drift_min_records,
+            training_window=Duration.parse(self.training_window),
+            schedule=self.retrain_schedule,
+            schedule_hour=self.retrain_schedule_hour,
+        )
 
     # --- derived paths -----------------------------------------------------------------
     @cached_property
@@ -283,7 +332,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = str(item["loc"][0]) if item["loc"] else "settings"
-            variable = f"{ENV_PREFIX}{name.upper()}"
-            problems.append(f"setting '{name}' ({variable}): {item['msg']}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if not item["loc"]:  # a cross-setting check: its message names the setting
+                problems.append(message)
+                continue
+            name = str(item["loc"][0])
+            problems.append(f"setting '{name}' ({ENV_PREFIX}{name.upper()}): {message}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

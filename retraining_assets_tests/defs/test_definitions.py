@@ -80,7 +80,7 @@ def test_two_pipelines_share_one_code_location(tmp_path: Path, elec2: Path) -> N
         assert defs.resolve_job_def(f"{name}_monitoring_job") is not None
     elec2 = pipelines[1]
     assert elec2.spec.task == "binary" and "nswprice" in elec2.spec.numeric_features
-    assert elec2.start == "1996-05-01"
+    assert elec2.start == "1996-05-07"  # daily periods (the default) start with the data
 
 
 def test_partition_granularity_is_a_setting(tmp_path: Path, elec2: Path) -> None:
