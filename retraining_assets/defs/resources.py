@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ from retraining_assets.core.sources import (
 from retraining_assets.settings import Settings
 
 PLATFORM = "platform"
+CLOCK = "clock"
 
 
 class RecordSourceResource(dg.ConfigurableResource):
@@ -63,3 +65,16 @@ class PlatformResource(dg.ConfigurableResource):
 
     def references(self) -> ReferenceStore:
         return ReferenceStore(Path(self.artifact_root))
+
+
+class ClockResource(dg.ConfigurableResource):
+    """What "now" is for the sensors: the wall clock (naive UTC), or a fixed ``moment`` when a
+    simulation replays history (the demo), so that the newest complete period and the retrain
+    cooldown are those of the simulated moment."""
+
+    moment: str | None = None  # ISO 8601, naive UTC
+
+    def now(self) -> datetime:
+        if self.moment is not None:
+            return datetime.fromisoformat(self.moment)
+        return datetime.now(UTC).replace(tzinfo=None)

@@ -1,22 +1,30 @@
 """Drive the real definitions period by period, as the Dagster daemon would, in one process.
 
-For each period: the monitoring job (what the monitoring schedule launches), then one tick of
-the retraining sensor, evaluated daemon-less, and the retraining run it requests. With live
-traffic (``traffic``), the period's records are first replayed through the prediction service,
-and after each chunk the rollout sensor ticks and its run judges the rollout. The demo and the
-end-to-end tests use this; in production the daemon does the same.
+Time is simulated: each monitoring period is lived at the moments the daemon would act on
+it. The retraining schedule's ticks since the previous period's monitoring come first (each
+asks for its own newest complete period); then, 15 minutes after the period ends, the
+monitoring job (what the monitoring schedule launches), one tick of the retraining sensor,
+evaluated daemon-less with the clock set to that moment, and the retraining run it requests.
+The sensors' "now" and the retrain cooldown are therefore the simulated moment, never the
+wall clock. With live traffic (``traffic``), the period's records are first replayed through
+the prediction service, and after each chunk the rollout sensor ticks and its run judges the
+rollout. The demo and the end-to-end tests use this; in production the daemon does the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
 
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.defs.periods import partitions_for, period_start
+from retraining_assets.defs.resources import CLOCK, ClockResource
+from retraining_assets.defs.signals import REQUESTED_AT
 from retraining_assets.service.traffic import Replayed
 
 if TYPE_CHECKING:
@@ -29,6 +37,7 @@ from retraining_assets.defs.jobs import (
 )
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+MONITORING_DELAY = timedelta(minutes=15)  # the monitoring schedule's minute after a period ends
 
 
 @dataclass
@@ -45,12 +54,15 @@ class _Materialized:
 
 @dataclass
 class PeriodOutcome(_Materialized):
-    """What happened in one simulated period."""
+    """What happened in one simulated period: the retraining schedule's tick (if one fell in
+    it) and its run, the monitoring run, the sensor's tick and the run it requested."""
 
     partition: str
     monitoring: dg.ExecuteInProcessResult
     sensor: dg.RunRequest | dg.SkipReason | None = None
     retraining: dg.ExecuteInProcessResult | None = None
+    schedule: dg.RunRequest | dg.SkipReason | None = None
+    scheduled: dg.ExecuteInProcessResult | None = None
 
     @property
     def retrain_causes(self) -> str | None:
@@ -58,6 +70,36 @@ class PeriodOutcome(_Materialized):
         if isinstance(self.sensor, dg.RunRequest):
             return self.sensor.tags.get("retrain/causes")
         return None
+
+    @property
+    def causes(self) -> list[str]:
+        """Why training was asked for in this period: the sensor's causes, then the schedule."""
+        causes = (self.retrain_causes or "").split(",")
+        if isinstance(self.schedule, dg.RunRequest):
+            causes.append("schedule")
+        return [cause for cause in dict.fromkeys(causes) if cause]
+
+    @property
+    def requests(self) -> list[tuple[datetime, list[str]]]:
+        """Each retraining asked for in this period: its moment and causes, in order."""
+        asked = [r for r in (self.schedule, self.sensor) if isinstance(r, dg.RunRequest)]
+        return [
+            (datetime.fromisoformat(r.tags[REQUESTED_AT]), r.tags["retrain/causes"].split(","))
+            for r in asked
+        ]
+
+    @property
+    def promoted_at(self) -> datetime | None:
+        """When a run of this period moved the champion (the moment it was asked for)."""
+        for request, result in ((self.schedule, self.scheduled), (self.sensor, self.retraining)):
+            if isinstance(request, dg.RunRequest) and result is not None and _moves(result):
+                return datetime.fromisoformat(request.tags[REQUESTED_AT])
+        return None
+
+    @property
+    def trained(self) -> bool:
+        """Whether a run of this period registered candidates (not skipped as already seen)."""
+        return self.value("training_data", "data_fingerprint") is not None
 
 
 @dataclass
@@ -97,6 +139,7 @@ class Simulation:
     defs: dg.Definitions
     pipeline: Pipeline
     instance: dg.DagsterInstance
+    now: datetime | None = None  # the simulated moment (naive UTC); None: the wall clock
 
     def job(self, name: str) -> dg.JobDefinition:
         return self.defs.resolve_job_def(name)
@@ -106,37 +149,72 @@ class Simulation:
             instance=self.instance, run_config=QUIET
         )
 
+    def resources(self) -> dict:
+        """The code location's resources, with the clock at the simulated moment."""
+        clock = ClockResource(moment=self.now.isoformat() if self.now else None)
+        return {**self.defs.resources, CLOCK: clock}
+
     def tick(self, sensor: str = "retraining") -> dg.RunRequest | dg.SkipReason | None:
         """One evaluation of the pipeline's ``<sensor>_sensor`` against the instance, as the
-        daemon does."""
+        daemon does, at the simulated moment."""
         sensor = self.defs.resolve_sensor_def(f"{self.pipeline.name}_{sensor}_sensor")
         with dg.build_sensor_context(
-            instance=self.instance, definitions=self.defs, resources=self.defs.resources
+            instance=self.instance, definitions=self.defs, resources=self.resources()
         ) as context:
             result = sensor.evaluate_tick(context)
         if result.run_requests:
             return result.run_requests[0]
         return dg.SkipReason(result.skip_message) if result.skip_message else None
 
+    def schedule_tick(self, moment: datetime) -> dg.RunRequest | dg.SkipReason | None:
+        """One tick of the retraining schedule at ``moment``, as the daemon evaluates it."""
+        schedule = self.defs.resolve_schedule_def(f"{self.pipeline.name}_retraining_schedule")
+        with dg.build_schedule_context(
+            instance=self.instance,
+            scheduled_execution_time=moment.replace(tzinfo=UTC),
+            resources=self.resources(),
+            repository_def=self.defs.get_repository_def(),
+        ) as context:
+            result = schedule.evaluate_tick(context)
+        if result.run_requests:
+            return result.run_requests[0]
+        return dg.SkipReason(result.skip_message) if result.skip_message else None
+
+    def retrain(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """The retraining run a sensor or schedule requested."""
+        return self.job(retraining_job_name(self.pipeline.name)).execute_in_process(
+            instance=self.instance,
+            partition_key=request.partition_key,
+            tags=request.tags,
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+
     def period(self, partition: str) -> PeriodOutcome:
-        name = self.pipeline.name
-        monitoring = self.job(monitoring_job_name(name)).execute_in_process(
+        """Live one monitoring period: the schedule's ticks since the previous period was
+        monitored, then this period's monitoring, a sensor tick and its run."""
+        scales = self.pipeline.timescales
+        start = period_start(partitions_for(self.pipeline), partition)
+        monitored_at = scales.period_end(start) + MONITORING_DELAY
+        schedule, scheduled = None, None
+        for moment in scales.schedule_ticks(start + MONITORING_DELAY, monitored_at):
+            self.now = moment
+            schedule = self.schedule_tick(moment)
+            if isinstance(schedule, dg.RunRequest):
+                scheduled = self.retrain(schedule)
+        self.now = monitored_at
+        monitoring = self.job(monitoring_job_name(self.pipeline.name)).execute_in_process(
             instance=self.instance, partition_key=partition, run_config=QUIET, raise_on_error=False
         )
-        outcome = PeriodOutcome(partition, monitoring)
-        _collect(outcome, monitoring)
+        outcome = PeriodOutcome(partition, monitoring, schedule=schedule, scheduled=scheduled)
+        for result in (scheduled, monitoring):
+            if result is not None:
+                _collect(outcome, result)
         if not monitoring.success:
             return outcome
         outcome.sensor = self.tick()
         if isinstance(outcome.sensor, dg.RunRequest):
-            request = outcome.sensor
-            outcome.retraining = self.job(retraining_job_name(name)).execute_in_process(
-                instance=self.instance,
-                partition_key=request.partition_key,
-                tags=request.tags,
-                run_config=QUIET,
-                raise_on_error=False,
-            )
+            outcome.retraining = self.retrain(outcome.sensor)
             _collect(outcome, outcome.retraining)
         return outcome
 
@@ -178,3 +256,12 @@ def _collect(outcome: _Materialized, result: dg.ExecuteInProcessResult) -> None:
         outcome.metadata[materialization.asset_key.path[-1]] = values
     for evaluation in result.get_asset_check_evaluations():
         outcome.checks[evaluation.check_name] = evaluation.passed
+
+
+def _moves(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a run moved the champion (materialized ``champion_model`` with a version)."""
+    return any(
+        event.step_materialization_data.materialization.asset_key.path[-1] == "champion_model"
+        and "version" in event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    )
