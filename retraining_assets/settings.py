@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -151,6 +151,18 @@ class Settings(BaseSettings):
     primary_metric: str | None = Field(
         None, description="Promotion metric. Default: accuracy (classification), rmse (regression)."
     )
+    holdout_records: int = Field(
+        1000,
+        ge=0,
+        description="The newest records of a training window, held out to judge candidates "
+        "and champion (at most 20% of the window; 0: the newest 20%).",
+    )
+    validation_records: int = Field(
+        1000,
+        ge=0,
+        description="Records before the holdout used for early stopping and ensemble weights "
+        "(at most 15% of the window; 0: 15%).",
+    )
     promotion_min_lift: float = Field(
         0.05, ge=0, description="Relative lift over the champion needed to promote."
     )
@@ -203,6 +215,21 @@ class Settings(BaseSettings):
     log_flush_seconds: float = Field(
         0.5, gt=0, description="Longest a logged prediction waits before it is written."
     )
+    serve_token: SecretStr | None = Field(
+        None,
+        description="Bearer token every route but /health requires (unset: no authentication).",
+    )
+    serve_docs: bool = Field(
+        True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
+    )
+
+    @field_validator("serve_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (len(token) < 16 or token != token.strip() or " " in token):
+            raise ValueError("must be at least 16 characters, without spaces")
+        return value
 
     # --- notifications -----------------------------------------------------------------
     notify_to: CommaList = Field(

@@ -37,12 +37,16 @@ from retraining_assets.core.promotion import Decision, Evidence, PromotionPolicy
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import (
     CHAMPION,
+    Actor,
     AliasMove,
     ModelVersion,
     Registry,
     RegistryError,
     code_version,
+    version_name,
 )
+from retraining_assets.core.rollout.records import Rollout, RolloutError, active_rollout
+from retraining_assets.core.rollout.transitions import rollback_rollout
 from retraining_assets.core.training import (
     Split,
     TrainedModel,
@@ -54,19 +58,6 @@ from retraining_assets.core.training import (
 class RolloutActiveError(RegistryError):
     """The champion cannot be moved directly while a rollout of the pipeline is active: the
     rollout's own promotion would then fail its compare-and-set."""
-
-
-def label(version: int | None) -> str | None:
-    """How versions appear in messages: ``v3``."""
-    return None if version is None else f"v{version}"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks for a change: the claimed user and the identity that really ran it."""
-
-    by: str
-    actual_user: str
 
 
 @dataclass(frozen=True)
@@ -277,12 +268,12 @@ def record_judgement(
         notifier.notify(
             approval_required(
                 pipeline=pipeline,
-                candidate=label(version),
-                champion=label(evidence.champion_version),
+                candidate=version_name(version),
+                champion=version_name(evidence.champion_version),
                 metric=evidence.metric,
                 lift=evidence.lift,
                 min_lift=min_lift,
-                supersedes=[label(v) for v in earlier],
+                supersedes=[version_name(v) for v in earlier],
                 key=f"approval:{pipeline}:{version}",
             )
         )
@@ -323,8 +314,8 @@ def change_champion(
     notifier.notify(
         promotion_pending(
             pipeline=pipeline,
-            candidate=label(to_version),
-            champion=label(expected_current),
+            candidate=version_name(to_version),
+            champion=version_name(expected_current),
             metric=metric or "-",
             lift=lift,
             decision=f"{action}: {reason}",
@@ -354,8 +345,8 @@ def change_champion(
     notifier.notify(
         done(
             pipeline=pipeline,
-            version=label(to_version),
-            previous=label(expected_current),
+            version=version_name(to_version),
+            previous=version_name(expected_current),
             by=actor.by,
             key=f"done:{pipeline}:{action}:{move.previous_version}->{to_version}:{move.at}",
             **extra,
@@ -367,8 +358,6 @@ def change_champion(
 def _refuse_during_rollout(
     registry: Registry, pipeline: str, connection: sa.Connection | None = None
 ) -> None:
-    from retraining_assets.core.rollout_state import active_rollout  # it imports this module
-
     active = active_rollout(registry, pipeline, connection=connection)
     if active is not None:
         raise RolloutActiveError(
@@ -453,6 +442,35 @@ def rollback(
         reason=reason,
         action="rollback",
     )
+
+
+def rollback_live(
+    registry: Registry,
+    notifier: Notifier,
+    pipeline: str,
+    *,
+    to_version: int | None,
+    actor: Actor,
+    reason: str,
+) -> Rollout | AliasMove:
+    """What "roll back" means now, for ``retrain rollback`` and the rollback job alike.
+
+    While a rollout is active, roll *it* back: all traffic to the champion (which stays), the
+    challenger cleared, audited and notified first; the ended ``Rollout`` is returned. A
+    ``to_version`` is then refused (one change at a time: roll the rollout back, then the
+    champion). Without a rollout, put an earlier champion back (:func:`rollback`).
+    """
+    active = active_rollout(registry, pipeline)
+    if active is None:
+        return rollback(
+            registry, notifier, pipeline, to_version=to_version, actor=actor, reason=reason
+        )
+    if to_version is not None:
+        raise RolloutError(
+            f"rollout {active.id} of '{pipeline}' (v{active.challenger_version}) is active: "
+            f"roll it back first (without a version), then the champion to v{to_version}"
+        )
+    return rollback_rollout(registry, notifier, active, actor=actor, reason=reason)
 
 
 def status(registry: Registry, pipeline: str, *, audit_limit: int = 50) -> dict[str, Any]:

@@ -21,9 +21,8 @@ from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.evaluation import default_primary_metric, get_metric
-from retraining_assets.core.prediction_log import rollout_metric
 from retraining_assets.core.promotion import PromotionPolicy
-from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
+from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.triggers import RetrainPolicy

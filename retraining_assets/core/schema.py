@@ -169,7 +169,7 @@ training_watermarks = sa.Table(
 )
 # --- end model registry --------------------------------------------------------------------
 
-# --- rollouts (core/rollout_state.py; migration 0004) --------------------------------------
+# --- rollouts (core/rollout/transitions.py; migration 0004) --------------------------------------
 # One row per rollout of a challenger; ``plan`` is ``RolloutPlan.to_dict()``. The partial
 # unique index allows at most one ``active`` rollout per pipeline, whoever races to start one.
 ROLLOUT_ACTIVE = "status = 'active'"

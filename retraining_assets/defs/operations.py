@@ -9,11 +9,11 @@ from typing import Any
 
 import dagster as dg
 
-from retraining_assets.core import lifecycle, rollout_state
+from retraining_assets.core import lifecycle
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import ReferenceStore, refresh_reference
 from retraining_assets.core.registry import AliasMove, Registry
-from retraining_assets.core.rollout_state import Rollout
+from retraining_assets.core.rollout.transitions import Rollout
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
@@ -130,7 +130,7 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
     def rollback(context: dg.OpExecutionContext, config: ModelChange):
         """Roll back what is live: an active rollout (all traffic back to the champion), else
         the champion (to an earlier version; default: the one before this)."""
-        undone = rollout_state.rollback_live(
+        undone = lifecycle.rollback_live(
             getattr(context.resources, PLATFORM).registry(),
             getattr(context.resources, NOTIFIER).notifier(),
             name,

@@ -9,6 +9,10 @@ The sensors' "now" and the retrain cooldown are therefore the simulated moment, 
 wall clock. With live traffic (``traffic``), the period's records are first replayed through
 the prediction service, and after each chunk the rollout sensor ticks and its run judges the
 rollout. The demo and the end-to-end tests use this; in production the daemon does the same.
+
+Every run is a run of the code location's job, as the daemon or ``dagster job launch`` would
+create it (``launch.py``): the webserver lists it under its job, on the timeline and on the
+schedule's or sensor's tick, and re-executes it as the same version.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
+from dagster._core.scheduler.instigation import InstigatorTick
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.defs.periods import partitions_for, period_start
 from retraining_assets.defs.resources import CLOCK, ClockResource
 from retraining_assets.defs.signals import REQUESTED_AT
+from retraining_assets.demo.launch import CodeLocation, Launcher, RunResult
 from retraining_assets.service.traffic import Replayed
 
 if TYPE_CHECKING:
@@ -36,7 +42,6 @@ from retraining_assets.defs.jobs import (
     rollout_job_name,
 )
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 MONITORING_DELAY = timedelta(minutes=15)  # the monitoring schedule's minute after a period ends
 
 
@@ -58,11 +63,11 @@ class PeriodOutcome(_Materialized):
     it) and its run, the monitoring run, the sensor's tick and the run it requested."""
 
     partition: str
-    monitoring: dg.ExecuteInProcessResult
+    monitoring: RunResult
     sensor: dg.RunRequest | dg.SkipReason | None = None
-    retraining: dg.ExecuteInProcessResult | None = None
+    retraining: RunResult | None = None
     schedule: dg.RunRequest | dg.SkipReason | None = None
-    scheduled: dg.ExecuteInProcessResult | None = None
+    scheduled: RunResult | None = None
 
     @property
     def retrain_causes(self) -> str | None:
@@ -107,7 +112,7 @@ class RolloutOutcome(_Materialized):
     """One rollout evaluation: the sensor's request and the run it started."""
 
     request: dg.RunRequest
-    result: dg.ExecuteInProcessResult
+    result: RunResult
 
     @property
     def change(self) -> tuple[int, str] | None:
@@ -139,15 +144,22 @@ class Simulation:
     defs: dg.Definitions
     pipeline: Pipeline
     instance: dg.DagsterInstance
+    location: CodeLocation = field(default_factory=CodeLocation)
     now: datetime | None = None  # the simulated moment (naive UTC); None: the wall clock
+
+    def __post_init__(self) -> None:
+        self._launcher = Launcher(self.defs, self.instance, self.location)
+        self._last_tick: InstigatorTick | None = None
 
     def job(self, name: str) -> dg.JobDefinition:
         return self.defs.resolve_job_def(name)
 
-    def refresh_reference(self) -> dg.ExecuteInProcessResult:
-        return self.job(reference_job_name(self.pipeline.name)).execute_in_process(
-            instance=self.instance, run_config=QUIET
-        )
+    def launch(self, job_name: str, partition_key: str | None = None, **kwargs) -> RunResult:
+        """One run of the code location's ``job_name``, executed in this process."""
+        return self._launcher.launch(job_name, partition_key, **kwargs)
+
+    def refresh_reference(self) -> RunResult:
+        return self.launch(reference_job_name(self.pipeline.name))
 
     def resources(self) -> dict:
         """The code location's resources, with the clock at the simulated moment."""
@@ -156,15 +168,29 @@ class Simulation:
 
     def tick(self, sensor: str = "retraining") -> dg.RunRequest | dg.SkipReason | None:
         """One evaluation of the pipeline's ``<sensor>_sensor`` against the instance, as the
-        daemon does, at the simulated moment."""
-        sensor = self.defs.resolve_sensor_def(f"{self.pipeline.name}_{sensor}_sensor")
+        daemon does, at the simulated moment; recorded as the sensor's tick. Its run, if any,
+        is launched by the caller (``period``, ``rollout``) and attributed to the tick."""
+        name = f"{self.pipeline.name}_{sensor}_sensor"
+        definition = self.defs.resolve_sensor_def(name)
         with dg.build_sensor_context(
             instance=self.instance, definitions=self.defs, resources=self.resources()
         ) as context:
-            result = sensor.evaluate_tick(context)
+            result = definition.evaluate_tick(context)
         if result.run_requests:
-            return result.run_requests[0]
-        return dg.SkipReason(result.skip_message) if result.skip_message else None
+            request = result.run_requests[0]
+        else:
+            request = dg.SkipReason(result.skip_message) if result.skip_message else None
+        self._last_tick = self._launcher.record_sensor_tick(name, request)
+        return request
+
+    def _launch_requested(self, job_name: str, request: dg.RunRequest) -> RunResult:
+        return self.launch(
+            job_name,
+            request.partition_key,
+            tags=request.tags,
+            run_key=request.run_key,
+            tick=self._last_tick,
+        )
 
     def schedule_tick(self, moment: datetime) -> dg.RunRequest | dg.SkipReason | None:
         """One tick of the retraining schedule at ``moment``, as the daemon evaluates it."""
@@ -180,20 +206,23 @@ class Simulation:
             return result.run_requests[0]
         return dg.SkipReason(result.skip_message) if result.skip_message else None
 
-    def retrain(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        """The retraining run a sensor or schedule requested."""
-        return self.job(retraining_job_name(self.pipeline.name)).execute_in_process(
-            instance=self.instance,
-            partition_key=request.partition_key,
+    def retrain(self, request: dg.RunRequest, *, scheduled: bool = False) -> RunResult:
+        """The retraining run a sensor's tick (the last one) or a schedule's tick requested."""
+        job = retraining_job_name(self.pipeline.name)
+        if not scheduled:
+            return self._launch_requested(job, request)
+        return self.launch(
+            job,
+            request.partition_key,
             tags=request.tags,
-            run_config=QUIET,
-            raise_on_error=False,
+            run_key=request.run_key,
+            schedule=f"{self.pipeline.name}_retraining_schedule",
         )
 
     def period(self, partition: str) -> PeriodOutcome:
         """Live one monitoring period: the schedule's ticks since the previous period was
         monitored, then this period's monitoring, a sensor tick and its run."""
-        scales = self.pipeline.timescales
+        name, scales = self.pipeline.name, self.pipeline.timescales
         start = period_start(partitions_for(self.pipeline), partition)
         monitored_at = scales.period_end(start) + MONITORING_DELAY
         schedule, scheduled = None, None
@@ -201,10 +230,10 @@ class Simulation:
             self.now = moment
             schedule = self.schedule_tick(moment)
             if isinstance(schedule, dg.RunRequest):
-                scheduled = self.retrain(schedule)
+                scheduled = self.retrain(schedule, scheduled=True)
         self.now = monitored_at
-        monitoring = self.job(monitoring_job_name(self.pipeline.name)).execute_in_process(
-            instance=self.instance, partition_key=partition, run_config=QUIET, raise_on_error=False
+        monitoring = self.launch(
+            monitoring_job_name(name), partition, schedule=f"{name}_monitoring_schedule"
         )
         outcome = PeriodOutcome(partition, monitoring, schedule=schedule, scheduled=scheduled)
         for result in (scheduled, monitoring):
@@ -223,9 +252,7 @@ class Simulation:
         request = self.tick("rollout")
         if not isinstance(request, dg.RunRequest):
             return None
-        result = self.job(rollout_job_name(self.pipeline.name)).execute_in_process(
-            instance=self.instance, tags=request.tags, run_config=QUIET, raise_on_error=False
-        )
+        result = self._launch_requested(rollout_job_name(self.pipeline.name), request)
         outcome = RolloutOutcome(request, result)
         _collect(outcome, result)
         return outcome
@@ -249,7 +276,7 @@ class Simulation:
             yield self.period(partition)
 
 
-def _collect(outcome: _Materialized, result: dg.ExecuteInProcessResult) -> None:
+def _collect(outcome: _Materialized, result: RunResult) -> None:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         values = {key: value.value for key, value in materialization.metadata.items()}
@@ -258,7 +285,7 @@ def _collect(outcome: _Materialized, result: dg.ExecuteInProcessResult) -> None:
         outcome.checks[evaluation.check_name] = evaluation.passed
 
 
-def _moves(result: dg.ExecuteInProcessResult) -> bool:
+def _moves(result: RunResult) -> bool:
     """Whether a run moved the champion (materialized ``champion_model`` with a version)."""
     return any(
         event.step_materialization_data.materialization.asset_key.path[-1] == "champion_model"

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from retraining_assets.core import notify_templates as templates
 from retraining_assets.core.database import make_engine, platform_engine
 from retraining_assets.core.notify import (
     ChannelResult,
@@ -24,6 +23,7 @@ from retraining_assets.core.notify import (
     WebhookChannel,
     notify_test,
     slack_webhook,
+    templates,
 )
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.settings import Settings, load_settings

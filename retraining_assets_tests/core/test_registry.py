@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from retraining_assets.core import registry as registry_module
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.registry import (
@@ -28,7 +27,9 @@ from retraining_assets.core.registry import (
     RegistryError,
     UnknownVersionError,
     actual_identity,
+    artifacts,
     code_version,
+    identity,
 )
 from retraining_assets.settings import Settings
 
@@ -212,7 +213,7 @@ def test_a_corrupt_artifact_is_refused_naming_file_and_checksums(
     expected = version.artifact_sha256 if file == "model.bin" else version.profile_sha256
     assert str(path) in message
     assert expected in message
-    assert registry_module._sha256(bytes(data)) in message
+    assert artifacts.sha256(bytes(data)) in message
 
 
 def test_a_missing_artifact_is_refused_naming_the_file(registry: Registry) -> None:
@@ -517,7 +518,7 @@ def test_actual_identity_names_the_os_user_with_a_fallback(
     def no_user() -> str:
         raise OSError("no passwd entry")
 
-    monkeypatch.setattr(registry_module.getpass, "getuser", no_user)
+    monkeypatch.setattr(identity.getpass, "getuser", no_user)
     assert actual_identity().startswith("uid:")
 
 

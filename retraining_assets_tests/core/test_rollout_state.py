@@ -13,19 +13,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from retraining_assets.core import rollout_state as rs
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
-from retraining_assets.core.lifecycle import Actor, RolloutActiveError, change_champion
+from retraining_assets.core.lifecycle import RolloutActiveError, change_champion, rollback_live
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.registry import (
     CHALLENGER,
     CHAMPION,
+    Actor,
     AliasConflictError,
     Registry,
     UnknownVersionError,
 )
 from retraining_assets.core.rollout import RolloutPlan
+from retraining_assets.core.rollout import transitions as rs
 
 PIPELINE = "demo"
 ACTOR = Actor(by="alice", actual_user="os-alice")
@@ -335,13 +336,13 @@ def test_rollback_live_ends_an_active_rollout_and_otherwise_rolls_the_champion_b
     )
     started = rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="go")
     with pytest.raises(rs.RolloutError, match="roll it back first"):
-        rs.rollback_live(registry, notifier, PIPELINE, to_version=1, actor=ACTOR, reason="x")
-    ended = rs.rollback_live(
+        rollback_live(registry, notifier, PIPELINE, to_version=1, actor=ACTOR, reason="x")
+    ended = rollback_live(
         registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="bad"
     )
     assert isinstance(ended, rs.Rollout) and (ended.id, ended.status) == (started.id, "rolled_back")
     assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (3, None)
-    move = rs.rollback_live(registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="b")
+    move = rollback_live(registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="b")
     assert (move.action, move.version, move.previous_version) == ("rollback", 1, 3)
 
 

@@ -19,20 +19,21 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from retraining_assets.cli import main, prepare_dagster_home
-from retraining_assets.core import rollout_state as rs
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
-from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
+from retraining_assets.core.registry import CHALLENGER, CHAMPION, Actor, Registry, utc_now
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
+from retraining_assets.core.rollout import transitions as rs
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import job_names
-from retraining_assets.demo.simulation import QUIET, Simulation, TrafficOutcome
+from retraining_assets.demo.launch import QUIET
+from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
 from retraining_assets_tests.conftest import MONTHLY

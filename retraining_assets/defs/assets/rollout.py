@@ -5,12 +5,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from retraining_assets.core import rollout_state
-from retraining_assets.core.experiment import Experiment, measure
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION
-from retraining_assets.core.rollout import Action, describe
-from retraining_assets.core.rollout_state import PROMOTED, RolloutConflictError
+from retraining_assets.core.rollout import Action, describe, transitions
+from retraining_assets.core.rollout.experiment import Experiment, measure
+from retraining_assets.core.rollout.transitions import PROMOTED, RolloutConflictError
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.operations import champion_materializations, traffic_metadata
@@ -58,7 +57,7 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         step began, the primary-metric comparison (mSPRT or z/Welch), the SRM check, and the
         decision."""
         registry = getattr(context.resources, PLATFORM).registry()
-        active = rollout_state.active_rollout(registry, name)
+        active = transitions.active_rollout(registry, name)
         if active is None:
             context.log.info(f"no active rollout of '{name}': nothing to measure")
             return
@@ -92,7 +91,7 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         platform = getattr(context.resources, PLATFORM)
         registry = platform.registry()
         try:
-            changed = rollout_state.carry_out(
+            changed = transitions.carry_out(
                 registry,
                 getattr(context.resources, NOTIFIER).notifier(),
                 ab_test_results.rollout,

@@ -11,7 +11,7 @@ from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.training import (
     BASE_FAMILIES,
     data_fingerprint,
-    split_by_time,
+    split_for_training,
     train_model,
 )
 from retraining_assets.defs.identity import actor_of
@@ -82,7 +82,7 @@ def build_training_assets(
                 key=f"started:{name}:{context.run.run_id}",
             )
         )
-        split = split_by_time(frame, spec)
+        split = split_for_training(settings)(frame, spec)
         window = TrainingWindow(split=split, start=start, end=end, fingerprint=fingerprint)
         parts = split.describe(spec.time_column)
         context.log.info(

@@ -18,10 +18,9 @@ from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:  # the model stack (torch, xgboost, numba) loads only for commands using it
-    from retraining_assets.core.lifecycle import Actor
     from retraining_assets.core.notify import Notifier
     from retraining_assets.core.pipeline import Pipeline
-    from retraining_assets.core.registry import AliasMove, Registry
+    from retraining_assets.core.registry import Actor, AliasMove, Registry
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of retraining_assets (SQLite under this folder).
@@ -152,11 +151,33 @@ def drift(
 @click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
 @click.option("--time-column", required=True, help="The timestamp column.")
 @click.option("--target", required=True, help="The target (label) column.")
-@click.option("--period", type=click.Choice(["month", "week", "day"]), default="month")
+@click.option(
+    "--period",
+    type=click.Choice(["month", "week", "day"]),
+    default="month",
+    show_default=True,
+    help="Monitoring period: each is scored, then the triggers are evaluated.",
+)
 @click.option("--window", type=int, default=3, show_default=True, help="Periods per training.")
+@click.option(
+    "--window-days", type=int, default=None, help="Training window in days (instead of --window)."
+)
+@click.option(
+    "--drift-window",
+    type=int,
+    default=None,
+    help="Drift (and live metric) over this many trailing periods, widened to "
+    "RETRAIN_DRIFT_MIN_RECORDS records. Default: the period alone.",
+)
 @click.option("--families", default="xgboost", show_default=True, help="Comma-separated.")
 @click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
-@click.option("--schedule", is_flag=True, help="Also retrain at every calendar month.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["monthly", "none"]),
+    default="none",
+    show_default=True,
+    help="auto also retrains on the monthly schedule (the monthly policy always does).",
+)
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write the JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write the PNG here.")
 def backtest(
@@ -165,14 +186,17 @@ def backtest(
     target: str,
     period: str,
     window: int,
+    window_days: int | None,
+    drift_window: int | None,
     families: str,
     drop: tuple[str, ...],
-    schedule: bool,
+    schedule: str,
     json_out: str | None,
     plot_out: str | None,
 ) -> None:
     """Replay a dataset period by period through the same trigger, training, evaluation and
-    promotion code, against the `static` and `always` baselines."""
+    promotion code: `auto` (every trigger), `monthly` (the schedule alone), and the `static`
+    and `always` baselines."""
     from tqdm import tqdm
 
     from retraining_assets.core.backtest import BacktestError, backtest_file
@@ -187,6 +211,7 @@ def backtest(
         try:
             result = backtest_file(
                 path, time_column, target, drop=drop, period=period, window=window,
+                window_days=window_days, drift_window=drift_window,
                 families=[f.strip() for f in families.split(",") if f.strip()],
                 settings=_settings(), schedule=schedule, progress=progress,
             )  # fmt: skip
@@ -274,8 +299,7 @@ class Context:
 
 
 def _actor(by: str) -> Actor:
-    from retraining_assets.core.lifecycle import Actor
-    from retraining_assets.core.registry import actual_identity
+    from retraining_assets.core.registry import Actor, actual_identity
 
     return Actor(by=by, actual_user=actual_identity())
 
@@ -317,7 +341,8 @@ def reject(version: int, by: str, reason: str, pipeline_name: str | None) -> Non
 def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | None) -> None:
     """Roll back what is live: an active rollout (all traffic back to the champion), else the
     champion (to --to, default: the champion before this one)."""
-    from retraining_assets.core.rollout_state import Rollout, rollback_live
+    from retraining_assets.core.lifecycle import rollback_live
+    from retraining_assets.core.rollout.transitions import Rollout
 
     context = Context.open(pipeline_name)
     undone = _guarded(lambda: rollback_live(
@@ -347,7 +372,7 @@ def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | 
 def status(as_json: bool, pipeline_name: str | None) -> None:
     """The champion, its metrics and age, the active rollout, pending approvals, decisions and
     alias history."""
-    from retraining_assets.core.rollout_state import active_rollout
+    from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
     report = _lifecycle().status(context.registry, context.pipeline.name)
@@ -410,12 +435,12 @@ def _fail(message: str) -> None:
 
 
 # the groups in their own modules need `main`'s helpers
-from retraining_assets.cli_demo import demo  # noqa: E402
-from retraining_assets.cli_rollout import rollout  # noqa: E402
-from retraining_assets.cli_serve import replay, serve  # noqa: E402
+from retraining_assets.cli.demo import demo as demo_group  # noqa: E402
+from retraining_assets.cli.rollout import rollout as rollout_group  # noqa: E402
+from retraining_assets.cli.serve import replay, serve  # noqa: E402
 
-main.add_command(demo)
-main.add_command(rollout)
+main.add_command(demo_group)
+main.add_command(rollout_group)
 main.add_command(serve)
 main.add_command(replay)
 

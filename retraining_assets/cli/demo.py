@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import pandas as pd
 
-from retraining_assets.cli_serve import chunk_option
+from retraining_assets.cli.serve import chunk_option
 from retraining_assets.core.demo import TIME_COLUMN, DemoStream
 from retraining_assets.settings import Settings, load_settings
 

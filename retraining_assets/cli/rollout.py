@@ -2,7 +2,7 @@
 
 Registered in ``cli.py`` with ``main.add_command(rollout)``. The commands share the state of
 the Dagster UI (same ``RETRAIN_HOME`` / database URL) and change it only through
-``core.rollout_state`` (audited transactions, administrators notified first).
+``core.rollout.transitions`` (audited transactions, administrators notified first).
 """
 
 from __future__ import annotations
@@ -66,9 +66,8 @@ def start(
     The plan is built as for a candidate that passes the promotion gate (``RETRAIN_ROLLOUT_*``
     settings, the live metric of the pipeline's task); the options given override them."""
     from retraining_assets.cli import Context, _actor, _fail, _guarded
-    from retraining_assets.core import rollout_state
     from retraining_assets.core.pipeline import rollout_plan
-    from retraining_assets.core.rollout import RolloutPlanError
+    from retraining_assets.core.rollout import RolloutPlanError, transitions
 
     shares = parse_shares(steps)
     context = Context.open(pipeline_name)
@@ -78,7 +77,7 @@ def start(
         )
     except RolloutPlanError as error:
         _fail(str(error))
-    started = _guarded(lambda: rollout_state.start_rollout(
+    started = _guarded(lambda: transitions.start_rollout(
         context.registry, context.notifier(), context.pipeline.name, version, plan,
         actor=_actor(by), reason=reason, salt=salt,
     ))  # fmt: skip
@@ -91,7 +90,7 @@ def start(
 def status(as_json: bool, pipeline_name: str | None) -> None:
     """The active rollout: versions, strategy, step and traffic share."""
     from retraining_assets.cli import Context
-    from retraining_assets.core.rollout_state import active_rollout
+    from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
     active = active_rollout(context.registry, context.pipeline.name)
@@ -112,14 +111,14 @@ def status(as_json: bool, pipeline_name: str | None) -> None:
 def stop(by: str, reason: str, pipeline_name: str | None) -> None:
     """Stop the active rollout: all traffic goes back to the champion."""
     from retraining_assets.cli import Context, _actor, _fail, _guarded
-    from retraining_assets.core import rollout_state
+    from retraining_assets.core.rollout import transitions
 
     context = Context.open(pipeline_name)
     registry = context.registry
-    active = rollout_state.active_rollout(registry, context.pipeline.name)
+    active = transitions.active_rollout(registry, context.pipeline.name)
     if active is None:
         _fail(f"pipeline '{context.pipeline.name}' has no active rollout to stop")
-    stopped = _guarded(lambda: rollout_state.stop(
+    stopped = _guarded(lambda: transitions.stop(
         registry, context.notifier(), active, actor=_actor(by), reason=reason
     ))  # fmt: skip
     click.echo(

@@ -8,7 +8,9 @@ functions carry it out (``carry_out``).
 
 A finished rollout moves the champion in the same transaction as the rollout row and the
 challenger alias (``Rollout promoted:`` before, ``Promoted:`` after, as any champion move):
-calling ``lifecycle.change_champion`` itself would commit the champion move on its own.
+calling ``lifecycle.change_champion`` itself would commit the champion move on its own. The
+records and their queries live in ``records``; ``lifecycle.rollback_live`` decides whether
+"roll back" means this rollout or an earlier champion.
 """
 
 from __future__ import annotations
@@ -16,145 +18,70 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from retraining_assets.core import lifecycle
 from retraining_assets.core import schema as tables
-from retraining_assets.core.lifecycle import Actor, label
 from retraining_assets.core.notify import EventType, Notifier, promoted, rollout_change
 from retraining_assets.core.registry import (
     CHALLENGER,
     CHAMPION,
     REJECTED,
-    AliasMove,
+    Actor,
     Registry,
-    RegistryError,
-    utc_now,
+    version_name,
 )
-from retraining_assets.core.rollout import (
-    Action,
-    RolloutDecision,
-    RolloutPlan,
-    RolloutStep,
-    Router,
+from retraining_assets.core.rollout.decision import Action, RolloutDecision
+from retraining_assets.core.rollout.plan import RolloutPlan
+from retraining_assets.core.rollout.records import (
+    ACTIVE,
+    ENDINGS,
+    HALTED,
+    MAX_SALT_LENGTH,
+    PROMOTED,
+    ROLLED_BACK,
+    STOPPED,
+    Rollout,
+    RolloutConflictError,
+    RolloutError,
+    active_rollout,
+    get_rollout,
 )
+from retraining_assets.core.timestamps import utc_now
 
-ACTIVE, PROMOTED, ROLLED_BACK, HALTED, STOPPED = (
-    "active",
-    "promoted",
-    "rolled_back",
-    "halted",
-    "stopped",
-)
-ENDINGS = frozenset({ROLLED_BACK, HALTED, STOPPED})
+# The records and their queries are part of this module's interface: callers change a rollout
+# and read it through one import.
+__all__ = [
+    "ACTIVE",
+    "ENDINGS",
+    "HALTED",
+    "PROMOTED",
+    "ROLLED_BACK",
+    "STOPPED",
+    "Rollout",
+    "RolloutConflictError",
+    "RolloutError",
+    "RolloutEvidence",
+    "active_rollout",
+    "advance",
+    "carry_out",
+    "decision_evidence",
+    "finish",
+    "get_rollout",
+    "halt",
+    "rollback_rollout",
+    "start_rollout",
+    "stop",
+]
+
 _ENDING_EVENTS = {
     ROLLED_BACK: EventType.ROLLOUT_ROLLED_BACK,
     HALTED: EventType.ROLLOUT_HALTED,
     STOPPED: EventType.ROLLOUT_STOPPED,
 }
-Evidence = Mapping[str, float | int | None]
-
-
-MAX_SALT_LENGTH = 255  # the rollouts table's salt column
-
-
-class RolloutError(RegistryError):
-    """A rollout change was refused; nothing was changed."""
-
-
-class RolloutConflictError(RolloutError):
-    """The rollout is no longer where the caller saw it (another run changed it)."""
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """One rollout of a challenger against the champion."""
-
-    id: int
-    pipeline: str
-    champion_version: int
-    challenger_version: int
-    plan: RolloutPlan
-    salt: str
-    step: int
-    status: str
-    started_at: datetime
-    step_started_at: datetime
-    ended_at: datetime | None
-    started_by: str
-    reason: str
-
-    @property
-    def share(self) -> float:
-        """The challenger's traffic share now (0 once ended without promotion, 1 if promoted)."""
-        if self.status == ACTIVE:
-            return self.plan.share_at(self.step)
-        return 1.0 if self.status == PROMOTED else 0.0
-
-    def router(self) -> Router:
-        """The traffic router: the rollout's salt and the current step's weights."""
-        return Router(self.salt, {CHALLENGER: self.share, CHAMPION: 1.0 - self.share})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: datetimes as ISO 8601 UTC, the plan as ``RolloutPlan.to_dict()``."""
-        times = ("started_at", "step_started_at", "ended_at")
-        out: dict[str, Any] = {
-            key: getattr(self, key)
-            for key in ("id", "pipeline", "champion_version", "challenger_version", "salt")
-        }
-        out |= {"strategy": str(self.plan.strategy), "step": self.step, "status": self.status}
-        out |= {"share": self.share, "plan": self.plan.to_dict()}
-        out |= {key: _iso(getattr(self, key)) for key in times}
-        return out | {"started_by": self.started_by, "reason": self.reason}
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def active_rollout(
-    registry: Registry, pipeline: str, *, connection: sa.Connection | None = None
-) -> Rollout | None:
-    """The pipeline's active rollout, None when there is none."""
-    query = sa.select(tables.rollouts).where(
-        tables.rollouts.c.pipeline == pipeline, tables.rollouts.c.status == ACTIVE
-    )
-    return _one(registry, query, connection)
-
-
-def get_rollout(
-    registry: Registry, rollout_id: int, *, connection: sa.Connection | None = None
-) -> Rollout:
-    """A rollout by id, or ``RolloutError``."""
-    found = _one(
-        registry, sa.select(tables.rollouts).where(tables.rollouts.c.id == rollout_id), connection
-    )
-    if found is None:
-        raise RolloutError(f"there is no rollout {rollout_id}")
-    return found
-
-
-def _one(registry: Registry, query: sa.Select, connection: sa.Connection | None) -> Rollout | None:
-    if connection is not None:
-        row = connection.execute(query).one_or_none()
-    else:
-        with registry.engine.connect() as own:
-            row = own.execute(query).one_or_none()
-    return None if row is None else _rollout(row._mapping)
-
-
-def _rollout(row: Any) -> Rollout:
-    plan = dict(row["plan"])
-    steps = tuple(RolloutStep(**step) for step in plan.pop("steps"))
-    values = {k: row[k] for k in Rollout.__dataclass_fields__ if k != "plan"}
-    return Rollout(**values, plan=RolloutPlan(steps=steps, **plan))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat() + "Z"
+RolloutEvidence = Mapping[str, float | int | None]
+"""The figures behind a rollout change (a decision's), as they go into the audit log."""
 
 
 # --- start -----------------------------------------------------------------------------------
@@ -195,8 +122,8 @@ def start_rollout(
             pipeline=pipeline,
             rollout_id=None,  # the row, and its id, are written after the message
             strategy=str(plan.strategy),
-            challenger=label(challenger_version),  # type: ignore[arg-type]
-            champion=label(champion),  # type: ignore[arg-type]
+            challenger=version_name(challenger_version),  # type: ignore[arg-type]
+            champion=version_name(champion),  # type: ignore[arg-type]
             share_from=0.0,
             share_to=plan.share_at(0),
             step=f"1/{len(plan.steps)}",
@@ -309,7 +236,7 @@ def advance(
     *,
     actor: Actor,
     reason: str,
-    evidence: Evidence | None = None,
+    evidence: RolloutEvidence | None = None,
 ) -> Rollout:
     """Move to the plan's next step (more traffic for the challenger), if the rollout is still
     active at ``rollout.step``; notified before."""
@@ -353,7 +280,7 @@ def finish(
     *,
     actor: Actor,
     reason: str,
-    evidence: Evidence | None = None,
+    evidence: RolloutEvidence | None = None,
 ) -> Rollout:
     """Promote the challenger: in one transaction the champion moves to it (compare-and-set on
     the rollout's champion), the challenger alias is cleared and the rollout is ``promoted``."""
@@ -391,8 +318,8 @@ def finish(
     notifier.notify(
         promoted(
             pipeline=rollout.pipeline,
-            version=label(rollout.challenger_version),
-            previous=label(rollout.champion_version),
+            version=version_name(rollout.challenger_version),
+            previous=version_name(rollout.champion_version),
             by=actor.by,
             key=f"rollout:{rollout.salt}:promoted:{move.id}",
         )
@@ -407,7 +334,7 @@ def rollback_rollout(
     *,
     actor: Actor,
     reason: str,
-    evidence: Evidence | None = None,
+    evidence: RolloutEvidence | None = None,
 ) -> Rollout:
     """End the rollout as ``rolled_back``: all traffic back to the champion."""
     return _end(registry, notifier, rollout, ROLLED_BACK, actor, reason, evidence)
@@ -420,7 +347,7 @@ def halt(
     *,
     actor: Actor,
     reason: str,
-    evidence: Evidence | None = None,
+    evidence: RolloutEvidence | None = None,
 ) -> Rollout:
     """End the rollout as ``halted`` (e.g. sample ratio mismatch): traffic back to the champion."""
     return _end(registry, notifier, rollout, HALTED, actor, reason, evidence)
@@ -440,7 +367,7 @@ def _end(
     status: str,
     actor: Actor,
     reason: str,
-    evidence: Evidence | None,
+    evidence: RolloutEvidence | None,
 ) -> Rollout:
     """Clear the challenger and close the rollout with ``status``; notified before."""
     _notify(notifier, _ENDING_EVENTS[status], rollout, 0.0, actor, reason, evidence, status)
@@ -514,35 +441,6 @@ def carry_out(
     )
 
 
-def rollback_live(
-    registry: Registry,
-    notifier: Notifier,
-    pipeline: str,
-    *,
-    to_version: int | None,
-    actor: Actor,
-    reason: str,
-) -> Rollout | AliasMove:
-    """What "roll back" means now, for ``retrain rollback`` and the rollback job alike.
-
-    While a rollout is active, roll *it* back: all traffic to the champion (which stays), the
-    challenger cleared, audited and notified first; the ended ``Rollout`` is returned. A
-    ``to_version`` is then refused (one change at a time: roll the rollout back, then the
-    champion). Without a rollout, put an earlier champion back (``lifecycle.rollback``).
-    """
-    active = active_rollout(registry, pipeline)
-    if active is None:
-        return lifecycle.rollback(
-            registry, notifier, pipeline, to_version=to_version, actor=actor, reason=reason
-        )
-    if to_version is not None:
-        raise RolloutError(
-            f"rollout {active.id} of '{pipeline}' (v{active.challenger_version}) is active: "
-            f"roll it back first (without a version), then the champion to v{to_version}"
-        )
-    return rollback_rollout(registry, notifier, active, actor=actor, reason=reason)
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -585,7 +483,7 @@ def _notify(
     share_to: float,
     actor: Actor,
     reason: str,
-    evidence: Evidence | None,
+    evidence: RolloutEvidence | None,
     suffix: str,
     *,
     step: int | None = None,
@@ -600,8 +498,8 @@ def _notify(
             pipeline=rollout.pipeline,
             rollout_id=rollout.id,
             strategy=str(rollout.plan.strategy),
-            challenger=label(rollout.challenger_version),  # type: ignore[arg-type]
-            champion=label(rollout.champion_version),  # type: ignore[arg-type]
+            challenger=version_name(rollout.challenger_version),  # type: ignore[arg-type]
+            champion=version_name(rollout.champion_version),  # type: ignore[arg-type]
             share_from=rollout.share,
             share_to=share_to,
             step=shown,
@@ -613,7 +511,7 @@ def _notify(
     )
 
 
-def _numbers(evidence: Evidence | None) -> dict[str, Any]:
+def _numbers(evidence: RolloutEvidence | None) -> dict[str, Any]:
     """Evidence for the audit log: JSON has no infinity (an inconclusive interval)."""
     return {
         k: None if isinstance(v, float) and not math.isfinite(v) else v

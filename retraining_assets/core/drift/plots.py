@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from retraining_assets.core.drift import DriftReport
+    from retraining_assets.core.drift.report import DriftReport
 
 REFERENCE_COLOR = "#4c72b0"
 CURRENT_COLOR = "#dd8452"

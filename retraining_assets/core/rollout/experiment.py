@@ -22,7 +22,7 @@ from scipy import stats
 from retraining_assets.core import prediction_log
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, utc_now
 from retraining_assets.core.rollout import RolloutDecision, VariantSummary, decide
-from retraining_assets.core.rollout_state import Rollout
+from retraining_assets.core.rollout.transitions import Rollout
 
 COLORS = {CHAMPION: "#4c72b0", CHALLENGER: "#dd8452"}
 
