@@ -1,5 +1,8 @@
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -271,3 +274,41 @@ def test_backtest_command_names_the_problem(tmp_path: Path, small_stream) -> Non
         "backtest", "--data", str(path), "--time-column", "event_time", "--target", "defaulted",
     ])  # fmt: skip
     assert result.exit_code == 2 and "period" in result.output
+
+
+@pytest.mark.parametrize(
+    ("environment", "setting"),
+    [
+        ({"RETRAIN_TRAINING_WINDOW": "3"}, "training_window"),  # the old meaning: 3 periods
+        ({"RETRAIN_TRAINING_WINDOW": "5d"}, "training_window"),  # shorter than 7 daily periods
+        ({"RETRAIN_RETRAIN_SCHEDULE": "every tuesday"}, "retrain_schedule"),
+        (
+            {"RETRAIN_PARTITION": "monthly", "RETRAIN_DRIFT_WINDOW": "1"},
+            "partition",
+        ),  # monthly periods, weekly schedule: coarser than the schedule
+    ],
+)
+def test_bad_time_scales_stop_the_demo_and_the_definitions_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: dict, setting: str
+) -> None:
+    if setting == "partition":
+        environment = {**environment, "RETRAIN_RETRAIN_SCHEDULE": "weekly"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["demo", "--months", "4", "--rows", "400"])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    variable = f"RETRAIN_{setting.upper()}"
+    assert line.startswith("error: invalid settings:")
+    assert f"setting '{setting}' ({variable})" in line
+    assert not (tmp_path / ".retrain").exists()  # nothing ran, nothing was written
+    # the code location refuses to load with the same one line (dagster dev, the daemon)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import retraining_assets.definitions"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")},
+        check=False,
+    )
+    assert loaded.returncode != 0
+    assert f"setting '{setting}' ({variable})" in loaded.stderr.strip().splitlines()[-1]

@@ -85,7 +85,6 @@ def run_demo(stream: DemoStream, serve: bool, chunk: int) -> None:
     from retraining_assets.core.database import platform_engine
     from retraining_assets.core.pipeline import demo_pipeline
     from retraining_assets.core.registry import CHAMPION, Registry
-    from retraining_assets.definitions import build_definitions
     from retraining_assets.demo.report import (
         event_onsets,
         eventful,
@@ -98,7 +97,10 @@ def run_demo(stream: DemoStream, serve: bool, chunk: int) -> None:
     from retraining_assets.service.server import local_service
 
     started = time.monotonic()
-    settings = demo_settings(_settings(), serve, stream)
+    settings = demo_settings(_settings(), serve, stream)  # a bad setting stops here, first
+    # importing the code location reads the settings again (its module-level definitions)
+    from retraining_assets.definitions import build_definitions
+
     # notifications still reach the outbox and every channel; the terminal shows a count
     logging.getLogger("retraining_assets.core.notify").setLevel(logging.ERROR)
     home = prepare_dagster_home(settings)
