@@ -40,3 +40,16 @@ def partitions_for(pipeline: Pipeline) -> dg.TimeWindowPartitionsDefinition:
 def period_start(partitions_def: dg.TimeWindowPartitionsDefinition, partition: str) -> datetime:
     """The naive-UTC start of the period a partition key names."""
     return naive_utc(partitions_def.time_window_for_partition_key(partition).start)
+
+
+def retraining_target(pipeline: Pipeline, moment: datetime) -> datetime | dg.SkipReason:
+    """What a retraining asked for at ``moment`` trains on: the newest complete period by the
+    clock (whatever was monitored last), once a whole training window ends with it."""
+    target = pipeline.timescales.newest_complete_period(moment, pipeline.data_start)
+    if target is None or not pipeline.can_train(target):
+        start, end = pipeline.reference_window()
+        return dg.SkipReason(
+            f"{moment:%Y-%m-%d %H:%M}: the first training window ({start:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d}) is not complete yet"
+        )
+    return target

@@ -8,7 +8,7 @@ import dagster as dg
 from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.core.triggers import Signals
 from retraining_assets.defs.jobs import monitoring_job_name, retraining_job_name
-from retraining_assets.defs.periods import naive_utc
+from retraining_assets.defs.periods import naive_utc, retraining_target
 from retraining_assets.defs.resources import CLOCK
 from retraining_assets.defs.signals import request_tags
 
@@ -55,9 +55,9 @@ def build_retraining_schedule(pipeline: Pipeline, job) -> dg.ScheduleDefinition 
     )
     def retraining_schedule(context: dg.ScheduleEvaluationContext):
         moment = scheduled_moment(context)
-        target = scales.newest_complete_period(moment, pipeline.data_start)
-        if target is None or not pipeline.can_train(target):
-            return dg.SkipReason(f"{moment:%Y-%m-%d %H:%M}: no complete training window yet")
+        target = retraining_target(pipeline, moment)
+        if isinstance(target, dg.SkipReason):
+            return target
         partition = scales.label(target)
         return dg.RunRequest(
             run_key=f"schedule:{partition}",

@@ -4,6 +4,7 @@ import dagster as dg
 
 from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.defs.jobs import retraining_job_name
+from retraining_assets.defs.periods import retraining_target
 from retraining_assets.defs.resources import CLOCK, PLATFORM
 from retraining_assets.defs.signals import gather_signals, request_tags
 
@@ -42,13 +43,9 @@ def build_retraining_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
         now = getattr(context.resources, CLOCK).now()
         # the newest complete period, whatever was monitored last: a backfill of an old
         # period does not move the target, and the window holds every record up to its end
-        target = scales.newest_complete_period(now, pipeline.data_start)
-        if target is None or not pipeline.can_train(target):
-            first = pipeline.reference_window()
-            return dg.SkipReason(
-                f"the first training window ({first[0]:%Y-%m-%d} to {first[1]:%Y-%m-%d}) "
-                "is not complete yet"
-            )
+        target = retraining_target(pipeline, now)
+        if isinstance(target, dg.SkipReason):
+            return target
         partition = scales.label(target)
         active = context.instance.get_run_records(
             dg.RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1

@@ -32,7 +32,7 @@ def check_cell(outcome: PeriodOutcome) -> str:
 def decision_cell(outcome: PeriodOutcome) -> str:
     decision = outcome.value("model_evaluation", "decision")
     if decision is None:  # asked for, but the window was trained on already
-        return "skipped (same data)" if outcome.causes else "-"
+        return "same data" if outcome.causes else "-"
     moved = outcome.value("champion_model", "version")
     if moved is not None:
         return f"{decision} -> v{moved}"
@@ -130,11 +130,13 @@ class Reaction:
 
 
 def event_onsets(stream: DemoStream) -> list[tuple[str, str, datetime]]:
-    """The stream's drift events (``DEMO_EVENTS``, the stable stretch left out) and onsets."""
+    """The stream's drift events (``DEMO_EVENTS``, the stable stretch left out) with their
+    onsets, those that start within the stream."""
+    end = stream.month_start(stream.months)
     return [
         (event.name, event.kind, stream.month_start(event.first_offset).to_pydatetime())
         for event in DEMO_EVENTS
-        if event.kind != "stable"
+        if event.kind != "stable" and stream.month_start(event.first_offset) < end
     ]
 
 
