@@ -12,9 +12,11 @@ from retraining_assets.core.validation import CHECKS
 from retraining_assets.demo.simulation import PeriodOutcome, TrafficOutcome
 
 WIDTH = 120  # the table fits a 120-column terminal
+KEEP = 10  # columns this narrow are shown whole
 TRIGGERS = frozenset({"drift", "volume", "performance"})
 """Causes that act between schedules (no champion and the schedule are not reactions)."""
 BLOCKING = frozenset(check.name for check in CHECKS if check.blocking)
+SHORT = {"pending_approval": "pending"}  # a person decides: `retrain approve VERSION`
 GATE = "promotion_threshold"  # its not passing is a decision, shown as the decision
 
 
@@ -35,11 +37,11 @@ def decision_cell(outcome: PeriodOutcome) -> str:
         return "same data" if outcome.causes else "-"
     moved = outcome.value("champion_model", "version")
     if moved is not None:
-        return f"{decision} -> v{moved}"
+        return f"{SHORT.get(decision, decision)} -> v{moved}"
     if outcome.value("traffic_split", "status") == "active":  # a rollout started
         version = outcome.value("traffic_split", "challenger_version")
         return f"{decision} -> rollout v{version} at {outcome.value('traffic_split', 'share'):.0%}"
-    return decision
+    return SHORT.get(decision, decision)
 
 
 def summary_row(outcome: PeriodOutcome) -> dict[str, str]:
@@ -90,7 +92,8 @@ def format_table(rows: Sequence[dict[str, str]], width: int = WIDTH) -> str:
         return "(nothing happened)"
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
-    floor = {c: len(c) for c in columns}
+    # short columns (dates, counts, metrics) are never cut; the free-text ones share the rest
+    floor = {c: widths[c] if widths[c] <= KEEP else len(c) for c in columns}
     while sum(widths.values()) + 2 * (len(columns) - 1) > width:
         widest = max(columns, key=lambda c: widths[c] - floor[c])
         if widths[widest] <= floor[widest]:
