@@ -69,9 +69,10 @@ def demo(
         **{k: v for k, v in {"months": months, "rows_per_month": rows}.items() if v is not None}
     )
     if export_path is not None:
-        from retraining_assets.core.demo import export_stream
-
-        records, events = export_stream(stream, export_path)
+        try:
+            records, events = stream.export(export_path)  # core/demo.py writes both files
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--export-stream") from None
         click.echo(f"Wrote {records} ({stream.months} months) and {events}.")
         return
     run_demo(stream, serve, chunk)
