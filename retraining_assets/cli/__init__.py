@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -252,23 +253,32 @@ def init() -> None:
 
 @dataclass
 class Context:
-    """What the model commands share: the pipeline, the registry and the notifier."""
+    """What the model commands share: the settings and the pipeline's name. Nothing here opens
+    a record source: these commands must work while one is down."""
 
     settings: Settings
-    pipeline: Pipeline
+    name: str
 
     @classmethod
     def open(cls, pipeline_name: str | None) -> Context:
-        from retraining_assets.core.pipeline import configured_pipelines
+        from retraining_assets.core.pipeline import configured_pipeline_names
 
         settings = _settings()
-        pipelines = {p.name: p for p in configured_pipelines(settings)}
-        name = pipeline_name or list(pipelines)[-1]
-        if name not in pipelines:
-            _fail(f"unknown pipeline '{name}'; configured: {', '.join(pipelines)}")
-        return cls(settings, pipelines[name])
+        names = configured_pipeline_names(settings)
+        name = pipeline_name or names[-1]
+        if name not in names:
+            _fail(f"unknown pipeline '{name}'; configured: {', '.join(names)}")
+        return cls(settings, name)
 
-    @property
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The whole pipeline, for commands that need its settings or spec: this opens (and,
+        for your own pipeline, reads) its record source."""
+        from retraining_assets.core.pipeline import demo_pipeline, user_pipeline
+
+        return demo_pipeline(self.settings) if self.name == "demo" else user_pipeline(self.settings)
+
+    @cached_property
     def registry(self) -> Registry:
         from retraining_assets.core.registry import Registry
 
@@ -280,7 +290,8 @@ class Context:
         return Notifier.from_settings(self.settings)
 
     def after_change(self, move: AliasMove) -> None:
-        """Refresh the reference and tell Dagster, so the UI never shows a stale champion."""
+        """Refresh the reference and tell Dagster, so the UI never shows a stale champion
+        (should this process die first, the champion sync sensor catches up)."""
         import dagster as dg
 
         from retraining_assets.core.reference import ReferenceStore
@@ -290,12 +301,10 @@ class Context:
         instance = dg.DagsterInstance.get()
         store = ReferenceStore(self.settings.artifact_path)
         for event in champion_materializations(
-            self.pipeline, self.registry, store, self.pipeline.source, move, "retrain CLI"
+            self.name, self.registry, store, move, "retrain CLI"
         ):
             instance.report_runless_asset_event(event)
-        click.echo(
-            f"{self.pipeline.name}: champion is v{move.version} (was v{move.previous_version})."
-        )
+        click.echo(f"{self.name}: champion is v{move.version} (was v{move.previous_version}).")
 
 
 def _actor(by: str) -> Actor:
@@ -304,16 +313,34 @@ def _actor(by: str) -> Actor:
     return Actor(by=by, actual_user=actual_identity())
 
 
+def _who(_context: click.Context, parameter: click.Parameter, value: str) -> str:
+    """``--by`` and ``--reason`` name a person and a cause: blank is refused, not recorded."""
+    if not value.strip():
+        _fail(f"--{parameter.name} must not be empty or blank: the audit log records it")
+    return value.strip()
+
+
+def by_option(verb: str):
+    return click.option(
+        "--by", required=True, callback=_who, help=f"Who {verb} (recorded in the audit log)."
+    )
+
+
+reason_option = click.option(
+    "--reason", required=True, callback=_who, help="Why (recorded in the audit log)."
+)
+
+
 @main.command()
 @click.argument("version", type=int)
-@click.option("--by", required=True, help="Who approves (recorded in the audit log).")
-@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@by_option("approves")
+@reason_option
 @pipeline_option
 def approve(version: int, by: str, reason: str, pipeline_name: str | None) -> None:
     """Approve a candidate that waits for a person: it becomes the champion."""
     context = Context.open(pipeline_name)
     move = _guarded(lambda: _lifecycle().approve(
-        context.registry, context.notifier(), context.pipeline.name, version,
+        context.registry, context.notifier(), context.name, version,
         actor=_actor(by), reason=reason,
     ))  # fmt: skip
     context.after_change(move)
@@ -321,22 +348,22 @@ def approve(version: int, by: str, reason: str, pipeline_name: str | None) -> No
 
 @main.command()
 @click.argument("version", type=int)
-@click.option("--by", required=True, help="Who rejects (recorded in the audit log).")
-@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@by_option("rejects")
+@reason_option
 @pipeline_option
 def reject(version: int, by: str, reason: str, pipeline_name: str | None) -> None:
     """Reject a candidate that waits for a person: the champion stays."""
     context = Context.open(pipeline_name)
     _guarded(lambda: _lifecycle().reject(
-        context.registry, context.pipeline.name, version, actor=_actor(by), reason=reason
+        context.registry, context.name, version, actor=_actor(by), reason=reason
     ))  # fmt: skip
-    click.echo(f"{context.pipeline.name}: v{version} rejected; the champion stays.")
+    click.echo(f"{context.name}: v{version} rejected; the champion stays.")
 
 
 @main.command()
 @click.option("--to", "to_version", type=int, default=None, help="Version to restore.")
-@click.option("--by", required=True, help="Who rolls back (recorded in the audit log).")
-@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@by_option("rolls back")
+@reason_option
 @pipeline_option
 def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | None) -> None:
     """Roll back what is live: an active rollout (all traffic back to the champion), else the
@@ -346,7 +373,7 @@ def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | 
 
     context = Context.open(pipeline_name)
     undone = _guarded(lambda: rollback_live(
-        context.registry, context.notifier(), context.pipeline.name,
+        context.registry, context.notifier(), context.name,
         to_version=to_version, actor=_actor(by), reason=reason,
     ))  # fmt: skip
     if not isinstance(undone, Rollout):
@@ -375,8 +402,8 @@ def status(as_json: bool, pipeline_name: str | None) -> None:
     from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
-    report = _lifecycle().status(context.registry, context.pipeline.name)
-    rollout = active_rollout(context.registry, context.pipeline.name)
+    report = _lifecycle().status(context.registry, context.name)
+    rollout = active_rollout(context.registry, context.name)
     report["rollout"] = None if rollout is None else rollout.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -404,6 +431,48 @@ def status(as_json: bool, pipeline_name: str | None) -> None:
             f"  {move['at']} {move['action']:<8} {move['alias']} -> v{move['version']} "
             f"(was {was}) by {move['by']}: {move['reason']}"
         )
+
+
+@main.command("sign-artifacts")
+@click.option(
+    "--previous-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The key file the artifacts were signed with before a key rotation.",
+)
+@click.option(
+    "--trust-unsigned",
+    is_flag=True,
+    help="Also sign versions registered before signing whose files still match their SHA-256.",
+)
+@by_option("signs")
+@pipeline_option
+def sign_artifacts(
+    previous_key_file: Path | None, trust_unsigned: bool, by: str, pipeline_name: str | None
+) -> None:
+    """Sign every version's artifacts with the current key (RETRAIN_ARTIFACT_KEY or the key
+    file): after a key rotation (--previous-key-file) or for versions registered before
+    artifacts were signed (--trust-unsigned). Exit status 2 if any version was refused."""
+    from retraining_assets.core.registry import ArtifactSigner
+
+    context = Context.open(pipeline_name)
+    actor = _actor(by)
+    outcome = _guarded(lambda: context.registry.sign_artifacts(
+        context.name,
+        previous=ArtifactSigner.from_file(previous_key_file) if previous_key_file else None,
+        trust_unsigned=trust_unsigned, by=actor.by, actual_user=actor.actual_user,
+    ))  # fmt: skip
+    for label, key in (("signed", "signed"), ("already signed", "current")):
+        click.echo(f"{context.name}: {label}: {_versions(outcome[key])}")
+    if outcome["refused"]:
+        _fail(
+            f"{context.name}: {_versions(outcome['refused'])} refused: their files fail "
+            "their SHA-256 or signature under every key given; nothing was signed for them"
+        )
+
+
+def _versions(numbers: list[int]) -> str:
+    return ", ".join(f"v{n}" for n in numbers) or "none"
 
 
 def _lifecycle():

@@ -22,8 +22,11 @@ from retraining_assets.defs.periods import period_start
 from retraining_assets.defs.resources import PLATFORM
 
 
-def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.MetadataValue]:
-    """The verdict in keys a sensor reads without loading data, plus the pictures."""
+def drift_metadata(
+    report: DriftReport, html_url: str, png_url: str, png: bytes
+) -> dict[str, dg.MetadataValue]:
+    """The verdict in keys a sensor reads without loading data, the summary plot inline, and
+    links to the full report and the plot on the report server."""
     picture = base64.b64encode(png).decode()
     return {
         "drift_detected": dg.MetadataValue.bool(report.dataset_drift),
@@ -36,7 +39,8 @@ def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.M
         "profile_hash": dg.MetadataValue.text(report.profile_hash),
         "n_current": dg.MetadataValue.int(report.n_current),
         "report": dg.MetadataValue.md(report.to_markdown()),
-        "html_report": dg.MetadataValue.path(html),
+        "html_report": dg.MetadataValue.url(html_url),
+        "summary_png": dg.MetadataValue.url(png_url),
         "summary_plot": dg.MetadataValue.md(f"![drift summary](data:image/png;base64,{picture})"),
     }
 
@@ -81,7 +85,7 @@ def build_monitoring_assets(
 
     @dg.asset(
         key=[name, "drift_report"],
-        group_name=name,
+        group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
         # the period's blocking data checks gate it; the records come from the drift window
         deps=[current_key, dg.AssetKey([name, "reference_data"])],
@@ -96,7 +100,7 @@ def build_monitoring_assets(
         feature. Administrators are told when it finds drift."""
         partition = context.partition_key
         platform = getattr(context.resources, PLATFORM)
-        reference = platform.references().load(name)
+        reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
         start, end, source = trailing_window(context)
@@ -122,21 +126,19 @@ def build_monitoring_assets(
                 partition=partition,
                 features=report.drifted_features,
                 n_features=len(report.features),
-                report_url=str(html),
+                report_url=pipeline.report_url(html),
                 key=f"drift:{name}:{partition}:{report.profile_hash}",
             )
             getattr(context.resources, NOTIFIER).notifier().notify(message)
-        return dg.Output(
-            report.to_dict(),
-            metadata={
-                **drift_metadata(report, str(html), png.read_bytes()),
-                **window_metadata(start, end, len(current)),
-            },
+        metadata = drift_metadata(
+            report, pipeline.report_url(html), pipeline.report_url(png), png.read_bytes()
         )
+        metadata |= window_metadata(start, end, len(current))
+        return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.asset(
         key=[name, "champion_performance"],
-        group_name=name,
+        group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
         deps=[current_key],
         required_resource_keys={PLATFORM, records},

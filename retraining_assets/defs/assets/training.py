@@ -46,7 +46,7 @@ def build_training_assets(
 
     @dg.asset(
         key=window_key,
-        group_name=name,
+        group_name=f"{name}_training",
         partitions_def=partitions_def,
         deps=[dg.AssetKey([name, "current_data"])],
         required_resource_keys={PLATFORM, NOTIFIER, records},
@@ -103,7 +103,7 @@ def build_training_assets(
     def base_candidate(family: str) -> dg.AssetsDefinition:
         @dg.asset(
             key=candidate_key(pipeline, family),
-            group_name=name,
+            group_name=f"{name}_training",
             partitions_def=partitions_def,
             ins={"training_data": dg.AssetIn(window_key)},
             required_resource_keys={PLATFORM},
@@ -140,7 +140,7 @@ def build_training_assets(
 
         @dg.asset(
             key=candidate_key(pipeline, "ensemble"),
-            group_name=name,
+            group_name=f"{name}_training",
             partitions_def=partitions_def,
             ins={
                 "training_data": dg.AssetIn(window_key),
