@@ -182,7 +182,14 @@ class DemoState:
 
 
 def prepare_demo(home: Path) -> DemoState:
-    settings = load_settings(home=home, retrain_cooldown_hours=0, model_families=["xgboost"])
+    # monthly periods: three months of demo records make one whole training window
+    settings = load_settings(
+        home=home,
+        partition="monthly",
+        training_window="3M",
+        drift_window=1,
+        model_families=["xgboost"],
+    )
     prepare_dagster_home(settings)
     DEMO.seed_database(platform_engine(settings.platform_database_url))
     pipeline = demo_pipeline(settings, DEMO)
@@ -216,6 +223,8 @@ def measure_backend(
     # the sensor itself, against the instance, with the pipeline's records in the big table
     big = dataclasses.replace(demo.pipeline, source=source)
     simulation = Simulation(build_definitions(big.settings, [big]), big, demo.simulation.instance)
+    # a tick on January 1, 2025: the newest complete period is December, a month of new records
+    simulation.now = END + timedelta(minutes=15)
     out["first tick s"], request = timed(simulation.tick)
     out["tick s"] = repeated(simulation.tick)
     out["tick outcome"] = _outcome(request)

@@ -9,7 +9,7 @@ from retraining_assets.core.pipeline import Pipeline, configured_pipelines
 from retraining_assets.defs.factory import build_pipeline_defs
 from retraining_assets.defs.jobs import job_names
 from retraining_assets.defs.notifications import build_notification_defs
-from retraining_assets.defs.resources import PLATFORM, PlatformResource
+from retraining_assets.defs.resources import CLOCK, PLATFORM, ClockResource, PlatformResource
 from retraining_assets.settings import Settings, load_settings
 
 
@@ -21,7 +21,9 @@ def build_definitions(
     return dg.Definitions.merge(
         *(build_pipeline_defs(pipeline) for pipeline in pipelines),
         build_notification_defs(watched, settings),
-        dg.Definitions(resources={PLATFORM: PlatformResource.from_settings(settings)}),
+        dg.Definitions(
+            resources={PLATFORM: PlatformResource.from_settings(settings), CLOCK: ClockResource()}
+        ),
     )
 
 

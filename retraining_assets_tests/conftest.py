@@ -37,6 +37,10 @@ DATASETS = Path(
 )
 # A fixed end month keeps partition keys stable whatever day the tests run.
 SMALL_STREAM = DemoStream(months=6, rows_per_month=400, end_month=pd.Timestamp("2024-06-01"))
+# A pipeline kept on monthly periods (RETRAIN_PARTITION=monthly, the layout before daily
+# monitoring): three-month training windows, each month judged on its own. The demo stream's
+# Dagster tests use it, one month a period.
+MONTHLY = {"partition": "monthly", "training_window": "3M", "drift_window": 1}
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +73,7 @@ def elec2() -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(home=tmp_path / ".retrain")
+    return load_settings(home=tmp_path / ".retrain", **MONTHLY)
 
 
 @pytest.fixture

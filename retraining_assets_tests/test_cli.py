@@ -1,5 +1,8 @@
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -8,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
-from retraining_assets.cli.demo import demo_settings
+from retraining_assets.cli.demo import demo_periods, demo_settings
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
+from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.prediction_log import count_rows
 from retraining_assets.settings import load_settings
 
@@ -74,18 +78,26 @@ def test_demo_runs_the_pipeline_through_a_real_instance(
     runs = instance.get_runs()
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     jobs = sorted(run.job_name for run in runs)
-    # one reference, four months monitored, one retraining once the 3-month window is
-    # complete; month 4 brings 400 records, under the 1,000-record volume trigger
-    assert jobs.count("demo_reference_job") == 1 and jobs.count("demo_monitoring_job") == 4
-    assert jobs.count("demo_retraining_job") == 1
+    # weekly periods (the demo's): each week of the four months monitored once, one reference,
+    # and the first retraining once the 90-day training window is whole
+    stream = DemoStream(months=4, rows_per_month=400)
+    weeks = demo_periods(
+        demo_pipeline(demo_settings(load_settings(), False, stream), stream), stream
+    )
+    assert len(weeks) >= 17 and all(week.weekday() == 6 for week in weeks)  # Sundays
+    assert jobs.count("demo_reference_job") == 1
+    assert jobs.count("demo_monitoring_job") == len(weeks)
+    assert jobs.count("demo_retraining_job") >= 1
     assert "no_champion" in result.output and "promote -> v" in result.output
+    table = result.output[result.output.index("period  ") :].split("Reaction")[0]
+    assert max(len(line) for line in table.splitlines()) <= 120
     assert "Notifications in the outbox:" in result.output
     # a second run seeds nothing new and still succeeds (idempotent)
     again = CliRunner().invoke(main, ["demo", "--months", "4", "--rows", "400"])
     assert again.exit_code == 0 and "4 already in the database" in again.output
 
 
-def test_demo_serve_replays_each_month_through_the_prediction_service(
+def test_demo_serve_replays_each_period_through_the_prediction_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / ".retrain"))
@@ -93,15 +105,17 @@ def test_demo_serve_replays_each_month_through_the_prediction_service(
     result = CliRunner().invoke(main, ["demo", "--months", "4", "--rows", "400", "--serve"])
     assert result.exit_code == 0, result.output
     assert "Live traffic: gradual rollouts through steps 5%, 25%, 50%, 100%" in result.output
-    table = result.output[result.output.index("  month") :].splitlines()
+    table = result.output[result.output.index("period  ") :].split("Reaction")[0].splitlines()
     assert "served (correct)" in table[0] and "rollout" in table[0]
-    # no champion for three months; the fourth month's records are served by the first one
-    assert [("no model yet" in line) for line in table[1:5]] == [True, True, True, False]
-    served = DemoStream(months=4, rows_per_month=400).generate(3)
-    champion = re.search(r"promote -> v(\d+)", table[3]).group(1)  # promoted in month 3
-    assert f"v{champion} {len(served)} (" in table[4]
+    # no champion until the first whole training window; the weeks after it are served by it
+    promoted = next(i for i, line in enumerate(table) if "promote -> v" in line)
+    assert all("no model yet" in line for line in table[1 : promoted + 1])
+    champion = re.search(r"promote -> v(\d+)", table[promoted]).group(1)
+    served = [re.search(rf"v{champion} ([\d,]+) \(", line) for line in table[promoted + 1 :]]
+    assert served and all(served)
+    total = sum(int(match.group(1).replace(",", "")) for match in served)
     engine = platform_engine(f"sqlite:///{tmp_path / '.retrain' / 'platform.db'}")
-    assert count_rows(engine, "demo") == {"predictions": len(served), "outcomes": len(served)}
+    assert count_rows(engine, "demo") == {"predictions": total, "outcomes": total}
 
 
 def test_demo_settings_with_serve_keep_what_the_user_set() -> None:
@@ -260,3 +274,69 @@ def test_backtest_command_names_the_problem(tmp_path: Path, small_stream) -> Non
         "backtest", "--data", str(path), "--time-column", "event_time", "--target", "defaulted",
     ])  # fmt: skip
     assert result.exit_code == 2 and "period" in result.output
+
+
+@pytest.mark.parametrize(
+    ("environment", "setting"),
+    [
+        ({"RETRAIN_TRAINING_WINDOW": "3"}, "training_window"),  # the old meaning: 3 periods
+        ({"RETRAIN_TRAINING_WINDOW": "5d"}, "training_window"),  # shorter than 7 daily periods
+        ({"RETRAIN_RETRAIN_SCHEDULE": "every tuesday"}, "retrain_schedule"),
+        (
+            {"RETRAIN_PARTITION": "monthly", "RETRAIN_DRIFT_WINDOW": "1"},
+            "partition",
+        ),  # monthly periods, weekly schedule: coarser than the schedule
+    ],
+)
+def test_bad_time_scales_stop_the_demo_and_the_definitions_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: dict, setting: str
+) -> None:
+    if setting == "partition":
+        environment = {**environment, "RETRAIN_RETRAIN_SCHEDULE": "weekly"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["demo", "--months", "4", "--rows", "400"])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    variable = f"RETRAIN_{setting.upper()}"
+    assert line.startswith("error: invalid settings:")
+    assert f"setting '{setting}' ({variable})" in line
+    assert not (tmp_path / ".retrain").exists()  # nothing ran, nothing was written
+    # the code location refuses to load with the same one line (dagster dev, the daemon)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import retraining_assets.definitions"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")},
+        check=False,
+    )
+    assert loaded.returncode != 0
+    assert f"setting '{setting}' ({variable})" in loaded.stderr.strip().splitlines()[-1]
+
+
+def test_the_demo_table_fits_120_columns_and_shows_warnings_as_warnings() -> None:
+    from retraining_assets.demo.report import format_table, summary_row
+    from retraining_assets.demo.simulation import PeriodOutcome
+
+    outcome = PeriodOutcome("2026-02-08", None)
+    outcome.checks = {"schema": True, "categorical_domains": False, "non_empty": True}
+    outcome.metadata = {
+        "current_data": {"dagster/row_count": 1190},
+        "drift_report": {"drifted_features": ["income", "credit_score", "loan_amount", "channel"]},
+        "model_evaluation": {
+            "decision": "pending_approval",
+            "best_candidate": "random_forest",
+            "candidate_value": 0.811,
+            "champion_value": 0.803,
+            "lift": "+1.00%",
+        },
+    }
+    failed = PeriodOutcome("2026-02-15", None)
+    failed.checks = {"non_empty": False, "null_rates": False}
+    rows = [summary_row(outcome), summary_row(failed)]
+    assert rows[0]["data checks"] == "warn categorical_domains"
+    assert rows[1]["data checks"] == "FAIL non_empty; warn null_rates"
+    assert rows[0]["decision"] == "pending"
+    lines = format_table([row | {"retrain because": "drift,volume,performance"} for row in rows])
+    assert max(len(line) for line in lines.splitlines()) <= 120
+    assert lines.splitlines()[1].startswith("2026-02-08  1,190")  # dates and counts kept whole

@@ -1,8 +1,8 @@
 """The reference: what each period is validated and compared against.
 
-Until a champion exists it is the first configured periods of the record source; afterwards
-the champion's training window (each model version keeps its own drift profile, so a
-rollback restores what drift is measured against).
+Until a champion exists it is the first complete training window of the record source
+(``TimeScales.first_training_window``); afterwards the champion's training window (each model
+version keeps its own drift profile, so a rollback restores what drift is measured against).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Reference:
     start: datetime
     end: datetime
     rows: int
-    origin: str  # "first periods" or "champion v<N>"
+    origin: str  # "first training window" or "champion v<N>"
     bounds: ReferenceBounds
     profile: ReferenceProfile
     champion_version: int | None = None  # the champion it was built for (None: none yet)
@@ -93,7 +93,7 @@ class Reference:
 class ReferenceStore:
     """The reference each pipeline currently measures against, one file per pipeline.
 
-    ``reference_data`` writes it (from the first periods, or from the champion's own stored
+    ``reference_data`` writes it (from the first training window, or from the champion's own stored
     reference after a promotion or rollback); validation and drift read it.
     """
 
@@ -160,7 +160,8 @@ def champion_reference(registry: Registry, pipeline: str) -> Reference | None:
 
 
 def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource) -> Reference:
-    """The champion's own reference, or the first configured periods while there is none."""
+    """The champion's own reference (stored with its version, so a rollback restores it), or
+    the first complete training window while there is no champion."""
     reference = champion_reference(registry, pipeline.name)
     if reference is not None:
         return reference
@@ -168,10 +169,11 @@ def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource
     frame = source.load(start, end)
     if frame.empty:
         raise ValueError(
-            f"the reference window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "
-            f"{source.description} holds no records; set RETRAIN_PARTITION_START"
+            f"the first training window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "
+            f"{source.description} holds no records; set RETRAIN_PARTITION_START "
+            "(or RETRAIN_TRAINING_WINDOW)"
         )
-    return Reference.fit(frame, pipeline.spec, start, end, origin="first periods")
+    return Reference.fit(frame, pipeline.spec, start, end, origin="first training window")
 
 
 def refresh_reference(

@@ -49,12 +49,13 @@ class RecordSource(ABC):
     def time_range(self) -> tuple[datetime, datetime] | None:
         """The first and last record time, or None when there are no records."""
 
-    def count_since(self, watermark: datetime | None) -> int:
-        """Records newer than ``watermark`` (all when None): the volume trigger's signal."""
+    def count_since(self, watermark: datetime | None, end: datetime | None = None) -> int:
+        """Records newer than ``watermark`` (all when None) and before ``end`` (open when
+        None): the volume trigger's signal."""
         if watermark is None:
-            return self.count()
+            return self.count(None, end)
         # strictly after the watermark: a record at exactly the watermark was already seen
-        return self.count(watermark + pd.Timedelta(microseconds=1), None)
+        return self.count(watermark + pd.Timedelta(microseconds=1), end)
 
 
 @dataclass

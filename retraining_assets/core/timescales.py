@@ -211,6 +211,16 @@ class TimeScales:
         }
         return named[self.schedule] if self.schedule in named else self.schedule.strip()
 
+    def schedule_ticks(self, after: datetime, until: datetime) -> list[datetime]:
+        """The schedule's ticks in ``(after, until]``, in order (none for ``none``)."""
+        cron = self.schedule_cron()
+        if cron is None:
+            return []
+        ticks, moments = croniter(cron, after), []
+        while (moment := ticks.get_next(datetime)) <= until:
+            moments.append(moment)
+        return moments
+
     def schedule_due(self, prev_end: datetime, end: datetime) -> bool:
         """Whether a tick of the schedule falls in ``(prev_end, end]``."""
         cron = self.schedule_cron()

@@ -13,21 +13,11 @@ from retraining_assets.defs.assets.rollout import build_rollout_assets
 from retraining_assets.defs.assets.training import build_training_assets
 from retraining_assets.defs.jobs import build_jobs
 from retraining_assets.defs.operations import build_champion_sensor, build_model_jobs
+from retraining_assets.defs.periods import partitions_for
 from retraining_assets.defs.resources import RecordSourceResource
 from retraining_assets.defs.rollout_sensor import build_rollout_sensor
 from retraining_assets.defs.schedules import build_schedules
 from retraining_assets.defs.sensors import build_retraining_sensor
-
-PARTITIONS = {
-    "monthly": dg.MonthlyPartitionsDefinition,
-    "weekly": dg.WeeklyPartitionsDefinition,
-    "daily": dg.DailyPartitionsDefinition,
-}
-
-
-def partitions_for(pipeline: Pipeline) -> dg.TimeWindowPartitionsDefinition:
-    """Complete periods only: the current, still growing period is not a partition yet."""
-    return PARTITIONS[pipeline.settings.partition](start_date=pipeline.start, end_offset=0)
 
 
 def asset_owners(pipeline: Pipeline) -> list[str]:
@@ -61,7 +51,7 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
         jobs=[*jobs, *build_model_jobs(pipeline)],
         schedules=build_schedules(pipeline, jobs),
         sensors=[
-            build_retraining_sensor(pipeline, partitions_def),
+            build_retraining_sensor(pipeline),
             build_rollout_sensor(pipeline),
             build_champion_sensor(pipeline),
         ],

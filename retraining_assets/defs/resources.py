@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +22,7 @@ from retraining_assets.core.sources import (
 from retraining_assets.settings import Settings
 
 PLATFORM = "platform"
+CLOCK = "clock"
 
 
 class RecordSourceResource(dg.ConfigurableResource):
@@ -75,6 +77,19 @@ class PlatformResource(dg.ConfigurableResource):
 
     def references(self) -> ReferenceStore:
         return ReferenceStore(Path(self.artifact_root))
+
+
+class ClockResource(dg.ConfigurableResource):
+    """What "now" is for the sensors: the wall clock (naive UTC), or a fixed ``moment`` when a
+    simulation replays history (the demo), so that the newest complete period and the retrain
+    cooldown are those of the simulated moment."""
+
+    moment: str | None = None  # ISO 8601, naive UTC
+
+    def now(self) -> datetime:
+        if self.moment is not None:
+            return datetime.fromisoformat(self.moment)
+        return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _secret(variable: str, value: SecretStr | None) -> str | None:

@@ -1,13 +1,12 @@
 """The retraining sensor: gathers the signals cheaply and lets ``RetrainPolicy`` decide."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.defs.jobs import retraining_job_name
-from retraining_assets.defs.resources import PLATFORM
-from retraining_assets.defs.signals import gather_signals
+from retraining_assets.defs.periods import retraining_target
+from retraining_assets.defs.resources import CLOCK, PLATFORM
+from retraining_assets.defs.signals import gather_signals, request_tags
 
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
@@ -22,35 +21,32 @@ def automation_status(pipeline: Pipeline) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
 
 
-def build_retraining_sensor(
-    pipeline: Pipeline, partitions_def: dg.TimeWindowPartitionsDefinition
-) -> dg.SensorDefinition:
+def build_retraining_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
     name = pipeline.name
     job_name = retraining_job_name(name)
     records = f"{name}_records"
     policy = retrain_policy(pipeline.settings)
+    scales = pipeline.timescales
 
     @dg.sensor(
         name=f"{name}_retraining_sensor",
         job_name=job_name,
         minimum_interval_seconds=60,
         default_status=automation_status(pipeline),
-        required_resource_keys={PLATFORM, records},
-        description="Retrains on the newest complete period when RetrainPolicy says so: no "
-        "champion, drift, more new records than RETRAIN_VOLUME_TRIGGER, or a live metric drop. "
+        required_resource_keys={PLATFORM, CLOCK, records},
+        description="Every minute, asks RetrainPolicy whether to retrain on the newest complete "
+        "monitoring period: no champion, drift or a live-metric drop in that period's "
+        "monitoring, or more than RETRAIN_VOLUME_TRIGGER new records in its training window. "
         "Reads metadata and a COUNT only; every reason goes into the run's tags.",
     )
     def retraining_sensor(context: dg.SensorEvaluationContext):
-        # the newest period that monitoring has seen (the monitoring schedule or a backfill)
-        reports = context.instance.fetch_materializations(
-            dg.AssetKey([name, "drift_report"]), limit=1
-        ).records
-        if not reports:
-            return dg.SkipReason("no period has been monitored yet")
-        partition = reports[0].partition_key
-        start = partitions_def.time_window_for_partition_key(partition).start
-        if not pipeline.can_train(start.replace(tzinfo=None)):
-            return dg.SkipReason(f"{partition}: the training window is not complete yet")
+        now = getattr(context.resources, CLOCK).now()
+        # the newest complete period, whatever was monitored last: a backfill of an old
+        # period does not move the target, and the window holds every record up to its end
+        target = retraining_target(pipeline, now)
+        if isinstance(target, dg.SkipReason):
+            return target
+        partition = scales.label(target)
         active = context.instance.get_run_records(
             dg.RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1
         )
@@ -66,7 +62,8 @@ def build_retraining_sensor(
             registry,
             source,
             partition,
-            now=datetime.now(UTC).replace(tzinfo=None),
+            window_end=scales.period_end(target),
+            now=now,
         )
         decision = policy.decide(signals)
         if not decision.retrain:
@@ -76,7 +73,7 @@ def build_retraining_sensor(
             # a new key only when new data was trained on since: repeated ticks dedupe
             run_key=f"{partition}:{watermark.isoformat() if watermark else 'never'}",
             partition_key=partition,
-            tags=decision.tags(),
+            tags=request_tags(decision, signals, now),
         )
 
     return retraining_sensor

@@ -11,7 +11,12 @@ import dagster as dg
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
-from retraining_assets.core.triggers import Signals
+from retraining_assets.core.triggers import Cause, RetrainDecision, Signals
+
+DRIFTED_TAG = "retrain/drifted_features"  # the drift a run acts on (comma-separated)
+REQUESTED_AT = "retrain/requested_at"
+"""Run tag: the moment (naive UTC, ISO 8601) a sensor or schedule asked for the run, by the
+clock it runs on: the retrain cooldown counts from it, in simulated time too."""
 
 
 def period_metadata(
@@ -37,31 +42,58 @@ def gather_signals(
     source: RecordSource,
     partition: str,
     *,
+    window_end: datetime,
     now: datetime,
-    scheduled: bool = False,
 ) -> Signals:
-    """Everything the retrain decision needs for ``partition``, read without loading data."""
+    """Everything the retrain decision needs for ``partition`` (the period whose training
+    window ends at ``window_end``), read without loading data: its drift verdict and live
+    metric if monitoring saw them after the last training, and the new records up to its end.
+
+    A drift the last training already acted on (no feature drifting that did not drift then)
+    is not a reason again: a persisting shift whose candidate did not pass the gate waits for
+    new features, new records, a live-metric drop or the schedule instead of retraining on
+    every period."""
     name = pipeline.name
     versions = registry.list_versions(name)
-    last_training = versions[-1].created_at if versions else None
+    trained = versions[-1] if versions else None
+    run = instance.get_run_by_id(trained.run_id) if trained and trained.run_id else None
+    # event order is wall-clock (materializations and versions are stamped by the machine)
+    after = trained.created_at if trained else None
     drift_values = period_metadata(
-        instance, dg.AssetKey([name, "drift_report"]), partition, after=last_training
+        instance, dg.AssetKey([name, "drift_report"]), partition, after=after
     )
+    drifted = tuple(drift_values.get("drifted_features") or ())
+    acted_on = set(run.tags.get(DRIFTED_TAG, "").split(",")) if run else set()
+    if drifted and set(drifted) <= acted_on:
+        drift_values = {}
     live = period_metadata(
-        instance, dg.AssetKey([name, "champion_performance"]), partition, after=last_training
+        instance, dg.AssetKey([name, "champion_performance"]), partition, after=after
     )
     return Signals(
         has_champion=registry.get_alias(name, CHAMPION) is not None,
         drift_detected=drift_values.get("drift_detected"),
-        drifted_features=tuple(drift_values.get("drifted_features") or ()),
-        new_records=source.count_since(registry.get_watermark(name)),
+        drifted_features=drifted if drift_values else (),
+        new_records=source.count_since(registry.get_watermark(name), window_end),
         live_metric=_number(live.get("live_metric")),
         baseline_metric=_number(live.get("baseline_metric")),
         higher_is_better=pipeline.higher_is_better,
-        scheduled=scheduled,
-        last_training=last_training,
+        last_training=trained_at(run, trained.created_at) if trained else None,
         now=now,
     )
+
+
+def request_tags(decision: RetrainDecision, signals: Signals, now: datetime) -> dict[str, str]:
+    """The tags of a requested retraining run: every reason, the moment it was asked for,
+    and the features whose drift it acts on."""
+    drifted = ",".join(signals.drifted_features) if Cause.DRIFT in decision.causes else ""
+    return {**decision.tags(), REQUESTED_AT: now.isoformat(), DRIFTED_TAG: drifted}
+
+
+def trained_at(run: dg.DagsterRun | None, created: datetime) -> datetime:
+    """When the run that trained a version was asked for, by the requester's clock (the
+    cooldown's start); the version's creation time for a run nobody stamped (launched by hand)."""
+    stamped = run.tags.get(REQUESTED_AT) if run else None
+    return datetime.fromisoformat(stamped) if stamped else created
 
 
 def _number(value: object) -> float | None:

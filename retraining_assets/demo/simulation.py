@@ -1,10 +1,14 @@
 """Drive the real definitions period by period, as the Dagster daemon would, in one process.
 
-For each period: the monitoring job (what the monitoring schedule launches), then one tick of
-the retraining sensor, evaluated daemon-less, and the retraining run it requests. With live
-traffic (``traffic``), the period's records are first replayed through the prediction service,
-and after each chunk the rollout sensor ticks and its run judges the rollout. The demo and the
-end-to-end tests use this; in production the daemon does the same.
+Time is simulated: each monitoring period is lived at the moments the daemon would act on
+it. The retraining schedule's ticks since the previous period's monitoring come first (each
+asks for its own newest complete period); then, 15 minutes after the period ends, the
+monitoring job (what the monitoring schedule launches), one tick of the retraining sensor,
+evaluated daemon-less with the clock set to that moment, and the retraining run it requests.
+The sensors' "now" and the retrain cooldown are therefore the simulated moment, never the
+wall clock. With live traffic (``traffic``), the period's records are first replayed through
+the prediction service, and after each chunk the rollout sensor ticks and its run judges the
+rollout. The demo and the end-to-end tests use this; in production the daemon does the same.
 
 Every run is a run of the code location's job, as the daemon or ``dagster job launch`` would
 create it (``launch.py``): the webserver lists it under its job, on the timeline and on the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -22,6 +27,9 @@ import pandas as pd
 from dagster._core.scheduler.instigation import InstigatorTick
 
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.defs.periods import partitions_for, period_start
+from retraining_assets.defs.resources import CLOCK, ClockResource
+from retraining_assets.defs.signals import REQUESTED_AT
 from retraining_assets.demo.launch import CodeLocation, Launcher, RunResult
 from retraining_assets.service.traffic import Replayed
 
@@ -33,6 +41,8 @@ from retraining_assets.defs.jobs import (
     retraining_job_name,
     rollout_job_name,
 )
+
+MONITORING_DELAY = timedelta(minutes=15)  # the monitoring schedule's minute after a period ends
 
 
 @dataclass
@@ -49,12 +59,15 @@ class _Materialized:
 
 @dataclass
 class PeriodOutcome(_Materialized):
-    """What happened in one simulated period."""
+    """What happened in one simulated period: the retraining schedule's tick (if one fell in
+    it) and its run, the monitoring run, the sensor's tick and the run it requested."""
 
     partition: str
     monitoring: RunResult
     sensor: dg.RunRequest | dg.SkipReason | None = None
     retraining: RunResult | None = None
+    schedule: dg.RunRequest | dg.SkipReason | None = None
+    scheduled: RunResult | None = None
 
     @property
     def retrain_causes(self) -> str | None:
@@ -62,6 +75,36 @@ class PeriodOutcome(_Materialized):
         if isinstance(self.sensor, dg.RunRequest):
             return self.sensor.tags.get("retrain/causes")
         return None
+
+    @property
+    def causes(self) -> list[str]:
+        """Why training was asked for in this period: the sensor's causes, then the schedule."""
+        causes = (self.retrain_causes or "").split(",")
+        if isinstance(self.schedule, dg.RunRequest):
+            causes.append("schedule")
+        return [cause for cause in dict.fromkeys(causes) if cause]
+
+    @property
+    def requests(self) -> list[tuple[datetime, list[str]]]:
+        """Each retraining asked for in this period: its moment and causes, in order."""
+        asked = [r for r in (self.schedule, self.sensor) if isinstance(r, dg.RunRequest)]
+        return [
+            (datetime.fromisoformat(r.tags[REQUESTED_AT]), r.tags["retrain/causes"].split(","))
+            for r in asked
+        ]
+
+    @property
+    def promoted_at(self) -> datetime | None:
+        """When a run of this period moved the champion (the moment it was asked for)."""
+        for request, result in ((self.schedule, self.scheduled), (self.sensor, self.retraining)):
+            if isinstance(request, dg.RunRequest) and result is not None and _moves(result):
+                return datetime.fromisoformat(request.tags[REQUESTED_AT])
+        return None
+
+    @property
+    def trained(self) -> bool:
+        """Whether a run of this period registered candidates (not skipped as already seen)."""
+        return self.value("training_data", "data_fingerprint") is not None
 
 
 @dataclass
@@ -102,6 +145,7 @@ class Simulation:
     pipeline: Pipeline
     instance: dg.DagsterInstance
     location: CodeLocation = field(default_factory=CodeLocation)
+    now: datetime | None = None  # the simulated moment (naive UTC); None: the wall clock
 
     def __post_init__(self) -> None:
         self._launcher = Launcher(self.defs, self.instance, self.location)
@@ -117,14 +161,19 @@ class Simulation:
     def refresh_reference(self) -> RunResult:
         return self.launch(reference_job_name(self.pipeline.name))
 
+    def resources(self) -> dict:
+        """The code location's resources, with the clock at the simulated moment."""
+        clock = ClockResource(moment=self.now.isoformat() if self.now else None)
+        return {**self.defs.resources, CLOCK: clock}
+
     def tick(self, sensor: str = "retraining") -> dg.RunRequest | dg.SkipReason | None:
         """One evaluation of the pipeline's ``<sensor>_sensor`` against the instance, as the
-        daemon does; recorded as the sensor's tick. Its run, if any, is launched by the caller
-        (``period``, ``rollout``) and attributed to the tick."""
+        daemon does, at the simulated moment; recorded as the sensor's tick. Its run, if any,
+        is launched by the caller (``period``, ``rollout``) and attributed to the tick."""
         name = f"{self.pipeline.name}_{sensor}_sensor"
         definition = self.defs.resolve_sensor_def(name)
         with dg.build_sensor_context(
-            instance=self.instance, definitions=self.defs, resources=self.defs.resources
+            instance=self.instance, definitions=self.defs, resources=self.resources()
         ) as context:
             result = definition.evaluate_tick(context)
         if result.run_requests:
@@ -143,18 +192,58 @@ class Simulation:
             tick=self._last_tick,
         )
 
+    def schedule_tick(self, moment: datetime) -> dg.RunRequest | dg.SkipReason | None:
+        """One tick of the retraining schedule at ``moment``, as the daemon evaluates it."""
+        schedule = self.defs.resolve_schedule_def(f"{self.pipeline.name}_retraining_schedule")
+        with dg.build_schedule_context(
+            instance=self.instance,
+            scheduled_execution_time=moment.replace(tzinfo=UTC),
+            resources=self.resources(),
+            repository_def=self.defs.get_repository_def(),
+        ) as context:
+            result = schedule.evaluate_tick(context)
+        if result.run_requests:
+            return result.run_requests[0]
+        return dg.SkipReason(result.skip_message) if result.skip_message else None
+
+    def retrain(self, request: dg.RunRequest, *, scheduled: bool = False) -> RunResult:
+        """The retraining run a sensor's tick (the last one) or a schedule's tick requested."""
+        job = retraining_job_name(self.pipeline.name)
+        if not scheduled:
+            return self._launch_requested(job, request)
+        return self.launch(
+            job,
+            request.partition_key,
+            tags=request.tags,
+            run_key=request.run_key,
+            schedule=f"{self.pipeline.name}_retraining_schedule",
+        )
+
     def period(self, partition: str) -> PeriodOutcome:
-        name = self.pipeline.name
+        """Live one monitoring period: the schedule's ticks since the previous period was
+        monitored, then this period's monitoring, a sensor tick and its run."""
+        name, scales = self.pipeline.name, self.pipeline.timescales
+        start = period_start(partitions_for(self.pipeline), partition)
+        monitored_at = scales.period_end(start) + MONITORING_DELAY
+        schedule, scheduled = None, None
+        for moment in scales.schedule_ticks(start + MONITORING_DELAY, monitored_at):
+            self.now = moment
+            schedule = self.schedule_tick(moment)
+            if isinstance(schedule, dg.RunRequest):
+                scheduled = self.retrain(schedule, scheduled=True)
+        self.now = monitored_at
         monitoring = self.launch(
             monitoring_job_name(name), partition, schedule=f"{name}_monitoring_schedule"
         )
-        outcome = PeriodOutcome(partition, monitoring)
-        _collect(outcome, monitoring)
+        outcome = PeriodOutcome(partition, monitoring, schedule=schedule, scheduled=scheduled)
+        for result in (scheduled, monitoring):
+            if result is not None:
+                _collect(outcome, result)
         if not monitoring.success:
             return outcome
         outcome.sensor = self.tick()
         if isinstance(outcome.sensor, dg.RunRequest):
-            outcome.retraining = self._launch_requested(retraining_job_name(name), outcome.sensor)
+            outcome.retraining = self.retrain(outcome.sensor)
             _collect(outcome, outcome.retraining)
         return outcome
 
@@ -194,3 +283,12 @@ def _collect(outcome: _Materialized, result: RunResult) -> None:
         outcome.metadata[materialization.asset_key.path[-1]] = values
     for evaluation in result.get_asset_check_evaluations():
         outcome.checks[evaluation.check_name] = evaluation.passed
+
+
+def _moves(result: RunResult) -> bool:
+    """Whether a run moved the champion (materialized ``champion_model`` with a version)."""
+    return any(
+        event.step_materialization_data.materialization.asset_key.path[-1] == "champion_model"
+        and "version" in event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    )

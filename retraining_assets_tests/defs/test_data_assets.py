@@ -6,7 +6,7 @@ import pytest
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.definitions import build_definitions
-from retraining_assets.defs.factory import partitions_for
+from retraining_assets.defs.periods import partitions_for
 from retraining_assets.settings import load_settings
 
 MONTH = "2024-02-01"  # offset 1 of the small stream

@@ -20,6 +20,7 @@ from retraining_assets.core.schema import notification_outbox
 from retraining_assets.definitions import build_definitions
 from retraining_assets.demo.simulation import Simulation
 from retraining_assets.settings import load_settings
+from retraining_assets_tests.conftest import MONTHLY
 
 STREAM = DemoStream(rows_per_month=600, months=5, end_month=pd.Timestamp("2024-05-01"))
 
@@ -30,7 +31,7 @@ def state(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("state") / ".retrain"
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("DAGSTER_HOME", raising=False)
-        settings = load_settings(home=home, retrain_cooldown_hours=0)
+        settings = load_settings(home=home, **MONTHLY)
         prepare_dagster_home(settings)
         STREAM.seed_database(platform_engine(settings.platform_database_url))
         instance = dg.DagsterInstance.get()

@@ -35,6 +35,7 @@ from retraining_assets.demo.launch import QUIET
 from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
+from retraining_assets_tests.conftest import MONTHLY
 from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
@@ -66,6 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         patch.delenv("DAGSTER_HOME", raising=False)
         settings = load_settings(
             home=home,
+            **MONTHLY,
             retrain_cooldown_hours=0,
             model_families=["random_forest"],
             promotion_strategy="gradual",

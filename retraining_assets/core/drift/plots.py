@@ -41,7 +41,7 @@ def _shares(counts: list[int]) -> np.ndarray:
 
 def feature_png(name: str, entry: dict[str, Any]) -> bytes:
     """Reference vs current distribution of one feature as PNG bytes."""
-    fig = Figure(figsize=(6.0, 2.8), layout="constrained")
+    fig = Figure(figsize=(6.0, 2.8))
     ax = fig.add_subplot()
     hist = entry.get("histogram")
     if hist is None:

@@ -1,7 +1,6 @@
 """Data assets: each period's records, validated, and the reference they are compared with."""
 
 from collections.abc import Iterator
-from datetime import datetime
 
 import dagster as dg
 import pandas as pd
@@ -10,12 +9,8 @@ from retraining_assets.core.pipeline import Pipeline, validation_tolerances
 from retraining_assets.core.reference import refresh_reference
 from retraining_assets.core.validation import validate_period
 from retraining_assets.defs.checks import check_results, period_check_specs
+from retraining_assets.defs.periods import naive_utc
 from retraining_assets.defs.resources import PLATFORM
-
-
-def naive_utc(moment: datetime) -> datetime:
-    """Dagster's partition windows are tz-aware; record sources store naive UTC."""
-    return pd.Timestamp(moment).tz_convert("UTC").tz_localize(None).to_pydatetime()
 
 
 def frame_summary(frame: pd.DataFrame, time_column: str) -> dict[str, dg.MetadataValue]:
@@ -53,8 +48,8 @@ def build_data_assets(
     )
     def reference_data(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """What every period is validated and compared against: range/domain bounds and the
-        drift profile of the champion's training window (the first configured periods until a
-        champion exists). Refreshed whenever the champion changes."""
+        drift profile of the champion's training window (before the first champion, the first
+        complete training window of the records). Refreshed whenever the champion changes."""
         platform = getattr(context.resources, PLATFORM)
         source = getattr(context.resources, records).source()
         store = platform.references()
@@ -84,9 +79,10 @@ def build_data_assets(
     def current_data(
         context: dg.AssetExecutionContext,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        """One period of labelled records, validated with Great Expectations: schema, target
-        and a non-empty period block downstream assets; ranges, domains and null rates learned
-        from the reference only warn, because drifted periods must still reach drift detection."""
+        """One monitoring period (`RETRAIN_PARTITION`) of labelled records, validated with
+        Great Expectations: schema, target and a non-empty period block downstream assets;
+        ranges, domains and null rates learned from the reference only warn, because drifted
+        periods must still reach drift detection."""
         window = context.partition_time_window
         source = getattr(context.resources, records).source()
         frame = source.load(naive_utc(window.start), naive_utc(window.end))

@@ -1,7 +1,9 @@
-"""Monitoring assets: each period compared with the reference."""
+"""Monitoring assets: the trailing drift window of each period, compared with the reference
+and scored by the champion."""
 
 import base64
 from collections.abc import Iterator
+from datetime import datetime
 
 import dagster as dg
 import numpy as np
@@ -14,7 +16,9 @@ from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.periods import period_start
 from retraining_assets.defs.resources import PLATFORM
 
 
@@ -41,6 +45,15 @@ def drift_metadata(
     }
 
 
+def window_metadata(start: datetime, end: datetime, rows: int) -> dict[str, dg.MetadataValue]:
+    return {
+        "window": dg.MetadataValue.text(f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"),
+        "window_start": dg.MetadataValue.text(start.isoformat()),
+        "window_end": dg.MetadataValue.text(end.isoformat()),
+        "n_window": dg.MetadataValue.int(rows),
+    }
+
+
 def champion_scores(
     registry: Registry, pipeline: str, reference: Reference, frame: pd.DataFrame
 ) -> np.ndarray | None:
@@ -53,34 +66,49 @@ def champion_scores(
 
 
 def build_monitoring_assets(
-    pipeline: Pipeline, partitions_def: dg.PartitionsDefinition
+    pipeline: Pipeline, partitions_def: dg.TimeWindowPartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     name = pipeline.name
+    records = f"{name}_records"
+    current_key = dg.AssetKey([name, "current_data"])
+
+    def trailing_window(
+        context: dg.AssetExecutionContext,
+    ) -> tuple[datetime, datetime, RecordSource]:
+        """The period's drift window (``core.timescales``): the trailing
+        ``RETRAIN_DRIFT_WINDOW`` periods, widened to ``RETRAIN_DRIFT_MIN_RECORDS`` records."""
+        source = getattr(context.resources, records).source()
+        start, end = pipeline.timescales.drift_window_of(
+            period_start(partitions_def, context.partition_key), source.count, pipeline.data_start
+        )
+        return start, end, source
 
     @dg.asset(
         key=[name, "drift_report"],
         group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
-        ins={"current_data": dg.AssetIn([name, "current_data"])},
-        deps=[dg.AssetKey([name, "reference_data"])],
-        required_resource_keys={NOTIFIER, PLATFORM},
+        # the period's blocking data checks gate it; the records come from the drift window
+        deps=[current_key, dg.AssetKey([name, "reference_data"])],
+        required_resource_keys={NOTIFIER, PLATFORM, records},
         kinds={"scipy"},
     )
-    def drift_report(
-        context: dg.AssetExecutionContext, current_data: pd.DataFrame
-    ) -> dg.Output[dict]:
-        """The period against the reference: KS, PSI, Wasserstein, Jensen-Shannon, chi-square
-        per feature with Benjamini-Hochberg q-values, the dataset verdict, target drift, and an
-        HTML report with a plot per feature. Administrators are told when it finds drift."""
+    def drift_report(context: dg.AssetExecutionContext) -> dg.Output[dict]:
+        """The trailing drift window ending with this period (`RETRAIN_DRIFT_WINDOW` periods,
+        widened until it holds `RETRAIN_DRIFT_MIN_RECORDS` records) against the reference: KS,
+        PSI, Wasserstein, Jensen-Shannon, chi-square per feature with Benjamini-Hochberg
+        q-values, the dataset verdict, target drift, and an HTML report with a plot per
+        feature. Administrators are told when it finds drift."""
         partition = context.partition_key
         platform = getattr(context.resources, PLATFORM)
         reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
+        start, end, source = trailing_window(context)
+        current = source.load(start, end)
         report = reference.profile.compare(
-            current_data,
+            current,
             pipeline.drift_thresholds(),
-            scores=champion_scores(platform.registry(), name, reference, current_data),
+            scores=champion_scores(platform.registry(), name, reference, current),
         )
         folder = pipeline.reports_folder(partition)
         html = report.to_html(folder / "drift.html")
@@ -88,7 +116,10 @@ def build_monitoring_assets(
         verdict = (
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )
-        context.log.info(f"{partition}: {verdict} (vs {reference.origin}, {reference.window})")
+        context.log.info(
+            f"{partition}: {verdict} in {len(current)} records from {start:%Y-%m-%d %H:%M} to "
+            f"{end:%Y-%m-%d %H:%M} (vs {reference.origin}, {reference.window})"
+        )
         if report.dataset_drift:
             message = drift_detected(
                 pipeline=name,
@@ -102,29 +133,31 @@ def build_monitoring_assets(
         metadata = drift_metadata(
             report, pipeline.report_url(html), pipeline.report_url(png), png.read_bytes()
         )
+        metadata |= window_metadata(start, end, len(current))
         return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.asset(
         key=[name, "champion_performance"],
         group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
-        ins={"current_data": dg.AssetIn([name, "current_data"])},
-        required_resource_keys={PLATFORM},
+        deps=[current_key],
+        required_resource_keys={PLATFORM, records},
         output_required=False,
         kinds={"python"},
     )
-    def champion_performance(
-        context: dg.AssetExecutionContext, current_data: pd.DataFrame
-    ) -> Iterator[dg.Output[dict]]:
-        """The champion scored on this period's labelled records, next to the same metrics at
-        its evaluation: a live drop beyond RETRAIN_PERFORMANCE_DEGRADATION triggers retraining.
-        Skipped while there is no champion."""
+    def champion_performance(context: dg.AssetExecutionContext) -> Iterator[dg.Output[dict]]:
+        """The champion scored on the labelled records of the same trailing window as
+        `drift_report`, next to the same metrics at its evaluation: a live drop beyond
+        `RETRAIN_PERFORMANCE_DEGRADATION` triggers retraining. Skipped while there is no
+        champion."""
         registry = getattr(context.resources, PLATFORM).registry()
         champion = registry.get_alias(name, CHAMPION)
         if champion is None:
             context.log.info("no champion yet: nothing to score")
             return
-        live = evaluate(load_model(registry, name, champion.version), current_data, pipeline.spec)
+        start, end, source = trailing_window(context)
+        current = source.load(start, end)
+        live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
         baseline = evaluation_baseline(registry, name, champion.version) or {}
         metric = pipeline.primary_metric
         yield dg.Output(
@@ -135,6 +168,7 @@ def build_monitoring_assets(
                 "live_metric": _float(live.get(metric)),
                 "baseline_metric": _float(baseline.get(metric)),
                 "live_metrics": dg.MetadataValue.json(live),
+                **window_metadata(start, end, len(current)),
             },
         )
 

@@ -1,9 +1,9 @@
-"""Training assets: the window of recent periods and one candidate per model family."""
+"""Training assets: the training window ending with a period and one candidate per model
+family."""
 
 from collections.abc import Iterator
 
 import dagster as dg
-import pandas as pd
 
 from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
 from retraining_assets.core.notify import retraining_started
@@ -14,9 +14,9 @@ from retraining_assets.core.training import (
     split_for_training,
     train_model,
 )
-from retraining_assets.defs.assets.data import naive_utc
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.periods import period_start
 from retraining_assets.defs.resources import PLATFORM
 
 FORCE_TAG = "retrain/force"  # "true": train even on a window already trained on
@@ -39,6 +39,7 @@ def build_training_assets(
     pipeline: Pipeline, partitions_def: dg.TimeWindowPartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     name, spec, settings = pipeline.name, pipeline.spec, pipeline.settings
+    records = f"{name}_records"
     window_key = dg.AssetKey([name, "training_data"])
     families = settings.model_families
     base = [family for family in BASE_FAMILIES if family in families]
@@ -47,38 +48,27 @@ def build_training_assets(
         key=window_key,
         group_name=f"{name}_training",
         partitions_def=partitions_def,
-        ins={
-            "periods": dg.AssetIn(
-                [name, "current_data"],
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-(pipeline.timescales.training_periods() - 1),
-                    allow_nonexistent_upstream_partitions=True,
-                ),
-            )
-        },
-        required_resource_keys={PLATFORM, NOTIFIER},
+        deps=[dg.AssetKey([name, "current_data"])],
+        required_resource_keys={PLATFORM, NOTIFIER, records},
         output_required=False,
         kinds={"pandas"},
     )
-    def training_data(
-        context: dg.AssetExecutionContext, periods: dict[str, pd.DataFrame]
-    ) -> Iterator[dg.Output[TrainingWindow]]:
-        """The validated records of the `RETRAIN_TRAINING_WINDOW` duration ending with this
-        period, split by time: train, validation (early stopping), and the most recent tail as
-        the holdout, never seen in training. Its drift reference is fitted here once."""
+    def training_data(context: dg.AssetExecutionContext) -> Iterator[dg.Output[TrainingWindow]]:
+        """The records of the training window: `RETRAIN_TRAINING_WINDOW` (a duration, 90 days
+        by default) ending with this period, split by time into train, validation (early
+        stopping) and the most recent tail as the holdout, never seen in training. Its drift
+        reference is fitted here once."""
         start, end = pipeline.timescales.training_window_of(
-            naive_utc(context.partition_time_window.start), pipeline.data_start
+            period_start(partitions_def, context.partition_key), pipeline.data_start
         )
-        frame = pd.concat([periods[key] for key in sorted(periods)], ignore_index=True)
-        times = frame[spec.time_column]
-        frame = frame[(times >= start) & (times < end)].reset_index(drop=True)
+        frame = getattr(context.resources, records).source().load(start, end)
         registry = getattr(context.resources, PLATFORM).registry()
         fingerprint = data_fingerprint(frame, spec)
         trained = [
             v.version for v in registry.list_versions(name) if v.data_fingerprint == fingerprint
         ]
         if trained and context.run.tags.get(FORCE_TAG) != "true":
-            # the schedule and a trigger may both ask for the same month: train once
+            # the schedule and a trigger may both ask for the same period: train once
             context.log.info(f"already trained on exactly this window (v{trained[-1]}); skipped")
             return
         reasons = context.run.tags.get("retrain/reasons", "requested by hand")
@@ -93,22 +83,19 @@ def build_training_assets(
             )
         )
         split = split_for_training(settings)(frame, spec)
-        window = TrainingWindow(
-            split=split,
-            start=start,
-            end=end,
-            fingerprint=fingerprint,
-        )
+        window = TrainingWindow(split=split, start=start, end=end, fingerprint=fingerprint)
         parts = split.describe(spec.time_column)
         context.log.info(
-            f"training window {start:%Y-%m-%d} to {end:%Y-%m-%d}: {len(frame)} records"
+            f"training window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {len(frame)} records"
         )
         yield dg.Output(
             window,
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(len(frame)),
                 "data_fingerprint": dg.MetadataValue.text(fingerprint),
-                "periods": dg.MetadataValue.json(sorted(periods)),
+                "window": dg.MetadataValue.text(f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"),
+                "window_start": dg.MetadataValue.text(start.isoformat()),
+                "window_end": dg.MetadataValue.text(end.isoformat()),
                 "parts": dg.MetadataValue.json(parts),
             },
         )
