@@ -30,7 +30,9 @@ query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId } } } }"""
 
 
-@pytest.fixture(scope="module")  # Playwright's sync loop stays "running" while it lives: end it with this file
+# module scope: Playwright's sync loop counts as "running" while it lives, so it must end with
+# this file (later files in the same worker call asyncio.run)
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Headless Chromium. Fails loudly in CI; skips elsewhere, saying how to run it."""
     try:
