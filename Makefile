@@ -33,9 +33,13 @@ demo-serve: install
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
+# From the instance folder: Dagster reads its dagster.yaml there, and the root one (the same
+# local instance, for a bare `dagster dev`) is not reported as ignored.
+# The report server (RETRAIN_REPORTS_URL) runs beside it, so report links open in one click.
 dev: install
 	$(VENV)/bin/retrain init
-	$(VENV)/bin/dagster dev -m retraining_assets.definitions
+	$(PY) -m retraining_assets.reports & reports=$$!; trap 'kill $$reports' EXIT; \
+	cd "$(DAGSTER_HOME)" && $(abspath $(VENV))/bin/dagster dev -w "$(CURDIR)/workspace.yaml"
 
 lint: install
 	$(VENV)/bin/ruff check retraining_assets retraining_assets_tests benchmarks

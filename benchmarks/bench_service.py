@@ -43,13 +43,12 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from retraining_assets.core import rollout_state
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.prediction_log import count_rows
-from retraining_assets.core.registry import CHAMPION, Registry
-from retraining_assets.core.rollout import RolloutPlan
+from retraining_assets.core.registry import CHAMPION, Actor, Registry
+from retraining_assets.core.rollout import RolloutPlan, transitions
 from retraining_assets.core.training import (
     TrainedModel,
     data_fingerprint,
@@ -104,7 +103,7 @@ def prepare(home: Path, rows: int) -> Setup:
     )  # fmt: skip
     notifier = Notifier(registry.engine, [LogChannel()])
     plan = RolloutPlan.from_dict({"strategy": "ab", "share": 0.5})
-    rollout = rollout_state.start_rollout(
+    rollout = transitions.start_rollout(
         registry, notifier, "demo", 2, plan, actor=ACTOR, reason="benchmark"
     )
     return Setup(home, frame, forest, boosted, rollout.salt, rollout.router())

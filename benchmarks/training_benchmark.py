@@ -215,8 +215,8 @@ def _install_champion(
     """Register the plain cycle's stand-in champion and make it the champion, so the Dagster
     evaluation scores and bootstraps the same models as the plain one (a first run without a
     champion would skip the bootstrap)."""
-    from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
-    from retraining_assets.core.registry import CHAMPION, Registry
+    from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
+    from retraining_assets.core.registry import CHAMPION, Actor, Registry
 
     registry = Registry.from_settings(settings)
     start, end = window[spec.time_column].min(), window[spec.time_column].max()
@@ -264,7 +264,8 @@ def _dagster_cycle(root: Path, n: int, families: Sequence[str], seed: int) -> di
     from retraining_assets.definitions import build_definitions
     from retraining_assets.defs.assets.training import FORCE_TAG
     from retraining_assets.defs.jobs import monitoring_job_name, retraining_job_name
-    from retraining_assets.defs.simulation import QUIET, Simulation
+    from retraining_assets.demo.launch import QUIET
+    from retraining_assets.demo.simulation import Simulation
     from retraining_assets.settings import load_settings
 
     total_rows = round(n * DAGSTER_DAYS / WINDOW_DAYS)

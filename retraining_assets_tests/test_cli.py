@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
-from retraining_assets.cli_demo import demo_settings
+from retraining_assets.cli.demo import demo_settings
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
 from retraining_assets.core.prediction_log import count_rows

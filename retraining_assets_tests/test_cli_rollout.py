@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner, Result
 
-from retraining_assets.cli_rollout import parse_shares, rollout
+from retraining_assets.cli.rollout import parse_shares, rollout
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry
 from retraining_assets.settings import Settings
 

@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from retraining_assets.core.lifecycle import Actor
-from retraining_assets.core.registry import actual_identity
+from retraining_assets.core.registry import Actor, actual_identity
 
 # Dagster+ tags runs launched from the UI with the user; OSS runs carry no user.
 USER_TAGS = ("dagster/user", "user")

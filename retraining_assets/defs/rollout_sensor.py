@@ -4,9 +4,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from retraining_assets.core import prediction_log, rollout_state
+from retraining_assets.core import prediction_log
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import utc_now
+from retraining_assets.core.rollout import transitions
 from retraining_assets.defs.jobs import rollout_job_name
 from retraining_assets.defs.resources import PLATFORM
 from retraining_assets.defs.sensors import ACTIVE, automation_status
@@ -29,7 +30,7 @@ def build_rollout_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
     )
     def rollout_sensor(context: dg.SensorEvaluationContext):
         registry = getattr(context.resources, PLATFORM).registry()
-        active = rollout_state.active_rollout(registry, name)
+        active = transitions.active_rollout(registry, name)
         if active is None:
             return dg.SkipReason(f"no active rollout of '{name}'")
         outcomes = prediction_log.outcome_count(

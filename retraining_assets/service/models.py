@@ -21,7 +21,7 @@ from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
 from retraining_assets.core.rollout import Router
-from retraining_assets.core.rollout_state import Rollout, active_rollout
+from retraining_assets.core.rollout.transitions import Rollout, active_rollout
 from retraining_assets.core.training import TrainedModel
 from retraining_assets.service.scoring import Scorer, scorer_for
 

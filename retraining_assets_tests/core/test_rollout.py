@@ -182,7 +182,7 @@ def test_assignments_are_stable_across_processes() -> None:
             text=True,
             env=env,
             check=True,
-            cwd=Path(rollout.__file__).parents[2],
+            cwd=Path(rollout.__file__).parents[3],
         )
         batch, single = json.loads(done.stdout)
         here = Router("stable", {"champion": 0.7, "challenger": 0.3}).assign_many(ids).tolist()

@@ -10,7 +10,6 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -19,22 +18,24 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from retraining_assets.cli import main, prepare_dagster_home
-from retraining_assets.core import rollout_state as rs
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
-from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
+from retraining_assets.core.registry import CHALLENGER, CHAMPION, Actor, Registry, utc_now
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
+from retraining_assets.core.rollout import transitions as rs
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import job_names
-from retraining_assets.defs.simulation import QUIET, Simulation, TrafficOutcome
+from retraining_assets.demo.launch import QUIET
+from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
+from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
 ACTOR = Actor(by="alice", actual_user="test")
@@ -199,7 +200,7 @@ def test_the_rollout_sensor_and_job_are_wired(settings: Settings) -> None:
         dg.AssetKey(["demo", "traffic_split"]),
     }
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey(["demo", "traffic_split"])).group_name == "demo"
+    assert graph.get(dg.AssetKey(["demo", "traffic_split"])).group_name == "demo_serving"
     job_keys = {
         name: set(defs.resolve_job_def(name).asset_layer.selected_asset_keys)
         for name in ("demo_rollout_job", "demo_retraining_job")
@@ -255,7 +256,9 @@ def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
     assert metadata["previous_version"].value == champion
     results = outcome.metadata["ab_test_results"]
     assert results["rollout_id"] == started.id and results["step"] == "3/3"
-    assert "| challenger | v" in results["variants"] and Path(results["plot"]).is_file()
+    assert "| challenger | v" in results["variants"]
+    with serving_reports(world.settings.home) as get:  # one click from the UI
+        assert get(results["plot"]).content.startswith(b"\x89PNG")
     # administrators heard of every traffic change before it, and of the promotion before the
     # champion moved
     assert [s.split(":")[0] for s in subjects_of(world, started)] == [

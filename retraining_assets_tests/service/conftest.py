@@ -20,14 +20,13 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 
-from retraining_assets.core import rollout_state
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import Actor, TrainingWindow, register_candidate
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
-from retraining_assets.core.registry import CHAMPION, Registry
-from retraining_assets.core.rollout import RolloutPlan
-from retraining_assets.core.rollout_state import Rollout
+from retraining_assets.core.registry import CHAMPION, Actor, Registry
+from retraining_assets.core.rollout import RolloutPlan, transitions
+from retraining_assets.core.rollout.transitions import Rollout
 from retraining_assets.core.training import (
     TrainedModel,
     data_fingerprint,
@@ -96,14 +95,14 @@ class Deployed:
     def start_rollout(self, version: int, share: float = 0.5) -> Rollout:
         plan = RolloutPlan.from_dict({"strategy": "ab", "share": share})
         notifier = Notifier(self.registry.engine, [LogChannel()])
-        return rollout_state.start_rollout(
+        return transitions.start_rollout(
             self.registry, notifier, self.name, version, plan, actor=ACTOR, reason="test",
             salt=f"test-v{version}",  # the same routing in every run
         )  # fmt: skip
 
     def artifact(self, version: int) -> Path:
-        uri = self.registry.get_version(self.name, version).artifact_uri
-        return Path(uri.removeprefix("file://"))
+        record = self.registry.get_version(self.name, version)
+        return self.registry.artifact_root / record.artifact_uri
 
 
 def deploy(settings: Settings, trained: Trained) -> Deployed:

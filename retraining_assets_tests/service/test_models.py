@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from retraining_assets.core import rollout_state
 from retraining_assets.core.demo import SPEC
 from retraining_assets.core.notify import LogChannel, Notifier
-from retraining_assets.core.rollout import RolloutPlan
+from retraining_assets.core.rollout import RolloutPlan, transitions
 from retraining_assets.service.models import ModelUnavailableError, ServedModels
 from retraining_assets_tests.service.conftest import ACTOR, Deployed
 
@@ -46,16 +45,16 @@ def test_the_challenger_serves_while_its_rollout_is_active(deployed: Deployed) -
     assert models.current().router is None
     plan = RolloutPlan.from_dict({"strategy": "gradual", "steps": [{"share": 0.1}, {"share": 0.5}]})
     notifier = Notifier(deployed.registry.engine, [LogChannel()])
-    started = rollout_state.start_rollout(
+    started = transitions.start_rollout(
         deployed.registry, notifier, "demo", 2, plan, actor=ACTOR, reason="test"
     )
     during = models.current()
     assert during.challenger is not None and during.challenger.version == 2
     assert during.rollout.id == started.id and during.router.weights["challenger"] == 0.1
-    advanced = rollout_state.advance(deployed.registry, notifier, started, actor=ACTOR, reason="t")
+    advanced = transitions.advance(deployed.registry, notifier, started, actor=ACTOR, reason="t")
     assert models.current().router.weights["challenger"] == 0.5
     assert models.current().challenger is during.challenger  # loaded once
-    rollout_state.stop(deployed.registry, notifier, advanced, actor=ACTOR, reason="test")
+    transitions.stop(deployed.registry, notifier, advanced, actor=ACTOR, reason="test")
     after = models.current()
     assert after.challenger is None and after.rollout is None and after.router is None
     assert after.champion is during.champion

@@ -1,0 +1,114 @@
+"""``DriftReport``: the verdict and every statistic behind it, as JSON, Markdown, HTML and PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retraining_assets.core.drift.plots import write_html, write_summary_png
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if value != 0 and abs(value) < 10 ** (-digits):
+        return f"{value:.1e}"
+    return f"{value:.{digits}f}"
+
+
+@dataclass
+class DriftReport:
+    """The drift verdict and every statistic behind it; JSON-serialisable via ``to_dict``."""
+
+    dataset_drift: bool
+    n_reference: int
+    n_current: int
+    features: dict[str, dict[str, Any]]
+    drifted_features: list[str]
+    drift_share: float
+    null_rates: dict[str, dict[str, Any]]
+    unseen: dict[str, dict[str, Any]]
+    prediction_drift: dict[str, Any] | None
+    target_drift: dict[str, Any] | None
+    warnings: list[str]
+    thresholds: dict[str, Any]
+    profile_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain({f.name: getattr(self, f.name) for f in fields(self)})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"drift report dict lacks keys: {missing}")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+    @classmethod
+    def from_json(cls, text: str) -> DriftReport:
+        return cls.from_dict(json.loads(text))
+
+    def to_markdown(self) -> str:
+        """A summary line and one table row per feature (for Dagster metadata)."""
+        verdict = "**DRIFT**" if self.dataset_drift else "no drift"
+        lines = [
+            f"Dataset: {verdict} — {len(self.drifted_features)}/{len(self.features)} features "
+            f"drifted (share {self.drift_share:.2f}); reference {self.n_reference} rows, "
+            f"current {self.n_current} rows.",
+            "",
+            "| feature | kind | drifted | PSI | W/std | JS | KS D | chi2 p | q | note |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, e in self.features.items():
+            note = e["reason"] or ", ".join(e["exceeded"]) or ("PSI warning" if e["psi_warning"]
+                                                               else "")  # fmt: skip
+            cells = [
+                str(name).replace("|", "\\|"), e["kind"], "yes" if e["drifted"] else "no",
+                _fmt(e["psi"]), _fmt(e["wasserstein"]), _fmt(e["jensen_shannon"]),
+                _fmt(e["ks_statistic"]), _fmt(e["chi2_pvalue"]), _fmt(e["q_value"]),
+                note.replace("|", "\\|"),
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        for role, result in (("prediction", self.prediction_drift), ("target", self.target_drift)):
+            if result is not None:
+                flag = "yes" if result["drifted"] else "no"
+                lines.append(
+                    f"\n{role.capitalize()} drift: {flag} "
+                    f"(PSI {_fmt(result['psi'])}, q {_fmt(result['q_value'])})"
+                )
+        return "\n".join(lines)
+
+    def to_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained HTML report (plots embedded as base64 PNGs)."""
+        return write_html(self, path)
+
+    def plot_summary(self, path: str | os.PathLike[str]) -> Path:
+        """Write a PNG of effect sizes per feature against their thresholds."""
+        return write_summary_png(self, path)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays to Python; non-finite floats to None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
