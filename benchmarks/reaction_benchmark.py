@@ -72,7 +72,7 @@ def reaction(result: BacktestResult, events: list[dict[str, Any]]) -> list[dict[
             continue
         onset = pd.Timestamp(event["onset"])
         entry: dict[str, Any] = {
-            "event": event["name"],
+            "name": event["name"],
             "kind": event["kind"],
             "onset": event["onset"],
         }
