@@ -158,16 +158,21 @@ class Settings(BaseSettings):
         None, description="Promotion metric. Default: accuracy (classification), rmse (regression)."
     )
     holdout_records: int = Field(
-        1000,
+        500,
         ge=0,
         description="The newest records of a training window, held out to judge candidates "
         "and champion (at most 20% of the window; 0: the newest 20%).",
     )
     validation_records: int = Field(
-        1000,
+        500,
         ge=0,
         description="Records before the holdout used for early stopping and ensemble weights "
         "(at most 15% of the window; 0: 15%).",
+    )
+    training_half_life: str | None = Field(
+        "10d",
+        description="Weigh a training record half as much as one this much newer (a duration); "
+        "empty: every record of the window weighs the same.",
     )
     promotion_min_lift: float = Field(
         0.05, ge=0, description="Relative lift over the champion needed to promote."
@@ -313,10 +318,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model families {unknown}; choose from {sorted(known)}")
         return value
 
-    @field_validator("training_window", mode="before")
+    @field_validator("training_window", "training_half_life", mode="before")
     @classmethod
-    def _duration(cls, value: object) -> str:
-        return str(Duration.parse(value))  # type: ignore[arg-type]
+    def _duration(cls, value: object) -> str | None:
+        return None if value in (None, "") else str(Duration.parse(value))  # type: ignore[arg-type]
 
     @field_validator("rollout_steps")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec, label_strings, parse_timestamps
+from retraining_assets.core.timescales import Duration
 from retraining_assets.settings import Settings
 
 
@@ -31,6 +33,7 @@ class Split:
     train: pd.DataFrame
     valid: pd.DataFrame
     holdout: pd.DataFrame
+    train_weight: np.ndarray | None = None  # per train row (mean 1); None: all rows alike
 
     def describe(self, time_column: str) -> dict[str, dict[str, Any]]:
         """Rows and time range of each part (for metadata)."""
@@ -56,6 +59,7 @@ def split_by_time(
     *,
     valid_records: int | None = None,
     holdout_records: int | None = None,
+    half_life: timedelta | None = None,
 ) -> Split:
     """Order rows by time; the holdout is the most recent tail, valid the block before it.
 
@@ -63,6 +67,9 @@ def split_by_time(
     many rows, at most ``holdout_share`` (``valid_share``) of the window: a long window then
     still trains on data up to a few days before its end, so a model retrained soon after a
     change has seen the change, and is judged on the newest records, as the champion is.
+
+    With ``half_life`` a train row weighs half as much as one ``half_life`` newer (weights
+    relative to the newest train row, mean 1), so the recent records dominate the fit.
     """
     if not (0 < valid_share < 1 and 0 < holdout_share < 1 and valid_share + holdout_share < 1):
         raise TrainingError(
@@ -76,7 +83,8 @@ def split_by_time(
     times = frame[spec.time_column]
     if not pd.api.types.is_datetime64_any_dtype(times):
         times = parse_timestamps(times)
-    ordered = frame.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)
+    order = np.argsort(times.to_numpy(), kind="stable")
+    ordered = frame.iloc[order].reset_index(drop=True)
     n = len(ordered)
     n_holdout = _part_size(n, holdout_share, holdout_records)
     n_valid = _part_size(n, valid_share, valid_records)
@@ -91,6 +99,7 @@ def split_by_time(
         train=ordered.iloc[:n_train],
         valid=ordered.iloc[n_train : n_train + n_valid],
         holdout=ordered.iloc[n_train + n_valid :],
+        train_weight=_recency_weights(times.to_numpy()[order][:n_train], half_life),
     )
     if spec.task != "regression":
         present = label_strings(split.train[spec.target]).unique()
@@ -102,6 +111,14 @@ def split_by_time(
     return split
 
 
+def _recency_weights(times: np.ndarray, half_life: timedelta | None) -> np.ndarray | None:
+    if half_life is None or len(times) == 0:
+        return None
+    age = (times[-1] - times) / np.timedelta64(half_life)
+    weights = np.power(0.5, age.astype(np.float64))
+    return weights / weights.mean()
+
+
 def _part_size(n: int, share: float, records: int | None) -> int:
     by_share = round(n * share)
     return by_share if not records else min(records, by_share)
@@ -109,11 +126,14 @@ def _part_size(n: int, share: float, records: int | None) -> int:
 
 def split_for_training(settings: Settings) -> Callable[[pd.DataFrame, DatasetSpec], Split]:
     """The split every training uses (pipeline and backtest): ``RETRAIN_HOLDOUT_RECORDS`` and
-    ``RETRAIN_VALIDATION_RECORDS`` (0: the old shares, the newest 20% and the 15% before)."""
+    ``RETRAIN_VALIDATION_RECORDS`` (0: the old shares, the newest 20% and the 15% before), and
+    ``RETRAIN_TRAINING_HALF_LIFE`` (recent records weigh more)."""
+    half_life = settings.training_half_life
     return partial(
         split_by_time,
         holdout_records=settings.holdout_records or None,
         valid_records=settings.validation_records or None,
+        half_life=Duration.parse(half_life).timedelta() if half_life else None,
     )
 
 

@@ -99,6 +99,11 @@ class Duration:
     def after(self, start: datetime) -> datetime:
         return (pd.Timestamp(start) + self.offset).to_pydatetime()
 
+    def timedelta(self) -> timedelta:
+        """The length as a ``timedelta`` (a month counts as an average 30.44 days)."""
+        days = {"h": 1 / 24, "d": 1.0, "w": 7.0, "M": 30.436875}[self.unit]
+        return timedelta(days=self.count * days)
+
     def __str__(self) -> str:
         return f"{self.count}{self.unit}"
 

@@ -290,13 +290,28 @@ class TorchMLP:
         self.epochs_trained = self.best_epoch = 0
         self.net: torch.nn.Sequential | None = None
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray) -> None:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        weight: np.ndarray | None = None,
+    ) -> None:
         regression = self.task == "regression"
         if regression:
             self.y_mean, self.y_std = float(y.mean()), float(y.std()) or 1.0
         self.n_inputs = X.shape[1]
         self.n_outputs = 1 if regression else int(y.max()) + 1
         loss_fn = torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss()
+        row_loss = (
+            torch.nn.MSELoss(reduction="none")
+            if regression
+            else torch.nn.CrossEntropyLoss(reduction="none")
+        )
+        w_train = torch.from_numpy(
+            (np.ones(len(X)) if weight is None else weight).astype(np.float32)
+        )
         x_train, y_train = torch.from_numpy(X), self._target_tensor(y)
         x_valid, y_valid_t = torch.from_numpy(X_valid), self._target_tensor(y_valid)
         # fork_rng: fixed seeds for init, dropout and shuffling without touching the caller's RNG.
@@ -313,7 +328,8 @@ class TorchMLP:
                 net.train()
                 for batch in torch.randperm(len(x_train)).split(self.config.batch_size):
                     optimiser.zero_grad()
-                    loss_fn(self._forward(net, x_train[batch]), y_train[batch]).backward()
+                    losses = row_loss(self._forward(net, x_train[batch]), y_train[batch])
+                    (losses * w_train[batch]).mean().backward()
                     optimiser.step()
                 net.eval()
                 with torch.no_grad():
@@ -381,6 +397,7 @@ class _Data:
     task: Task
     seed: int
     threads: int
+    weight: np.ndarray | None = None  # per train row; None: all rows alike
 
 
 def _fit_random_forest(data: _Data) -> tuple[Any, dict[str, Any]]:
@@ -394,7 +411,7 @@ def _fit_random_forest(data: _Data) -> tuple[Any, dict[str, Any]]:
         "random_state": data.seed,
     }
     cls = RandomForestRegressor if data.task == "regression" else RandomForestClassifier
-    model = cls(**params).fit(data.X, data.y)
+    model = cls(**params).fit(data.X, data.y, sample_weight=data.weight)
     # Threaded predict_proba sums the trees in a racy order (last-bit differences between
     # calls); predicting on one thread keeps predictions bit-identical, e.g. after a reload.
     model.set_params(n_jobs=1)
@@ -415,7 +432,13 @@ def _fit_xgboost(data: _Data) -> tuple[Any, dict[str, Any]]:
     }
     cls = XGBRegressor if data.task == "regression" else XGBClassifier
     model = cls(**params)
-    model.fit(data.X, data.y, eval_set=[(data.X_valid, data.y_valid)], verbose=False)
+    model.fit(
+        data.X,
+        data.y,
+        sample_weight=data.weight,
+        eval_set=[(data.X_valid, data.y_valid)],
+        verbose=False,
+    )
     return model, {**params, "best_iteration": int(model.best_iteration)}
 
 
@@ -425,7 +448,7 @@ def _fit_neural_net(data: _Data) -> tuple[Any, dict[str, Any]]:
     previous = torch.get_num_threads()
     torch.set_num_threads(data.threads)
     try:
-        model.fit(data.X, data.y, data.X_valid, data.y_valid)
+        model.fit(data.X, data.y, data.X_valid, data.y_valid, data.weight)
     finally:
         torch.set_num_threads(previous)
     params = {
@@ -483,6 +506,7 @@ def train_model(
         task=spec.task,
         seed=seed,
         threads=thread_count(),
+        weight=split.train_weight,
     )
     estimator, params = _TRAINERS[family](data)
     params = {

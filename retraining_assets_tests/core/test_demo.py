@@ -1,7 +1,9 @@
+import json
 from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from retraining_assets.core.demo import (
@@ -65,15 +67,31 @@ def test_stable_stretch_does_not_move() -> None:
 def test_gradual_shift_rises_month_by_month_then_stays() -> None:
     incomes = [
         _mean(offset, "income")
-        for offset in range(GRADUAL.first_offset - 1, GRADUAL.last_offset + 2)
-    ]
+        for offset in range(GRADUAL.first_offset, GRADUAL.last_offset + 2)
+    ]  # the first month rises from its 12th on, the last month ends the rise on its 12th
     assert all(later > earlier for earlier, later in pairwise(incomes[:-1]))
     assert incomes[-2] > 1.25 * incomes[0]
     assert abs(incomes[-1] - incomes[-2]) < 0.03 * incomes[-2]
 
 
-def test_abrupt_shift_happens_at_its_month() -> None:
-    before, after = FULL.generate(ABRUPT.first_offset - 1), FULL.generate(ABRUPT.first_offset)
+def _around(event) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of the event's month and the month before, split at the event's onset."""
+    rows = pd.concat([FULL.generate(event.first_offset - 1), FULL.generate(event.first_offset)])
+    onset = FULL.onset(event)
+    return rows[rows["event_time"] < onset], rows[rows["event_time"] >= onset]
+
+
+def test_events_start_on_the_12th_of_their_month() -> None:
+    for event in (GRADUAL, ABRUPT, CONCEPT):
+        onset = FULL.onset(event)
+        assert onset == FULL.month_start(event.first_offset) + pd.Timedelta(days=11)
+        assert onset.day == 12 and onset == onset.normalize()
+    assert FULL.onset(STABLE) == FULL.first_month
+
+
+def test_abrupt_shift_happens_at_its_onset() -> None:
+    before, after = _around(ABRUPT)
+    assert FULL.onset(ABRUPT) - before["event_time"].max() < pd.Timedelta(hours=2)
     assert "partner_api" not in set(before["channel"])
     assert (after["channel"] == "partner_api").mean() > 0.3
     assert after["credit_score"].mean() < before["credit_score"].mean() - 30
@@ -81,7 +99,7 @@ def test_abrupt_shift_happens_at_its_month() -> None:
 
 
 def test_concept_drift_changes_the_label_relation_not_the_features() -> None:
-    before, after = FULL.generate(CONCEPT.first_offset - 1), FULL.generate(CONCEPT.first_offset)
+    before, after = _around(CONCEPT)
     for column in ("utilization", "debt_ratio", "credit_score"):
         assert abs(before[column].mean() - after[column].mean()) < 0.05 * abs(before[column].mean())
 
@@ -92,6 +110,29 @@ def test_concept_drift_changes_the_label_relation_not_the_features() -> None:
     assert abs(south_gap(before)) < 0.05 and south_gap(after) > 0.25
     assert before["utilization"].corr(before["defaulted"]) > 0.15
     assert abs(after["utilization"].corr(after["defaulted"])) < 0.05
+
+
+def test_export_writes_the_records_and_the_events_beside_them(tmp_path) -> None:
+    stream = DemoStream(months=3, rows_per_month=200, end_month=pd.Timestamp("2026-10-01"))
+    csv, events = stream.export(tmp_path / "out" / "stream.csv")
+    assert events == tmp_path / "out" / "stream.events.json"
+    records = pd.read_csv(csv, parse_dates=["event_time"])
+    assert list(records.columns) == ["event_time", "customer_id", *SPEC.features, "defaulted"]
+    expected = stream.records()
+    assert len(records) == len(expected)
+    assert (records["event_time"] == expected["event_time"]).all()
+    assert (records["defaulted"] == expected["defaulted"]).all()
+    listed = json.loads(events.read_text())
+    assert [e["kind"] for e in listed] == [e.kind for e in DEMO_EVENTS]
+    assert listed[3] == {
+        "name": "recession",
+        "kind": "concept",
+        "onset": f"{stream.onset(CONCEPT):%Y-%m-%d}",
+        "features": [],
+    }
+    assert listed[2]["features"] == list(ABRUPT.features)
+    with pytest.raises(ValueError, match="exported as CSV"):
+        stream.export(tmp_path / "stream.parquet")
 
 
 def test_seeding_is_idempotent_and_new_months_arrive(

@@ -177,11 +177,11 @@ def test_time_split_holds_out_the_most_recent_rows_without_overlap() -> None:
 
 @pytest.mark.parametrize(
     ("rows", "holdout", "valid"),
-    [(20_000, 1000, 1000), (4_000, 800, 600), (500, 100, 75)],  # capped at 20% / 15%
+    [(20_000, 500, 500), (2_000, 400, 300), (500, 100, 75)],  # capped at 20% / 15%
 )
 def test_split_by_records_holds_out_the_newest_records(rows: int, holdout: int, valid: int) -> None:
     """The pipeline's split (RETRAIN_HOLDOUT_RECORDS, RETRAIN_VALIDATION_RECORDS): a long
-    window trains on data up to its newest 2,000 records, not up to its newest 35%."""
+    window trains on data up to its newest 1,000 records, not up to its newest 35%."""
     frame = DemoStream(rows_per_month=rows * 2, months=1).generate(0).head(rows)
     split = split_for_training(load_settings())(frame.sample(frac=1.0, random_state=2), SPEC)
     assert (len(split.holdout), len(split.valid)) == (holdout, valid)
@@ -190,6 +190,20 @@ def test_split_by_records_holds_out_the_newest_records(rows: int, holdout: int, 
     newest = frame.sort_values(time, kind="stable")[time].iloc[-holdout:]
     assert split.holdout[time].tolist() == newest.tolist()
     assert split.train[time].max() <= split.valid[time].min() <= split.holdout[time].min()
+
+
+def test_recent_records_weigh_more_with_a_half_life() -> None:
+    frame = DemoStream(rows_per_month=3000, months=1).generate(0)
+    split = split_for_training(load_settings(training_half_life="10d"))(frame, SPEC)
+    weights, times = split.train_weight, split.train[SPEC.time_column]
+    assert weights is not None and len(weights) == len(split.train)
+    assert weights.mean() == pytest.approx(1.0)
+    assert (np.diff(weights) >= 0).all()  # time order: never lighter than an older row
+    age = (times.iloc[-1] - times.iloc[0]) / pd.Timedelta(days=10)
+    assert weights[0] / weights[-1] == pytest.approx(0.5**age)
+    assert (
+        split_for_training(load_settings(training_half_life=""))(frame, SPEC).train_weight is None
+    )
 
 
 def test_split_by_share_when_records_are_zero() -> None:
