@@ -340,3 +340,26 @@ def test_the_demo_table_fits_120_columns_and_shows_warnings_as_warnings() -> Non
     lines = format_table([row | {"retrain because": "drift,volume,performance"} for row in rows])
     assert max(len(line) for line in lines.splitlines()) <= 120
     assert lines.splitlines()[1].startswith("2026-02-08  1,190")  # dates and counts kept whole
+
+
+def test_the_demo_and_the_code_location_share_the_demo_time_scales(monkeypatch) -> None:
+    """`make dev` shows the partitions `retrain demo` ran: weekly unless RETRAIN_PARTITION."""
+    monkeypatch.delenv("RETRAIN_PARTITION", raising=False)
+    stream = DemoStream(months=4, rows_per_month=400)
+    located = demo_pipeline(load_settings(), stream)
+    demoed = demo_pipeline(demo_settings(load_settings(), False, stream), stream)
+    assert located.settings.partition == demoed.settings.partition == "weekly"
+    assert located.timescales == demoed.timescales
+    assert located.settings.volume_trigger == 400
+    assert demo_pipeline(load_settings(partition="daily"), stream).settings.partition == "daily"
+
+
+def test_the_demo_measures_reactions_from_the_events_onsets_on_the_12th() -> None:
+    from retraining_assets.core.demo import DEMO_EVENTS
+    from retraining_assets.demo.report import event_onsets
+
+    stream = DemoStream()
+    onsets = event_onsets(stream)
+    assert [name for name, _, _ in onsets] == [e.name for e in DEMO_EVENTS if e.kind != "stable"]
+    assert all(onset.day == 12 for _, _, onset in onsets)
+    assert [onset for _, _, onset in onsets] == sorted(onset for _, _, onset in onsets)

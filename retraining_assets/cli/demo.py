@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 # months pass in seconds here: a step needs only this many outcomes per arm (unless
 # RETRAIN_ROLLOUT_MIN_SAMPLES says otherwise), so a rollout runs its course within a month
 DEMO_ROLLOUT_MIN_SAMPLES = 100
-DEMO_PERIOD = "weekly"  # fine enough to react within days, ~117 periods within the budget
-DEMO_DRIFT_WINDOW = 2  # weeks: ~2,300 demo records, a shift is judged soon after it starts
 WIDTH, WIDE = 120, 200  # the table's width; with --serve's two traffic columns
 
 
@@ -172,14 +170,11 @@ def demo_settings(settings: Settings, serve: bool, stream: DemoStream | None = N
     10-minute budget; with live traffic, gradual rollouts (unless another rollout strategy
     is set) whose steps need no minimum time, and a service that follows every rollout change
     at once."""
+    from retraining_assets.core.pipeline import demo_defaults
+
+    settings = demo_defaults(settings, stream)
     chosen = settings.model_fields_set
     update: dict[str, Any] = {}
-    if "partition" not in chosen:
-        update["partition"] = DEMO_PERIOD
-    if "drift_window" not in chosen:
-        update["drift_window"] = DEMO_DRIFT_WINDOW
-    if "volume_trigger" not in chosen:
-        update["volume_trigger"] = (stream or DemoStream()).rows_per_month
     if serve:
         update |= {"rollout_min_hours": 0.0, "serve_refresh_seconds": 0.0}
         if settings.promotion_strategy == "immediate":

@@ -28,9 +28,10 @@ from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_s
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.triggers import RetrainPolicy
 from retraining_assets.core.validation import Tolerances
-from retraining_assets.settings import Settings
+from retraining_assets.settings import Settings, load_settings
 
-DEMO_PERIOD = "monthly"
+DEMO_PERIOD = "weekly"  # fine enough to react within days, ~117 periods within the budget
+DEMO_DRIFT_WINDOW = 2  # weeks: ~2,300 demo records, a shift is judged soon after it starts
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -186,13 +187,27 @@ def rollout_plan(
     return RolloutPlan.from_dict(raw)
 
 
+def demo_defaults(settings: Settings, stream: DemoStream | None = None) -> Settings:
+    """The demo's own time scales, unless set: weekly monitoring periods with a two-week drift
+    window and a volume trigger of a month of demo records, so its 27 months fit the 10-minute
+    budget. ``retrain demo`` and the code location (``make dev``) both read them, so the UI
+    shows the partitions the demo ran."""
+    chosen = settings.model_fields_set
+    defaults: dict[str, Any] = {
+        "partition": DEMO_PERIOD,
+        "drift_window": DEMO_DRIFT_WINDOW,
+        "volume_trigger": (stream or DemoStream()).rows_per_month,
+    }
+    update = {key: value for key, value in defaults.items() if key not in chosen}
+    if not update:
+        return settings
+    return load_settings(**(settings.model_dump(include=chosen) | update))
+
+
 def demo_pipeline(settings: Settings, stream: DemoStream | None = None) -> Pipeline:
     """The embedded demo: the demo stream in the platform database."""
     stream = stream or DemoStream()
-    if "partition" not in settings.model_fields_set:
-        # the demo stream arrives a month at a time: monthly periods unless RETRAIN_PARTITION
-        # asks otherwise (the daily demo of issue 15 replaces this)
-        settings = settings.model_copy(update={"partition": DEMO_PERIOD})
+    settings = demo_defaults(settings, stream)
     source = SqlRecordSource(
         url=settings.platform_database_url, table="demo_records", time_column=DEMO_SPEC.time_column
     )

@@ -137,9 +137,9 @@ def event_onsets(stream: DemoStream) -> list[tuple[str, str, datetime]]:
     onsets, those that start within the stream."""
     end = stream.month_start(stream.months)
     return [
-        (event.name, event.kind, stream.month_start(event.first_offset).to_pydatetime())
+        (event.name, event.kind, stream.onset(event).to_pydatetime())
         for event in DEMO_EVENTS
-        if event.kind != "stable" and stream.month_start(event.first_offset) < end
+        if event.kind != "stable" and stream.onset(event) < end
     ]
 
 
