@@ -1,7 +1,7 @@
 """``retrain demo``: the whole loop on the seeded demo stream, month by month, through a real
 Dagster instance; with ``--serve``, also live traffic through the prediction service.
 
-Registered in ``cli.py`` with ``main.add_command(demo)``.
+Registered in ``cli/__init__.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import pandas as pd
 
+from retraining_assets.cli.common import cli_settings as _settings
+from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.cli.serve import chunk_option
 from retraining_assets.settings import Settings
 
@@ -47,7 +49,6 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     import dagster as dg
     from tqdm import tqdm
 
-    from retraining_assets.cli import _settings, prepare_dagster_home
     from retraining_assets.core.database import platform_engine
     from retraining_assets.core.demo import DemoStream
     from retraining_assets.core.pipeline import demo_pipeline
