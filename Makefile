@@ -33,9 +33,11 @@ demo-serve: install
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
+# From the instance folder: Dagster reads its dagster.yaml there, and the root one (the same
+# local instance, for a bare `dagster dev`) is not reported as ignored.
 dev: install
 	$(VENV)/bin/retrain init
-	$(VENV)/bin/dagster dev -m retraining_assets.definitions
+	cd "$(DAGSTER_HOME)" && $(abspath $(VENV))/bin/dagster dev -w "$(CURDIR)/workspace.yaml"
 
 lint: install
 	$(VENV)/bin/ruff check retraining_assets retraining_assets_tests benchmarks

@@ -54,7 +54,7 @@ from retraining_assets.core.pipeline import Pipeline, demo_pipeline
 from retraining_assets.core.registry import Registry
 from retraining_assets.core.sources import SqlRecordSource
 from retraining_assets.definitions import build_definitions
-from retraining_assets.defs.simulation import Simulation
+from retraining_assets.demo.simulation import Simulation
 from retraining_assets.settings import load_settings
 
 T = TypeVar("T")

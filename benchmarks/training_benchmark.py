@@ -264,7 +264,8 @@ def _dagster_cycle(root: Path, n: int, families: Sequence[str], seed: int) -> di
     from retraining_assets.definitions import build_definitions
     from retraining_assets.defs.assets.training import FORCE_TAG
     from retraining_assets.defs.jobs import monitoring_job_name, retraining_job_name
-    from retraining_assets.defs.simulation import QUIET, Simulation
+    from retraining_assets.demo.launch import QUIET
+    from retraining_assets.demo.simulation import Simulation
     from retraining_assets.settings import load_settings
 
     total_rows = round(n * DAGSTER_DAYS / WINDOW_DAYS)

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -21,8 +21,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from retraining_assets.core.timescales import (
+    DEFAULT_DRIFT_WINDOW,
+    Duration,
+    Period,
+    TimeScaleError,
+    TimeScales,
+)
+
 ENV_PREFIX = "RETRAIN_"
-PartitionGranularity = Literal["monthly", "weekly", "daily"]
 RolloutStrategy = Literal["immediate", "canary", "gradual", "ab"]
 ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
 CommaList = Annotated[list[str], NoDecode]
@@ -57,15 +64,37 @@ class Settings(BaseSettings):
         None, description="Model artifact folder. Default: home/artifacts."
     )
 
-    # --- partitions and data -----------------------------------------------------------
-    partition: PartitionGranularity = Field("monthly", description="Partition granularity.")
+    # --- time scales ---------------------------------------------------------------------
+    partition: Period = Field(
+        "daily",
+        description="Monitoring period: the partition of current_data, drift_report and "
+        "champion_performance (hourly, daily, weekly or monthly).",
+    )
     partition_start: str | None = Field(
         None, description="First partition (YYYY-MM-DD). Default: the start of the data."
     )
-    reference_periods: int = Field(
-        3, ge=1, description="Periods forming the drift reference until a champion exists."
+    drift_window: int | None = Field(
+        None,
+        ge=1,
+        description="Trailing monitoring periods compared with the reference. Default: 7 "
+        "daily (a week), 24 hourly, 1 weekly or monthly.",
     )
-    training_window: int = Field(3, ge=1, description="Periods in each training window.")
+    drift_min_records: int = Field(
+        500, ge=0, description="The drift window widens, a period at a time, to this many records."
+    )
+    training_window: str = Field(
+        "90d",
+        description="Training window: a duration (90d, 12w, 3M, 36h) ending with the period "
+        "that triggered the run.",
+    )
+    retrain_schedule: str = Field(
+        "monthly",
+        description="Retraining calendar, independent of the monitoring period: monthly, "
+        "weekly, daily, none, or a cron string (UTC).",
+    )
+    retrain_schedule_hour: int = Field(
+        3, ge=0, le=23, description="Hour (UTC) of the monthly, weekly or daily retraining."
+    )
 
     # --- validation (Great Expectations) -----------------------------------------------
     range_tolerance: float = Field(
@@ -110,9 +139,6 @@ class Settings(BaseSettings):
     retrain_cooldown_hours: float = Field(
         6.0, ge=0, description="After a training, only the schedule starts another within this."
     )
-    retrain_schedule_hour: int = Field(
-        3, ge=0, le=23, description="Hour (UTC) after each period's end of the scheduled retrain."
-    )
     automation_running: bool = Field(
         True, description="Sensors and schedules start RUNNING (false: STOPPED)."
     )
@@ -124,6 +150,18 @@ class Settings(BaseSettings):
     )
     primary_metric: str | None = Field(
         None, description="Promotion metric. Default: accuracy (classification), rmse (regression)."
+    )
+    holdout_records: int = Field(
+        1000,
+        ge=0,
+        description="The newest records of a training window, held out to judge candidates "
+        "and champion (at most 20% of the window; 0: the newest 20%).",
+    )
+    validation_records: int = Field(
+        1000,
+        ge=0,
+        description="Records before the holdout used for early stopping and ensemble weights "
+        "(at most 15% of the window; 0: 15%).",
     )
     promotion_min_lift: float = Field(
         0.05, ge=0, description="Relative lift over the champion needed to promote."
@@ -177,6 +215,21 @@ class Settings(BaseSettings):
     log_flush_seconds: float = Field(
         0.5, gt=0, description="Longest a logged prediction waits before it is written."
     )
+    serve_token: SecretStr | None = Field(
+        None,
+        description="Bearer token every route but /health requires (unset: no authentication).",
+    )
+    serve_docs: bool = Field(
+        True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
+    )
+
+    @field_validator("serve_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (len(token) < 16 or token != token.strip() or " " in token):
+            raise ValueError("must be at least 16 characters, without spaces")
+        return value
 
     # --- notifications -----------------------------------------------------------------
     notify_to: CommaList = Field(
@@ -231,6 +284,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model families {unknown}; choose from {sorted(known)}")
         return value
 
+    @field_validator("training_window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> str:
+        return str(Duration.parse(value))  # type: ignore[arg-type]
+
     @field_validator("rollout_steps")
     @classmethod
     def _shares(cls, value: list[float]) -> list[float]:
@@ -244,6 +302,11 @@ class Settings(BaseSettings):
             raise ValueError("psi_warning must not exceed psi_alert")
         if self.source_url and self.source_path:
             raise ValueError("set either source_url or source_path, not both")
+        try:
+            self.timescales.validate()
+        except TimeScaleError as error:
+            variable = f"{ENV_PREFIX}{error.setting.upper()}"
+            raise ValueError(f"setting '{error.setting}' ({variable}): {error.problem}") from None
         return self
 
     @classmethod
@@ -257,6 +320,19 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
         return init_settings, env_settings, toml
+
+    @property
+    def timescales(self) -> TimeScales:
+        """The four time scales, which turn periods into windows (``core.timescales``); built
+        on each access, so ``model_copy(update=...)`` never sees stale ones."""
+        return TimeScales(
+            period=self.partition,
+            drift_window=self.drift_window or DEFAULT_DRIFT_WINDOW[self.partition],
+            drift_min_records=self.drift_min_records,
+            training_window=Duration.parse(self.training_window),
+            schedule=self.retrain_schedule,
+            schedule_hour=self.retrain_schedule_hour,
+        )
 
     # --- derived paths -----------------------------------------------------------------
     @cached_property
@@ -283,7 +359,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = str(item["loc"][0]) if item["loc"] else "settings"
-            variable = f"{ENV_PREFIX}{name.upper()}"
-            problems.append(f"setting '{name}' ({variable}): {item['msg']}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if not item["loc"]:  # a cross-setting check: its message names the setting
+                problems.append(message)
+                continue
+            name = str(item["loc"][0])
+            problems.append(f"setting '{name}' ({ENV_PREFIX}{name.upper()}): {message}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

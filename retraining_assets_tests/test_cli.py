@@ -223,10 +223,34 @@ def test_backtest_command_writes_the_json_schema_and_a_plot(tmp_path: Path, smal
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert set(report) == {"metric", "higher_is_better", "periods", "policies"}
-    assert set(report["policies"]) == {"auto", "static", "always"}
+    assert set(report) == {"metric", "higher_is_better", "periods", "settings", "policies"}
+    assert report["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
+                                  "drift_min_records": 0, "schedule": "none"}  # fmt: skip
+    assert set(report["policies"]) == {"auto", "monthly", "static", "always"}
     assert report["policies"]["static"]["retrains"] == 0
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_backtest_command_takes_the_four_time_scales(tmp_path: Path, small_stream) -> None:
+    from retraining_assets.core.demo import DemoStream
+
+    stream = DemoStream(rows_per_month=300, months=4, end_month=small_stream.end_month)
+    path = tmp_path / "history.csv"
+    pd.concat([stream.generate(offset) for offset in range(4)]).to_csv(path, index=False)
+    out = tmp_path / "bt.json"
+    result = CliRunner().invoke(main, [
+        "backtest", "--data", str(path), "--time-column", "event_time", "--target", "defaulted",
+        "--drop", "customer_id", "--json", str(out), "--period", "week", "--window-days", "56",
+        "--drift-window", "2", "--schedule", "monthly",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["settings"] == {"period": "week", "training_window": "56d", "drift_window": 2,
+                                  "drift_min_records": 500, "schedule": "monthly"}  # fmt: skip
+    monthly = report["policies"]["monthly"]
+    assert monthly["retrains_at"] and all(
+        row["reasons"][0].startswith("schedule: ") for row in monthly["rows"] if row["retrained"]
+    )
 
 
 def test_backtest_command_names_the_problem(tmp_path: Path, small_stream) -> None:

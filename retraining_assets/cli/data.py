@@ -107,11 +107,33 @@ def drift(
 @click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
 @click.option("--time-column", required=True, help="The timestamp column.")
 @click.option("--target", required=True, help="The target (label) column.")
-@click.option("--period", type=click.Choice(["month", "week", "day"]), default="month")
+@click.option(
+    "--period",
+    type=click.Choice(["month", "week", "day"]),
+    default="month",
+    show_default=True,
+    help="Monitoring period: each is scored, then the triggers are evaluated.",
+)
 @click.option("--window", type=int, default=3, show_default=True, help="Periods per training.")
+@click.option(
+    "--window-days", type=int, default=None, help="Training window in days (instead of --window)."
+)
+@click.option(
+    "--drift-window",
+    type=int,
+    default=None,
+    help="Drift (and live metric) over this many trailing periods, widened to "
+    "RETRAIN_DRIFT_MIN_RECORDS records. Default: the period alone.",
+)
 @click.option("--families", default="xgboost", show_default=True, help="Comma-separated.")
 @click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
-@click.option("--schedule", is_flag=True, help="Also retrain at every calendar month.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["monthly", "none"]),
+    default="none",
+    show_default=True,
+    help="auto also retrains on the monthly schedule (the monthly policy always does).",
+)
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write the JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write the PNG here.")
 def backtest(
@@ -120,14 +142,17 @@ def backtest(
     target: str,
     period: str,
     window: int,
+    window_days: int | None,
+    drift_window: int | None,
     families: str,
     drop: tuple[str, ...],
-    schedule: bool,
+    schedule: str,
     json_out: str | None,
     plot_out: str | None,
 ) -> None:
     """Replay a dataset period by period through the same trigger, training, evaluation and
-    promotion code, against the `static` and `always` baselines."""
+    promotion code: `auto` (every trigger), `monthly` (the schedule alone), and the `static`
+    and `always` baselines."""
     from tqdm import tqdm
 
     from retraining_assets.core.backtest import BacktestError, backtest_file
@@ -142,6 +167,7 @@ def backtest(
         try:
             result = backtest_file(
                 path, time_column, target, drop=drop, period=period, window=window,
+                window_days=window_days, drift_window=drift_window,
                 families=[f.strip() for f in families.split(",") if f.strip()],
                 settings=cli_settings(), schedule=schedule, progress=progress,
             )  # fmt: skip

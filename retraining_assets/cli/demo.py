@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,7 +21,7 @@ from retraining_assets.cli.serve import chunk_option
 from retraining_assets.settings import Settings
 
 if TYPE_CHECKING:
-    from retraining_assets.defs.simulation import PeriodOutcome, TrafficOutcome
+    from retraining_assets.demo.simulation import PeriodOutcome, TrafficOutcome
     from retraining_assets.service.server import LocalService
 
 # months pass in seconds here: a step needs only this many outcomes per arm (unless
@@ -55,7 +56,7 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     from retraining_assets.core.registry import CHAMPION, Registry
     from retraining_assets.definitions import build_definitions
     from retraining_assets.defs.factory import partitions_for
-    from retraining_assets.defs.simulation import Simulation
+    from retraining_assets.demo.simulation import Simulation
     from retraining_assets.service.server import local_service
 
     started = time.monotonic()
@@ -78,7 +79,8 @@ def demo(months: int | None, rows: int | None, serve: bool, chunk: int) -> None:
     simulation = Simulation(
         build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
     )
-    stream.seed_database(engine, through=pipeline.settings.reference_periods - 1)
+    reference_end = pipeline.reference_window()[1]  # the first whole training window
+    stream.seed_database(engine, through=stream.offset_of(reference_end - timedelta(seconds=1)))
     simulation.refresh_reference()
     if serve:
         click.echo(

@@ -69,11 +69,18 @@ def serve(host: str | None, port: int | None, pipeline_name: str | None, access_
     import uvicorn
 
     from retraining_assets.service.app import create_app
+    from retraining_assets.service.auth import is_loopback
 
     context = Context.open(pipeline_name)
     settings = context.settings
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     host = settings.serve_host if host is None else host
+    if settings.serve_token is None and not is_loopback(host):
+        click.echo(
+            f"WARNING: listening on {host} without RETRAIN_SERVE_TOKEN: anyone who reaches "
+            "this address can request predictions and post outcomes",
+            err=True,
+        )
     sock = _listen(host, settings.serve_port if port is None else port)
     config = uvicorn.Config(
         create_app(context.pipeline),
@@ -86,7 +93,8 @@ def serve(host: str | None, port: int | None, pipeline_name: str | None, access_
     )
     click.echo(
         f"{context.pipeline.name}: starting the prediction service (refresh every "
-        f"{settings.serve_refresh_seconds:g}s, micro-batches of up to {settings.serve_max_batch})",
+        f"{settings.serve_refresh_seconds:g}s, micro-batches of up to {settings.serve_max_batch}, "
+        f"{'bearer token required' if settings.serve_token else 'no authentication'})",
         err=True,
     )
     _Server(config, context.pipeline.name, sock).run()

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,12 @@ from retraining_assets.core.evaluation import default_primary_metric, get_metric
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
+from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.triggers import RetrainPolicy
 from retraining_assets.core.validation import Tolerances
 from retraining_assets.settings import Settings
 
-PERIOD_OFFSETS = {
-    "monthly": pd.DateOffset(months=1),
-    "weekly": pd.DateOffset(weeks=1),
-    "daily": pd.DateOffset(days=1),
-}
+DEMO_PERIOD = "monthly"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -51,9 +49,16 @@ class Pipeline:
                 f"pipeline name '{self.name}' must be lowercase letters, digits and underscores"
             )
 
+    @cached_property
+    def timescales(self) -> TimeScales:
+        """The monitoring period, drift window, training window and schedule: every window
+        of this pipeline comes from here (built once)."""
+        return self.settings.timescales
+
     @property
-    def period(self) -> pd.DateOffset:
-        return PERIOD_OFFSETS[self.settings.partition]
+    def data_start(self) -> datetime:
+        """The start of the first partition."""
+        return datetime.fromisoformat(self.start)
 
     @property
     def primary_metric(self) -> str:
@@ -64,9 +69,8 @@ class Pipeline:
         return get_metric(self.primary_metric).higher_is_better
 
     def can_train(self, period_start: datetime) -> bool:
-        """Whether a full training window ends with the period starting at ``period_start``."""
-        first_end = pd.Timestamp(self.start) + self.period * self.settings.training_window
-        return pd.Timestamp(period_start) + self.period >= first_end
+        """Whether a whole training window ends with the period starting at ``period_start``."""
+        return self.timescales.can_train(period_start, self.data_start)
 
     def drift_thresholds(self) -> DriftThresholds:
         return drift_thresholds(self.settings)
@@ -78,10 +82,8 @@ class Pipeline:
         return folder
 
     def reference_window(self) -> tuple[datetime, datetime]:
-        """The first ``reference_periods`` periods: the drift reference until a champion exists."""
-        start = pd.Timestamp(self.start)
-        end = start + self.period * self.settings.reference_periods
-        return start.to_pydatetime(), end.to_pydatetime()
+        """The first whole training window: the drift reference until a champion exists."""
+        return self.timescales.first_training_window(self.data_start)
 
 
 def drift_thresholds(settings: Settings) -> DriftThresholds:
@@ -182,6 +184,10 @@ def rollout_plan(
 def demo_pipeline(settings: Settings, stream: DemoStream | None = None) -> Pipeline:
     """The embedded demo: the demo stream in the platform database."""
     stream = stream or DemoStream()
+    if "partition" not in settings.model_fields_set:
+        # the demo stream arrives a month at a time: monthly periods unless RETRAIN_PARTITION
+        # asks otherwise (the daily demo of issue 15 replaces this)
+        settings = settings.model_copy(update={"partition": DEMO_PERIOD})
     source = SqlRecordSource(
         url=settings.platform_database_url, table="demo_records", time_column=DEMO_SPEC.time_column
     )
@@ -207,10 +213,9 @@ def user_pipeline(settings: Settings) -> Pipeline:
     span = source.time_range()
     if span is None:
         raise ValueError(f"{source.description} holds no records")
-    first = pd.Timestamp(settings.partition_start or span[0]).normalize()
-    if settings.partition == "monthly":
-        first = first.replace(day=1)
-    sample = source.load(first.to_pydatetime(), (first + PERIOD_OFFSETS[settings.partition] * 3))
+    timescales = settings.timescales
+    first = timescales.period_start(pd.Timestamp(settings.partition_start or span[0]).normalize())
+    sample = source.load(*timescales.first_training_window(first))
     spec = DatasetSpec.infer(
         sample,
         settings.time_column,

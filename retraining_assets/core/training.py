@@ -19,7 +19,7 @@ import hashlib
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,8 +40,40 @@ from retraining_assets.core.dataset import (
     Task,
     class_labels,
     label_strings,
-    parse_timestamps,
 )
+from retraining_assets.core.splits import (  # the split is re-exported: trainers take it
+    Split,
+    TrainingError,
+    require_columns,
+    split_by_time,
+    split_for_training,
+)
+
+__all__ = [
+    "BASE_FAMILIES",
+    "FAMILIES",
+    "MAX_CATEGORIES",
+    "MISSING_CATEGORY",
+    "RF_MAX_ROWS_PER_TREE",
+    "FittedEstimator",
+    "MLPConfig",
+    "Split",
+    "TorchMLP",
+    "TrainedModel",
+    "TrainingError",
+    "build_preprocessor",
+    "data_fingerprint",
+    "encode_labels",
+    "model_classes",
+    "model_from_bytes",
+    "model_to_bytes",
+    "split_by_time",
+    "split_for_training",
+    "thread_count",
+    "train_candidates",
+    "train_ensemble",
+    "train_model",
+]
 
 BASE_FAMILIES: tuple[str, ...] = ("random_forest", "xgboost", "neural_net")
 FAMILIES: tuple[str, ...] = (*BASE_FAMILIES, "ensemble")
@@ -50,83 +82,12 @@ MAX_CATEGORIES = 20  # one-hot columns per feature; rarer levels share an "infre
 RF_MAX_ROWS_PER_TREE = 50_000  # bounds forest cost on large tables; more rows add little
 
 
-class TrainingError(ValueError):
-    """Data or arguments that cannot be trained on; the message names the problem."""
-
-
 def thread_count() -> int:
     """Threads a trainer may use: ``OMP_NUM_THREADS`` when set, else 1."""
     try:
         return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
     except ValueError:
         return 1
-
-
-# --- splitting -------------------------------------------------------------------------------
-@dataclass
-class Split:
-    """Time-ordered parts: train (oldest), valid (early stopping, ensemble weights), holdout
-    (the most recent rows; only ever used for evaluation)."""
-
-    train: pd.DataFrame
-    valid: pd.DataFrame
-    holdout: pd.DataFrame
-
-    def describe(self, time_column: str) -> dict[str, dict[str, Any]]:
-        """Rows and time range of each part (for metadata)."""
-        return {
-            name: {
-                "rows": len(part),
-                "start": str(part[time_column].min()),
-                "end": str(part[time_column].max()),
-            }
-            for name, part in (
-                ("train", self.train),
-                ("valid", self.valid),
-                ("holdout", self.holdout),
-            )
-        }
-
-
-def split_by_time(
-    frame: pd.DataFrame, spec: DatasetSpec, valid_share: float = 0.15, holdout_share: float = 0.2
-) -> Split:
-    """Order rows by time; the holdout is the most recent tail, valid the block before it."""
-    if not (0 < valid_share < 1 and 0 < holdout_share < 1 and valid_share + holdout_share < 1):
-        raise TrainingError(
-            f"valid_share ({valid_share}) and holdout_share ({holdout_share}) must be in (0, 1) "
-            "and sum to less than 1"
-        )
-    _require_columns(frame, (spec.time_column, spec.target), "training data")
-    nulls = int(frame[spec.target].isna().sum())
-    if nulls:
-        raise TrainingError(f"target '{spec.target}' is null in {nulls} of {len(frame)} rows")
-    times = frame[spec.time_column]
-    if not pd.api.types.is_datetime64_any_dtype(times):
-        times = parse_timestamps(times)
-    ordered = frame.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)
-    n = len(ordered)
-    n_holdout, n_valid = round(n * holdout_share), round(n * valid_share)
-    n_train = n - n_holdout - n_valid
-    for part, size in (("train", n_train), ("valid", n_valid), ("holdout", n_holdout)):
-        if size <= 0:
-            raise TrainingError(
-                f"the {part} part would be empty: {n} rows with valid_share={valid_share}, "
-                f"holdout_share={holdout_share}"
-            )
-    split = Split(
-        train=ordered.iloc[:n_train],
-        valid=ordered.iloc[n_train : n_train + n_valid],
-        holdout=ordered.iloc[n_train + n_valid :],
-    )
-    if spec.task != "regression":
-        present = label_strings(split.train[spec.target]).unique()
-        if len(present) < 2:
-            raise TrainingError(
-                f"the train part has a single class {present[0]!r} in target '{spec.target}'; "
-                "a classifier needs at least two"
-            )
-    return split
 
 
 # --- preprocessing ---------------------------------------------------------------------------
@@ -178,12 +139,6 @@ def build_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
     if not transformers:
         raise TrainingError("the spec has no features to train on")
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
-
-
-def _require_columns(frame: pd.DataFrame, columns: Iterable[str], where: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise TrainingError(f"{where}: missing columns {missing}")
 
 
 def _matrix(preprocessor: ColumnTransformer, frame: pd.DataFrame) -> np.ndarray:
@@ -276,7 +231,7 @@ class TrainedModel:
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities (n, k) in ``classes`` order, or regression predictions (n,)."""
-        _require_columns(frame, self.features, f"{self.family} model input")
+        require_columns(frame, self.features, f"{self.family} model input")
         if len(frame) == 0:
             return np.zeros((0, len(self.classes))) if self.classes else np.zeros(0)
         return self.scorer.scores(frame)
@@ -506,7 +461,7 @@ def train_model(
     if family not in _TRAINERS:
         raise TrainingError(f"unknown model family {family!r}; choose from {list(FAMILIES)}")
     started = time.perf_counter()
-    _require_columns(split.train, (*spec.features, spec.target), "train part")
+    require_columns(split.train, (*spec.features, spec.target), "train part")
     classes = model_classes(spec, split.train[spec.target])
     y, y_valid = _targets(split.train, spec, classes), _targets(split.valid, spec, classes)
     present = np.unique(y) if spec.task != "regression" else np.zeros(0, dtype=np.int64)

@@ -2,9 +2,12 @@
 
 Endpoints: ``POST /predict`` (one row, micro-batched), ``POST /predict/batch`` (columnar),
 ``POST /feedback`` (an observed outcome), ``POST /feedback/batch`` (many, all or none),
-``GET /health`` and ``GET /rollout``. The lifespan
-starts the prediction log and the scoring thread and, on shutdown (uvicorn waits for requests
-in flight first), scores what is queued and closes the log, so a graceful stop loses nothing.
+``GET /health`` and ``GET /rollout``. Every answer that logs something is sent once the
+prediction log's spool has synced it (``durability``): a 200 or 202 survives a SIGKILL. An
+outcome is recorded once per prediction: the same one again is accepted, a different one is
+a 409. With ``RETRAIN_SERVE_TOKEN`` every route but ``/health`` needs the bearer token
+(``auth``). The lifespan starts the prediction log and the scoring thread and, on shutdown
+(uvicorn waits for requests in flight first), scores what is queued and closes the log.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations, and
@@ -14,12 +17,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
@@ -28,11 +31,15 @@ from retraining_assets.core.prediction_log import (
     Outcome,
     PredictionLog,
     entities_of,
+    find_outcomes,
     find_prediction,
 )
 from retraining_assets.core.registry import Registry, utc_now
+from retraining_assets.service.auth import require_token
 from retraining_assets.service.batching import BatcherStoppedError, MicroBatcher
-from retraining_assets.service.models import ModelUnavailableError, ServedModels, Snapshot
+from retraining_assets.service.durability import DurableGate, NotDurableError
+from retraining_assets.service.health import health_body
+from retraining_assets.service.models import ModelUnavailableError, ServedModels
 from retraining_assets.service.predictions import Predictor, RecentPredictions, Rows
 from retraining_assets.service.schemas import Schemas, build_schemas, error_body
 
@@ -78,12 +85,21 @@ class FeedbackBatchAccepted(BaseModel):
     accepted: int
 
 
+class Conflict(BaseModel):
+    """A prediction whose outcome is already recorded, with another value."""
+
+    prediction_id: str
+    recorded: str | float
+    given: str | float
+
+
 class Problem(BaseModel):
     """An error: what went wrong, naming the field, id or model."""
 
     detail: Any
     message: str | None = None
     unknown: list[str] | None = None  # ``/feedback/batch``: prediction ids not found
+    conflicts: list[Conflict] | None = None  # 409: outcomes already recorded otherwise
 
 
 @dataclass
@@ -98,6 +114,7 @@ class Service:
     recent: RecentPredictions
     predictor: Predictor
     batcher: MicroBatcher
+    gate: DurableGate
 
 
 def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastAPI:
@@ -122,21 +139,24 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
     recent = RecentPredictions()
     predictor = Predictor(pipeline.name, spec, models, prediction_log, recent)
 
-    def score_rows(items: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
+    def score_rows(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[bytes, int]]:
         predicted = predictor.predict(Rows.of(items, spec.features))
-        return [to_json(predicted.one(i)) for i in range(len(items))]
+        return [(to_json(predicted.one(i)), predicted.logged) for i in range(len(items))]
 
-    def score_batch(rows: Rows) -> bytes:
-        return to_json(predictor.predict(rows).columns())
+    def score_batch(rows: Rows) -> tuple[bytes, int]:
+        predicted = predictor.predict(rows)
+        return to_json(predicted.columns()), predicted.logged
 
     batcher = MicroBatcher(score_rows, max_batch=settings.serve_max_batch)
+    gate = DurableGate(prediction_log)
     service = Service(
-        pipeline, schemas, registry, models, prediction_log, recent, predictor, batcher
+        pipeline, schemas, registry, models, prediction_log, recent, predictor, batcher, gate
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         prediction_log.start()
+        gate.start()
         await batcher.start()
         snapshot = await run_in_threadpool(models.current)
         if snapshot.champion is None:
@@ -148,15 +168,26 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
             await run_in_threadpool(prediction_log.close)
             log.info("%s: prediction log closed: %s", pipeline.name, prediction_log.written)
 
-    app = FastAPI(
+    # the docs' JavaScript and CSS come from the fastapi-offline package, never from a CDN
+    factory = FastAPIOffline if settings.serve_docs else FastAPI
+    app = factory(
         title=f"retraining_assets prediction service: {pipeline.name}",
         description="Predictions of the champion (and of a rollout's challenger), logged.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.serve_docs else None,
+        redoc_url="/redoc" if settings.serve_docs else None,
+        **({"static_url": "/docs-assets"} if settings.serve_docs else {}),
     )
+    if settings.serve_token is not None:
+        require_token(app, settings.serve_token.get_secret_value())
     app.state.service = service
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "The body is not UTF-8 text"},
         422: {"model": Problem, "description": "Invalid request (names the field)"},
-        503: {"model": Problem, "description": "No model can be served"},
+        503: {
+            "model": Problem,
+            "description": "No model can be served, or the prediction log cannot write to disk",
+        },
     }
 
     @app.exception_handler(RequestValidationError)
@@ -167,11 +198,32 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
     Feedback = schemas.feedback
     FeedbackBatch = schemas.feedback_batch
 
-    def record(prediction_ids: list[str], outcomes: list[Any]) -> None:
-        """Queue outcomes of known predictions (validated against the spec) for the log."""
-        regression = spec.task == "regression"
+    regression = spec.task == "regression"
+
+    def record(prediction_ids: list[str], outcomes: list[Any]) -> list[Conflict] | int:
+        """Queue the outcomes of known predictions (validated against the spec) for the log,
+        unless one of them already has another outcome: then record none and return the
+        conflicts. Otherwise the log's sequence number to wait for (an outcome given again
+        is not queued twice). No ``await`` inside: two requests cannot interleave here."""
+        conflicts: list[Conflict] = []
+        new: dict[str, Any] = {}
+        for prediction_id, outcome, recorded in zip(
+            prediction_ids, outcomes, recent.outcomes_of(prediction_ids), strict=True
+        ):
+            prior = recorded if recorded is not None else new.get(prediction_id)
+            if prior is None:
+                new[prediction_id] = outcome
+            elif prior != outcome:
+                conflicts.append(
+                    Conflict(prediction_id=prediction_id, recorded=prior, given=outcome)
+                )
+        if conflicts:
+            return conflicts
+        if not new:
+            return prediction_log.queued
+        recent.record(list(new), list(new.values()))
         now = utc_now()
-        prediction_log.add_outcomes(
+        return prediction_log.add_outcomes(
             Outcome(
                 prediction_id=prediction_id,
                 pipeline=pipeline.name,
@@ -179,17 +231,27 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
                 value=float(outcome) if regression else None,
                 received_at=now,
             )
-            for prediction_id, outcome in zip(prediction_ids, outcomes, strict=True)
+            for prediction_id, outcome in new.items()
         )
+
+    async def answer(seq: int, content: bytes | Any, status: int = 200) -> Response:
+        """``content`` once the log's rows up to ``seq`` are on disk, else a 503."""
+        try:
+            await gate.wait(seq)
+        except NotDurableError as error:
+            return _json({"detail": str(error)}, 503)
+        if isinstance(content, bytes):
+            return Response(content, status_code=status, media_type=JSON)
+        return _json(content, status)
 
     @app.post("/predict", responses={200: {"model": PredictResponse}, **errors})
     async def predict(body: PredictRequest) -> Response:  # type: ignore[valid-type]
         """Predict one entity (micro-batched with the requests arriving together)."""
         try:
-            content = await batcher.submit((body.entity_id, schemas.row(body.features)))
+            content, seq = await batcher.submit((body.entity_id, schemas.row(body.features)))
         except (ModelUnavailableError, BatcherStoppedError) as error:
             return _json({"detail": str(error)}, 503)
-        return Response(content, media_type=JSON)
+        return await answer(seq, content)
 
     @app.post(
         "/predict/batch",
@@ -205,18 +267,26 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
             problems = error.errors(include_url=False, include_input=False)
             return _json(error_body(problems, ("body",)), 422)
         try:
-            content = await batcher.run(score_batch, Rows(entity_ids, columns))
+            content, seq = await batcher.run(score_batch, Rows(entity_ids, columns))
         except (ModelUnavailableError, BatcherStoppedError) as error:
             return _json({"detail": str(error)}, 503)
-        return Response(content, media_type=JSON)
+        return await answer(seq, content)
+
+    conflict = {"model": Problem, "description": "The prediction has another outcome already"}
 
     @app.post(
         "/feedback",
         status_code=202,
-        responses={202: {"model": FeedbackAccepted}, 404: {"model": Problem}, **errors},
+        responses={
+            202: {"model": FeedbackAccepted},
+            404: {"model": Problem},
+            409: conflict,
+            **errors,
+        },
     )
     async def feedback(body: Feedback) -> Response:  # type: ignore[valid-type]
-        """Record the observed outcome of a prediction (by its id, or the entity's latest)."""
+        """Record the observed outcome of a prediction (by its id, or the entity's latest).
+        The same outcome again is accepted; another one is refused (409)."""
         found = _recent(recent, body.prediction_id, body.entity_id)
         if found is None:
             try:
@@ -233,16 +303,24 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
             )
             return _json({"detail": f"{what} in pipeline '{pipeline.name}'"}, 404)
         prediction_id, entity_id = found
-        record([prediction_id], [body.outcome])
-        return _json({"prediction_id": prediction_id, "entity_id": entity_id}, 202)
+        recorded = record([prediction_id], [body.outcome])
+        if isinstance(recorded, list):
+            return _conflicts(recorded, 1)
+        return await answer(recorded, {"prediction_id": prediction_id, "entity_id": entity_id}, 202)
 
     @app.post(
         "/feedback/batch",
         status_code=202,
-        responses={202: {"model": FeedbackBatchAccepted}, 404: {"model": Problem}, **errors},
+        responses={
+            202: {"model": FeedbackBatchAccepted},
+            404: {"model": Problem},
+            409: conflict,
+            **errors,
+        },
     )
     async def feedback_batch(body: FeedbackBatch) -> Response:  # type: ignore[valid-type]
-        """Record many outcomes by prediction id: all of them, or none when an id is unknown."""
+        """Record many outcomes by prediction id: all of them, or none when an id is unknown
+        or has another outcome already (the same one again is accepted)."""
         ids = body.prediction_ids
         unknown = [
             i for i, entity in zip(ids, recent.entities_of(ids), strict=True) if entity is None
@@ -259,15 +337,21 @@ def create_app(pipeline: Pipeline, *, registry: Registry | None = None) -> FastA
                 f"'{pipeline.name}', e.g. {unknown[:5]}; no outcome was recorded"
             )
             return _json({"detail": detail, "unknown": unknown[:100]}, 404)
-        record(ids, body.outcomes)
-        return _json({"accepted": len(ids)}, 202)
+        recorded = record(ids, body.outcomes)
+        if isinstance(recorded, list):
+            return _conflicts(recorded, len(ids))
+        return await answer(recorded, {"accepted": len(ids)}, 202)
 
-    @app.get("/health", responses={503: {"description": "No model can be served"}})
+    @app.get(
+        "/health",
+        responses={503: {"description": "No model can be served, or the log cannot write to disk"}},
+    )
     async def health() -> Response:
-        """The models served (versions, families, checksums), the rollout and the log."""
+        """``ok``, ``degraded`` (serving, but the log is not writing to the database: rows wait
+        on disk) or ``unavailable`` (503); the models served, the rollout, the log's state."""
         snapshot = await run_in_threadpool(models.current)
-        body = _health(service, snapshot)
-        return _json(body, 200 if snapshot.champion is not None else 503)
+        body = health_body(pipeline, prediction_log, batcher, snapshot)
+        return _json(body, 503 if body["status"] == "unavailable" else 200)
 
     @app.get("/rollout")
     async def rollout() -> Response:
@@ -296,59 +380,46 @@ def _recent(
     return None if latest is None else (latest, entity_id)
 
 
+def _conflicts(conflicts: list[Conflict], of: int) -> Response:
+    first = conflicts[0]
+    detail = (
+        f"{len(conflicts)} of {of} predictions already have another outcome, e.g. "
+        f"'{first.prediction_id}': recorded {first.recorded!r}, given {first.given!r}; "
+        "no outcome was recorded"
+    )
+    body = {"detail": detail, "conflicts": [c.model_dump() for c in conflicts[:100]]}
+    return _json(body, 409)
+
+
 def _logged(
     service: Service, prediction_id: str | None, entity_id: str | None
 ) -> tuple[str, str] | None:
     """The prediction from the log (written up to now first): older than the memory holds,
-    or made by an earlier run of the service."""
+    or made by an earlier run of the service. Remembered with its recorded outcome."""
     service.log.flush(FLUSH_TIMEOUT_SECONDS)
-    found = find_prediction(
-        service.registry.engine,
-        service.pipeline.name,
-        prediction_id=prediction_id,
-        entity_id=entity_id,
-    )
-    return None if found is None else (found.id, found.entity_id)
+    engine, name = service.registry.engine, service.pipeline.name
+    found = find_prediction(engine, name, prediction_id=prediction_id, entity_id=entity_id)
+    if found is None:
+        return None
+    _adopt(service, {found.id: found.entity_id})
+    return found.id, found.entity_id
 
 
 def _logged_ids(service: Service, prediction_ids: list[str]) -> dict[str, str]:
-    """The entities of logged predictions among ``prediction_ids`` (the log written first)."""
+    """The entities of logged predictions among ``prediction_ids`` (the log written first),
+    remembered with their recorded outcomes."""
     service.log.flush(FLUSH_TIMEOUT_SECONDS)
-    return entities_of(service.registry.engine, service.pipeline.name, prediction_ids)
+    found = entities_of(service.registry.engine, service.pipeline.name, prediction_ids)
+    _adopt(service, found)
+    return found
 
 
-def _health(service: Service, snapshot: Snapshot) -> dict[str, Any]:
-    batcher = service.batcher
-    body: dict[str, Any] = {
-        "status": "ok" if snapshot.champion is not None else "unavailable",
-        "pipeline": service.pipeline.name,
-        "task": service.pipeline.spec.task,
-        "champion": None if snapshot.champion is None else snapshot.champion.to_dict(),
-        "challenger": None if snapshot.challenger is None else snapshot.challenger.to_dict(),
-        "rollout_id": None if snapshot.rollout is None else snapshot.rollout.id,
-        "problems": list(snapshot.problems),
-        "checked_at": _iso(snapshot.checked_at),
-        "log": {
-            "backlog": service.log.backlog,
-            "written": service.log.written,
-            "refused": service.log.refused,
-            "last_error": service.log.last_error,
-        },
-        "batching": {
-            "max_batch": batcher.max_batch,
-            "batches": batcher.batches,
-            "rows": batcher.items,
-            "mean_batch": round(batcher.items / batcher.batches, 2) if batcher.batches else None,
-        },
-    }
-    if snapshot.champion is None:
-        problems = "; ".join(snapshot.problems) or "no champion"
-        body["reason"] = f"no model can be served: {problems}"
-    return body
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat() + "Z"
+def _adopt(service: Service, entities: dict[str, str]) -> None:
+    recorded = find_outcomes(service.registry.engine, service.pipeline.name, list(entities))
+    regression = service.pipeline.spec.task == "regression"
+    for prediction_id, entity in entities.items():
+        label, value = recorded.get(prediction_id, (None, None))
+        service.recent.adopt(prediction_id, entity, value if regression else label)
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:

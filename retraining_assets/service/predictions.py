@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ class Predicted:
     predictions: list[Any]  # class labels, or numbers (regression)
     probabilities: dict[str, list[float]] | None  # class -> probabilities (classification)
     rollout_id: int | None
+    logged: int  # the prediction log's sequence number of the last row: answer once durable
 
     def one(self, i: int) -> dict[str, Any]:
         """The response of row ``i`` of a single-row request."""
@@ -83,37 +84,80 @@ class Predicted:
 
 
 class RecentPredictions:
-    """Recent prediction ids with their entities, and each entity's latest id: between
-    ``capacity / 2`` and ``capacity`` of the newest. Two generations of dicts: when the young
-    one is full it becomes the old one and the old one is dropped whole, so remembering a
-    10k-row batch costs two dict updates, not 10k evictions."""
+    """Recent prediction ids with their entities and recorded outcomes, and each entity's
+    latest id: between ``capacity / 2`` and ``capacity`` of the newest. Two generations of
+    dicts: when the young one is full it becomes the old one and the old one is dropped whole,
+    so remembering a 10k-row batch costs a few dict updates, not 10k evictions. An outcome
+    lives in its prediction's generation, so "is there an outcome already" is exact for every
+    prediction remembered (the others are looked up in the log)."""
 
     def __init__(self, capacity: int = RECENT_PREDICTIONS) -> None:
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._young: tuple[dict[str, str], dict[str, str]] = ({}, {})  # id->entity, entity->id
-        self._old: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        self._young = _Generation()
+        self._old = _Generation()
 
     def remember(self, ids: Sequence[str], entity_ids: Sequence[str]) -> None:
         with self._lock:
-            entity_of, latest = self._young
-            entity_of.update(zip(ids, entity_ids, strict=True))
-            latest.update(zip(entity_ids, ids, strict=True))
-            if len(entity_of) >= self.capacity // 2:
-                self._old, self._young = self._young, ({}, {})
+            young = self._young
+            young.entity_of.update(zip(ids, entity_ids, strict=True))
+            young.latest.update(zip(entity_ids, ids, strict=True))
+            self._age()
+
+    def adopt(self, prediction_id: str, entity_id: str, outcome: Any) -> None:
+        """A prediction found in the log (an earlier run, or forgotten), with its recorded
+        outcome or None; it does not become its entity's latest."""
+        with self._lock:
+            if self._holder(prediction_id) is None:
+                self._young.entity_of[prediction_id] = entity_id
+                if outcome is not None:
+                    self._young.outcome[prediction_id] = outcome
+                self._age()
 
     def entity_of(self, prediction_id: str) -> str | None:
         with self._lock:
-            return self._young[0].get(prediction_id) or self._old[0].get(prediction_id)
+            holder = self._holder(prediction_id)
+            return None if holder is None else holder.entity_of[prediction_id]
 
     def entities_of(self, prediction_ids: Sequence[str]) -> list[str | None]:
         with self._lock:
-            young, old = self._young[0], self._old[0]
+            young, old = self._young.entity_of, self._old.entity_of
             return [young.get(i) or old.get(i) for i in prediction_ids]
 
     def latest(self, entity_id: str) -> str | None:
         with self._lock:
-            return self._young[1].get(entity_id) or self._old[1].get(entity_id)
+            return self._young.latest.get(entity_id) or self._old.latest.get(entity_id)
+
+    def outcomes_of(self, prediction_ids: Sequence[str]) -> list[Any]:
+        """The outcome recorded for each remembered prediction (None: none yet)."""
+        with self._lock:
+            young, old = self._young.outcome, self._old.outcome
+            return [young.get(i, old.get(i)) for i in prediction_ids]
+
+    def record(self, prediction_ids: Sequence[str], outcomes: Sequence[Any]) -> None:
+        """Remember the outcomes of remembered predictions."""
+        with self._lock:
+            for prediction_id, outcome in zip(prediction_ids, outcomes, strict=True):
+                holder = self._holder(prediction_id)
+                if holder is not None:
+                    holder.outcome[prediction_id] = outcome
+
+    def _holder(self, prediction_id: str) -> _Generation | None:
+        for generation in (self._young, self._old):
+            if prediction_id in generation.entity_of:
+                return generation
+        return None
+
+    def _age(self) -> None:
+        if len(self._young.entity_of) >= self.capacity // 2:
+            self._old, self._young = self._young, _Generation()
+
+
+@dataclass
+class _Generation:
+    entity_of: dict[str, str] = field(default_factory=dict)  # prediction id -> entity
+    latest: dict[str, str] = field(default_factory=dict)  # entity -> its latest prediction id
+    outcome: dict[str, Any] = field(default_factory=dict)  # prediction id -> outcome
 
 
 class Predictor:
@@ -205,10 +249,17 @@ class Predictor:
             }
         variant_list = variants.tolist()
         version_list = versions.tolist()
-        self._log(ids, entity_ids, variant_list, version_list, labels, values, rollout)
+        logged = self._log(ids, entity_ids, variant_list, version_list, labels, values, rollout)
         self.recent.remember(ids, entity_ids)
         return Predicted(
-            ids, entity_ids, variant_list, version_list, predictions, probabilities, rollout_id
+            ids,
+            entity_ids,
+            variant_list,
+            version_list,
+            predictions,
+            probabilities,
+            rollout_id,
+            logged,
         )
 
     def _log(
@@ -220,12 +271,12 @@ class Predictor:
         labels: list[Any],
         values: list[float],
         rollout: Any,
-    ) -> None:
+    ) -> int:
         created_at: datetime = utc_now()
         rollout_id = rollout.id if rollout is not None else None
         step = rollout.step if rollout is not None else None
         pipeline = self.pipeline
-        self.log.add_predictions(
+        return self.log.add_predictions(
             Prediction(i, pipeline, e, v, m, rollout_id, lab, val, created_at, step)
             for i, e, v, m, lab, val in zip(
                 ids, entity_ids, variants, versions, labels, values, strict=True

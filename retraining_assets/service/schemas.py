@@ -9,6 +9,7 @@ name works, even one that clashes with a pydantic attribute.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     create_model,
     model_validator,
 )
@@ -34,8 +36,20 @@ MAX_BATCH_ROWS = 100_000  # one request's rows; bigger jobs belong in a batch sc
 
 Number = Annotated[float | None, Strict(), Field(allow_inf_nan=False)]
 Text = Annotated[str | None, Strict()]
-EntityId = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
-PredictionId = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32)]
+# Ids are stored and looked up in the database, and PostgreSQL cannot hold a NUL character
+# (psycopg2 refuses it with a plain ValueError): refused up front, in pydantic-core's regex.
+NO_NUL = "^[^\\x00]*$"
+NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+
+def _id(max_length: int) -> Any:
+    return Annotated[
+        str, Strict(), StringConstraints(min_length=1, max_length=max_length, pattern=NO_NUL)
+    ]
+
+
+EntityId = _id(MAX_ID_LENGTH)
+PredictionId = _id(32)
 FORBID = ConfigDict(extra="forbid")
 
 
@@ -126,7 +140,21 @@ def _outcome_type(spec: DatasetSpec) -> Any:
     def known_class(value: Any) -> str:
         return canonical_label(value, classes)
 
-    return Annotated[Any, AfterValidator(known_class)]
+    # what the validator accepts, stated in the OpenAPI document: a class as its string, or
+    # a number whose label is a class (1 and 1.0 for class "1")
+    numbers = []
+    for label in classes:
+        try:
+            number = float(label)
+        except ValueError:
+            continue
+        if math.isfinite(number) and canonical_label(number, classes) == label:
+            numbers.append(int(number) if number.is_integer() else number)
+    accepted: list[dict[str, Any]] = [{"type": "string", "enum": list(classes)}]
+    if numbers:
+        accepted.append({"type": "number", "enum": numbers})
+    schema = {"anyOf": accepted, "description": f"one of the classes {list(classes)}"}
+    return Annotated[Any, AfterValidator(known_class), WithJsonSchema(schema)]
 
 
 def _feedback_model(outcome: Any) -> type[BaseModel]:
@@ -135,12 +163,18 @@ def _feedback_model(outcome: Any) -> type[BaseModel]:
             raise ValueError("give exactly one of prediction_id and entity_id")
         return model
 
+    def exactly_one(schema: dict[str, Any]) -> None:
+        """The document says what ``one_id`` checks: one id, and no null for the other."""
+        schema["oneOf"] = [{"required": ["prediction_id"]}, {"required": ["entity_id"]}]
+        for name in ("prediction_id", "entity_id"):
+            schema["properties"][name].pop("default", None)
+
     return create_model(
         "Feedback",
-        __config__=FORBID,
+        __config__=ConfigDict(extra="forbid", json_schema_extra=exactly_one),
         __validators__={"one_id": model_validator(mode="after")(one_id)},
-        prediction_id=(PredictionId | None, None),
-        entity_id=(EntityId | None, None),
+        prediction_id=(PredictionId, None),
+        entity_id=(EntityId, None),
         outcome=(outcome, ...),
     )
 
@@ -181,12 +215,18 @@ def error_body(errors: Iterable[Mapping[str, Any]], prefix: tuple[str, ...] = ()
     for error in errors:
         loc = [*prefix, *error.get("loc", ())]
         msg = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch" and _ctx(error).get("pattern") == NO_NUL:
+            msg = NUL_MESSAGE
         fields = [str(part) for part in loc if part != "body"]
         if error["type"] == "json_invalid":  # FastAPI puts the character position in loc
-            reason = (error.get("ctx") or {}).get("error")
+            reason = _ctx(error).get("error")
             msg = f"{msg}: {reason}" if reason and str(reason) not in msg else msg
             msg = f"{msg} (at character {fields[0]})" if fields else msg
             fields = []
         detail.append({"loc": loc, "msg": msg, "type": error["type"]})
         parts.append(f"{'.'.join(fields) or 'body'}: {msg}")
     return {"detail": detail, "message": "; ".join(parts)}
+
+
+def _ctx(error: Mapping[str, Any]) -> Mapping[str, Any]:
+    return error.get("ctx") or {}

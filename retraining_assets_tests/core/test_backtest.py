@@ -59,18 +59,27 @@ def result() -> BacktestResult:
 
 def test_json_has_the_exact_schema(result: BacktestResult) -> None:
     data = json.loads(result.to_json())
-    assert set(data) == {"metric", "higher_is_better", "periods", "policies"}
+    assert set(data) == {"metric", "higher_is_better", "periods", "settings", "policies"}
     assert (data["metric"], data["higher_is_better"], data["periods"]) == ("accuracy", True, 24)
-    assert set(data["policies"]) == set(POLICIES)
+    # without the new options: today's protocol (monthly, 3 periods, the period's own drift)
+    assert data["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
+                                "drift_min_records": 0, "schedule": "none"}  # fmt: skip
+    assert set(data["policies"]) == set(POLICIES) == {"auto", "monthly", "static", "always"}
     for policy in data["policies"].values():
-        assert set(policy) == {"mean_metric", "retrains", "promotions", "skipped_periods", "rows"}
+        assert set(policy) == {"mean_metric", "retrains", "promotions", "skipped_periods",
+                               "promotions_at", "retrains_at", "rows"}  # fmt: skip
         assert len(policy["rows"]) == 24
         assert all(set(row) == ROW_KEYS for row in policy["rows"])
         assert [row["period"] for row in policy["rows"]] == [
             STREAM.partition_key(offset) for offset in range(3, STREAM.months)
         ]
-        scored = [row["metric"] for row in policy["rows"] if row["metric"] is not None]
-        assert policy["mean_metric"] == pytest.approx(np.mean(scored))
+        # accuracy pooled over every scored row: each period weighs by its rows
+        rows = policy["rows"]
+        weighted = sum(row["metric"] * row["rows"] for row in rows) / sum(r["rows"] for r in rows)
+        assert policy["mean_metric"] == pytest.approx(weighted)
+        assert policy["retrains_at"] == [row["period"] for row in rows if row["retrained"]]
+        assert policy["promotions_at"] == [r["period"] for r in rows if r["decision"] == "promote"]
+        assert policy["promotions"] == 1 + len(policy["promotions_at"])
         assert all(row["decision"] in (None, "promote", "pending_approval", "reject")
                    for row in policy["rows"])  # fmt: skip
 
@@ -137,11 +146,22 @@ def test_volume_counts_records_since_the_last_training() -> None:
 
 
 def test_schedule_retrains_every_month_when_enabled() -> None:
-    auto = backtest(stable(5), policies=("auto",), schedule=True).policies["auto"]
+    auto = backtest(stable(5), policies=("auto",), schedule="monthly").policies["auto"]
     assert all(any(r.startswith("schedule: ") for r in row.reasons) for row in auto.rows)
 
 
-def test_small_periods_are_skipped_and_left_out_of_the_mean() -> None:
+def test_monthly_policy_retrains_on_the_schedule_alone_with_the_gate(
+    result: BacktestResult,
+) -> None:
+    monthly = result.policies["monthly"]
+    assert monthly.retrains == result.periods  # monthly periods: the schedule is due after each
+    for row in monthly.rows:
+        assert row.reasons == ("schedule: the periodic retraining is due",)
+        assert row.decision in ("promote", "pending_approval", "reject")
+    assert monthly.promotions < result.policies["always"].promotions
+
+
+def test_small_periods_have_no_metric_of_their_own_but_count_in_the_mean() -> None:
     frame = stable(6)
     month = frame[TIME_COLUMN].dt.to_period("M") == frame[TIME_COLUMN].iloc[-1].to_period("M")
     small = frame[~month | (frame.index.isin(frame[month].index[:10]))]
@@ -150,7 +170,40 @@ def test_small_periods_are_skipped_and_left_out_of_the_mean() -> None:
         last = policy.rows[-1]
         assert (last.rows, last.metric, policy.skipped_periods) == (10, None, 1)
         assert "fewer than 30" in last.skipped
-        assert policy.mean_metric == pytest.approx(np.mean([r.metric for r in policy.rows[:-1]]))
+        assert policy.scored_rows == sum(row.rows for row in policy.rows)
+        # pooled accuracy = correct rows / rows: the 10-row month adds 0 to 10 correct rows
+        correct = sum(row.metric * row.rows for row in policy.rows[:-1])
+        small_correct = policy.mean_metric * policy.scored_rows - correct
+        assert small_correct == pytest.approx(round(small_correct), abs=1e-6)
+        assert 0 <= round(small_correct) <= 10
+
+
+def test_daily_periods_too_small_for_a_metric_still_give_a_mean() -> None:
+    """400 rows a month are 13 a day: no day has a metric of its own, the pool has all."""
+    result = backtest(stable(4), period="day", window_days=60, policies=("static",))
+    static = result.policies["static"]
+    assert static.skipped_periods == result.periods
+    assert static.mean_metric is not None and static.mean_metric > 0.6
+    assert static.scored_rows == sum(row.rows for row in static.rows) > 0
+    assert result.to_dict()["settings"]["training_window"] == "60d"
+
+
+def test_an_untrainable_later_window_keeps_the_model_and_says_why() -> None:
+    """Issue 13: a 1-row month after an empty month must not abort the backtest."""
+    frame = stable(5)
+    empty = frame[TIME_COLUMN] >= STREAM.month_start(3)
+    one_row = frame[empty].iloc[[-1]]  # a single row in month 4, month 3 empty
+    result = backtest(pd.concat([frame[~empty], one_row]), window=1, policies=("always",))
+    always = result.policies["always"]
+    empty_month, last_month = always.rows[-2], always.rows[-1]
+    assert (empty_month.rows, last_month.rows) == (0, 1)
+    for row in (empty_month, last_month):
+        assert not row.retrained and row.decision is None
+        assert any(r.startswith("not retrained: the training window") for r in row.reasons)
+    assert "single class (none)" in empty_month.reasons[-1]
+    assert "(1 rows)" in last_month.reasons[-1]
+    assert always.rows[-1].serving_version == always.rows[-2].serving_version
+    assert len([note for note in result.notes if "single class" in note]) == 2
 
 
 def test_single_class_period_skips_auc_but_not_accuracy() -> None:
@@ -236,6 +289,8 @@ def test_unparseable_time_column_is_named() -> None:
     [
         ({"period": "quarter"}, "period must be one of"),
         ({"window": 0}, "window must be at least 1"),
+        ({"schedule": "hourly"}, "schedule must be monthly or none"),
+        ({"period": "day", "window_days": 5, "drift_window": 7}, "shorter than the drift window"),
         ({"policies": ("auto", "sometimes")}, "policies must be distinct names"),
         ({"settings": load_settings(primary_metric="rmse")}, "'rmse' does not apply"),
     ],
@@ -260,6 +315,6 @@ def test_backtest_file_infers_the_spec_and_drops_columns(tmp_path: Path) -> None
 def test_weekly_periods_are_consecutive_calendar_weeks() -> None:
     result = backtest(stable(2), period="week", policies=("static", "always"))
     labels = pd.to_datetime([row.period for row in result.policies["always"].rows])
-    assert (labels.dayofweek == 0).all()  # weeks start on Monday
+    assert (labels.dayofweek == 6).all()  # weeks start on Sunday, as Dagster's partitions
     assert (np.diff(labels.to_numpy()) == np.timedelta64(7, "D")).all()
     assert result.policies["always"].promotions == result.periods + 1

@@ -3,6 +3,11 @@
 import contextlib
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -212,3 +217,141 @@ def test_the_log_works_on_postgresql(postgres_database: str) -> None:
     assert (summary.n, summary.mean) == (100, pytest.approx(0.5))
     assert find_prediction(engine, "demo", entity_id="e5").id == "p00000005"
     engine.dispose()
+
+
+# --- a value the driver refuses, the spool, the supervised writer ----------------------------
+
+
+@pytest.mark.postgres
+def test_a_nul_character_psycopg2_refuses_is_set_aside_and_the_writer_goes_on(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    """psycopg2 refuses a NUL with a plain ValueError (not a SQLAlchemy error): the row is
+    set aside with the reason, the innocent rows of its batch are written, and so is
+    everything logged after it."""
+    engine = platform_engine(postgres_database)
+    spool = tmp_path / "spool"
+    with PredictionLog(engine, batch_size=50, flush_seconds=3600, spool_dir=spool) as log:
+        log.add_predictions(
+            [
+                prediction(1),
+                prediction(2, entity="bad\x00id"),
+                *(prediction(i) for i in range(3, 9)),
+            ]
+        )
+        log.flush(timeout=60)
+        assert (log.refused, log.backlog, log.state) == (1, 0, "writing")
+        log.add_predictions(prediction(i) for i in range(9, 20))
+        log.flush(timeout=60)
+    assert count_rows(engine, "demo")["predictions"] == 18
+    (refused,) = spool.glob("refused-*.jsonl")
+    (line,) = [json.loads(text) for text in refused.read_text().splitlines()]
+    assert line["id"] == "p00000002" and line["entity_id"] == "bad\x00id"
+    assert line["reason"].startswith("ValueError") and "NUL" in line["reason"]
+    engine.dispose()
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from datetime import datetime
+from retraining_assets.core.database import make_engine
+from retraining_assets.core.prediction_log import Prediction, PredictionLog
+log = PredictionLog(make_engine(sys.argv[1]), flush_seconds=3600, batch_size=10**6,
+                    spool_dir=Path(sys.argv[2])).start()
+for i in range(int(sys.argv[3])):
+    seq = log.add_predictions([Prediction(f"p{i:08d}", "demo", f"e{i}", "champion", 1, None,
+                                          "0", 0.5, datetime(2026, 11, 1))])
+    assert log.wait_durable(seq, timeout=60)
+    print(f"durable {i}", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_rows_on_disk_survive_a_sigkill_and_are_replayed_at_the_next_start(
+    platform_db: sa.Engine, tmp_path: Path
+) -> None:
+    spool, url = tmp_path / "spool", platform_db.url.render_as_string(hide_password=False)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, str(spool), "300"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert child.stdout is not None
+    for number, line in enumerate(child.stdout):  # each line: one row acknowledged durable
+        assert line == f"durable {number}\n"
+        if number == 299:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    assert count_rows(platform_db, "demo")["predictions"] == 0  # only the spool has them
+    with PredictionLog(platform_db, spool_dir=spool) as log:
+        assert log.backlog == 300
+        log.flush()
+    assert count_rows(platform_db, "demo")["predictions"] == 300
+    assert list(spool.glob("prediction-log-*.jsonl")) == []  # written, then removed
+
+
+def test_a_torn_last_line_is_skipped_and_every_complete_one_replayed(
+    platform_db: sa.Engine, tmp_path: Path
+) -> None:
+    """A crash in the middle of a write leaves a partial last line: its rows were never
+    acknowledged (the sync comes after the write), so they are skipped, with a warning."""
+    spool = tmp_path / "spool"
+    log = PredictionLog(make_engine("sqlite://"), flush_seconds=3600, spool_dir=spool).start()
+    assert log.wait_durable(log.add_predictions(prediction(i) for i in range(10)))
+    assert log.wait_durable(log.add_outcomes(outcome(i) for i in range(4)))
+    (segment,) = spool.glob("prediction-log-*.jsonl")
+    with segment.open("ab") as torn:
+        torn.write(b'{"kind": "predictions", "rows": [["p00000099", "de')
+    replay = PredictionLog(platform_db, spool_dir=spool)
+    replay.start()  # the first log still holds its segment: untouched (see the next test)
+    replay.close()
+    assert count_rows(platform_db, "demo") == {"predictions": 0, "outcomes": 0}
+    log.spool.close(0)  # as if that process had died: its lock is gone, the file stays
+    with PredictionLog(platform_db, spool_dir=spool) as again:
+        again.flush()
+    assert count_rows(platform_db, "demo") == {"predictions": 10, "outcomes": 4}
+    assert find_prediction(platform_db, "demo", prediction_id="p00000099") is None
+
+
+def test_a_live_log_keeps_its_segment_from_a_second_log_on_the_same_folder(
+    platform_db: sa.Engine, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    first = PredictionLog(platform_db, flush_seconds=3600, spool_dir=spool).start()
+    assert first.wait_durable(first.add_predictions(prediction(i) for i in range(5)))
+    with PredictionLog(platform_db, spool_dir=spool) as second:
+        assert second.backlog == 0  # the first one's segment is locked: not replayed
+    assert count_rows(platform_db, "demo")["predictions"] == 0
+    first.close()
+    assert count_rows(platform_db, "demo")["predictions"] == 5
+
+
+def test_a_writer_failing_outside_a_write_restarts_and_loses_nothing(
+    platform_db: sa.Engine, tmp_path: Path
+) -> None:
+    """Setting a refused row aside fails (the spool folder was replaced by a file): the
+    writer logs it and restarts, the rows stay queued, the state says so; once the folder is
+    back, the row is set aside and the rest written."""
+    spool, moved = tmp_path / "spool", tmp_path / "moved"
+    poison = dataclasses.replace(prediction(1000), pipeline=None)
+    log = PredictionLog(platform_db, flush_seconds=3600, spool_dir=spool).start()
+    spool.rename(moved)
+    spool.write_text("not a folder")
+    log.add_predictions([prediction(1), poison, prediction(2)])
+    with contextlib.suppress(TimeoutError):
+        log.flush(timeout=0)  # wakes the writer up: it fails, and restarts
+    while log.status()["restarts"] == 0:
+        time.sleep(0.01)
+    status = log.status()
+    assert status["state"] == "restarting" and status["backlog"] == 3
+    assert "NotADirectoryError" in status["last_error"]
+    spool.unlink()
+    moved.rename(spool)
+    log.flush()
+    assert (log.state, log.backlog, log.refused) == ("writing", 0, 1)
+    log.close()
+    assert count_rows(platform_db, "demo")["predictions"] == 2
+    assert len(list(spool.glob("refused-*.jsonl"))) == 1

@@ -5,12 +5,18 @@ import pytest
 from retraining_assets.settings import Settings, SettingsError, load_settings
 
 
-def test_defaults_are_the_documented_thresholds(settings: Settings) -> None:
+def test_defaults_are_the_documented_thresholds() -> None:
+    settings = load_settings()
     assert settings.psi_alert == 0.2
     assert settings.ks_significance == 0.05
     assert settings.volume_trigger == 1000
     assert settings.promotion_min_lift == 0.05
-    assert settings.partition == "monthly"
+    assert settings.partition == "daily"
+    assert settings.timescales.drift_window == 7
+    assert settings.drift_min_records == 500
+    assert str(settings.timescales.training_window) == "90d"
+    assert settings.retrain_schedule == "monthly"
+    assert settings.timescales.schedule_cron() == "0 3 1 * *"
     assert settings.retrain_schedule_hour == 3
     assert settings.notify_to == []
     assert settings.platform_database_url.startswith("sqlite:///")
@@ -47,7 +53,10 @@ def test_settings_file_is_read_and_environment_wins(
     [
         ("RETRAIN_PROMOTION_MIN_LIFT", "five percent", "RETRAIN_PROMOTION_MIN_LIFT"),
         ("RETRAIN_VOLUME_TRIGGER", "-3", "RETRAIN_VOLUME_TRIGGER"),
-        ("RETRAIN_PARTITION", "hourly", "RETRAIN_PARTITION"),
+        ("RETRAIN_PARTITION", "yearly", "RETRAIN_PARTITION"),
+        ("RETRAIN_TRAINING_WINDOW", "3", "RETRAIN_TRAINING_WINDOW"),
+        ("RETRAIN_TRAINING_WINDOW", "3 months", "RETRAIN_TRAINING_WINDOW"),
+        ("RETRAIN_DRIFT_WINDOW", "0", "RETRAIN_DRIFT_WINDOW"),
         ("RETRAIN_MODEL_FAMILIES", "random_forest,svm", "RETRAIN_MODEL_FAMILIES"),
         ("RETRAIN_SMTP_SECURITY", "tls13", "RETRAIN_SMTP_SECURITY"),
     ],
@@ -78,3 +87,55 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         if f"RETRAIN_{name.upper()}" not in readme
     ]
     assert missing == []
+
+
+def test_an_old_style_training_window_says_what_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRAIN_TRAINING_WINDOW", "3")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "setting 'training_window' (RETRAIN_TRAINING_WINDOW)" in message
+    assert "used to count monitoring periods" in message and "90d" in message
+
+
+@pytest.mark.parametrize(
+    ("environment", "named", "problem"),
+    [
+        ({"RETRAIN_TRAINING_WINDOW": "5d"}, "RETRAIN_TRAINING_WINDOW", "shorter than the drift"),
+        (
+            {"RETRAIN_PARTITION": "weekly", "RETRAIN_DRIFT_WINDOW": "20"},
+            "RETRAIN_TRAINING_WINDOW",
+            "shorter than the drift window (20 weekly periods)",
+        ),
+        ({"RETRAIN_RETRAIN_SCHEDULE": "0 3 * *"}, "RETRAIN_RETRAIN_SCHEDULE", "cron"),
+        ({"RETRAIN_RETRAIN_SCHEDULE": "61 3 * * *"}, "RETRAIN_RETRAIN_SCHEDULE", "cron"),
+        (
+            {"RETRAIN_PARTITION": "monthly", "RETRAIN_RETRAIN_SCHEDULE": "daily"},
+            "RETRAIN_PARTITION",
+            "coarser than the retraining schedule",
+        ),
+    ],
+)
+def test_time_scales_that_do_not_fit_fail_at_load_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], named: str, problem: str
+) -> None:
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert named in message and problem in message
+
+
+def test_a_monthly_pipeline_keeps_working_with_one_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration: RETRAIN_PARTITION=monthly alone is valid; the drift window is one month."""
+    monkeypatch.setenv("RETRAIN_PARTITION", "monthly")
+    scales = load_settings().timescales
+    assert (scales.period, scales.drift_window) == ("monthly", 1)
+
+
+def test_a_cron_schedule_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRAIN_RETRAIN_SCHEDULE", "30 2 * * 1")
+    assert load_settings().timescales.schedule_cron() == "30 2 * * 1"

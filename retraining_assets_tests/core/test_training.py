@@ -19,9 +19,11 @@ from retraining_assets.core.training import (
     model_from_bytes,
     model_to_bytes,
     split_by_time,
+    split_for_training,
     train_candidates,
     train_model,
 )
+from retraining_assets.settings import load_settings
 
 STREAM = DemoStream(months=24, rows_per_month=400, end_month=pd.Timestamp("2026-10-01"))
 START = pd.Timestamp("2026-01-01")
@@ -171,6 +173,33 @@ def test_time_split_holds_out_the_most_recent_rows_without_overlap() -> None:
     ids = [set(part["customer_id"]) for part in (split.train, split.valid, split.holdout)]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert split.describe(time)["holdout"]["rows"] == len(split.holdout)
+
+
+@pytest.mark.parametrize(
+    ("rows", "holdout", "valid"),
+    [(20_000, 1000, 1000), (4_000, 800, 600), (500, 100, 75)],  # capped at 20% / 15%
+)
+def test_split_by_records_holds_out_the_newest_records(rows: int, holdout: int, valid: int) -> None:
+    """The pipeline's split (RETRAIN_HOLDOUT_RECORDS, RETRAIN_VALIDATION_RECORDS): a long
+    window trains on data up to its newest 2,000 records, not up to its newest 35%."""
+    frame = DemoStream(rows_per_month=rows * 2, months=1).generate(0).head(rows)
+    split = split_for_training(load_settings())(frame.sample(frac=1.0, random_state=2), SPEC)
+    assert (len(split.holdout), len(split.valid)) == (holdout, valid)
+    assert len(split.train) == len(frame) - holdout - valid
+    time = SPEC.time_column
+    newest = frame.sort_values(time, kind="stable")[time].iloc[-holdout:]
+    assert split.holdout[time].tolist() == newest.tolist()
+    assert split.train[time].max() <= split.valid[time].min() <= split.holdout[time].min()
+
+
+def test_split_by_share_when_records_are_zero() -> None:
+    frame = DemoStream(rows_per_month=20_000, months=1).generate(0)
+    settings = load_settings(holdout_records=0, validation_records=0)
+    split = split_for_training(settings)(frame, SPEC)
+    assert (len(split.holdout), len(split.valid)) == (
+        round(0.2 * len(frame)),
+        round(0.15 * len(frame)),
+    )
 
 
 def test_split_errors_name_the_problem() -> None:

@@ -10,7 +10,7 @@ from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import ABRUPT, CONCEPT, STABLE, DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.definitions import build_definitions
-from retraining_assets.defs.simulation import Simulation
+from retraining_assets.demo.simulation import Simulation
 from retraining_assets.settings import load_settings
 
 # 800 records a month: one month after a training stays under the 1,000-record volume

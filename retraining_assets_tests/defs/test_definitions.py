@@ -1,13 +1,16 @@
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
+from retraining_assets.cli import LOCAL_INSTANCE_YAML
 from retraining_assets.core.pipeline import Pipeline, configured_pipelines, user_pipeline
 from retraining_assets.definitions import build_definitions
+from retraining_assets.defs.jobs import RETRAINING_TAG
 from retraining_assets.settings import Settings, load_settings
 
 ROOT = Path(__file__).parents[2]
@@ -20,9 +23,31 @@ def test_dagster_postgres_really_installed() -> None:
     assert dg.__version__ == "1.13.27"
 
 
-def test_code_location_loads_and_validates(tmp_path: Path) -> None:
-    # a local DAGSTER_HOME, as `make dev` sets: the root dagster.yaml is the PostgreSQL one
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's files as a clone has them: no .retrain, no DAGSTER_HOME."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.split("\0")
+    clone = tmp_path_factory.mktemp("clone")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    return clone
+
+
+def _empty_environment(clone: Path) -> dict[str, str]:
+    # nothing but the interpreter's folder, and the clone's code ahead of the installed one
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(clone)}
+
+
+def test_code_location_validates_on_a_fresh_clone_with_no_environment(fresh_clone: Path) -> None:
+    # `dagster definitions validate` reads the root dagster.yaml: it must need no variable
     result = subprocess.run(
         [
             sys.executable,
@@ -35,27 +60,44 @@ def test_code_location_loads_and_validates(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=fresh_clone,
         timeout=300,
-        env=env,
+        env=_empty_environment(fresh_clone),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
 
 
-def test_dg_finds_the_code_location(tmp_path: Path) -> None:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+def test_dg_finds_the_code_location_on_a_fresh_clone(fresh_clone: Path) -> None:
     dg_cli = Path(sys.executable).parent / "dg"
     result = subprocess.run(
         [str(dg_cli), "list", "defs", "--json"],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=fresh_clone,
         timeout=300,
-        env=env,
+        env=_empty_environment(fresh_clone),
     )
     assert result.returncode == 0, result.stderr
     assert '"demo/current_data"' in result.stdout
     assert "notify_run_failure" in result.stdout
+
+
+def test_every_instance_configuration_has_the_same_run_queue() -> None:
+    """The root (local) dagster.yaml, deploy/'s PostgreSQL one and the instance `retrain`
+    writes under .retrain/ limit runs alike: one retraining run per pipeline at a time."""
+    root, deploy = (
+        yaml.safe_load((ROOT / p).read_text()) for p in ("dagster.yaml", "deploy/dagster.yaml")
+    )
+    local = yaml.safe_load(LOCAL_INSTANCE_YAML)
+    assert root["run_coordinator"] == deploy["run_coordinator"] == local["run_coordinator"]
+    limits = root["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert limits == [
+        {"key": RETRAINING_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
+    # the root instance keeps its state where `make demo` and `make dev` put theirs
+    assert root["storage"] == {"sqlite": {"base_dir": ".retrain/dagster"}}
+    assert "postgres" in deploy["storage"]
 
 
 def _elec2_settings(tmp_path: Path, elec2: Path) -> Settings:
@@ -80,7 +122,7 @@ def test_two_pipelines_share_one_code_location(tmp_path: Path, elec2: Path) -> N
         assert defs.resolve_job_def(f"{name}_monitoring_job") is not None
     elec2 = pipelines[1]
     assert elec2.spec.task == "binary" and "nswprice" in elec2.spec.numeric_features
-    assert elec2.start == "1996-05-01"
+    assert elec2.start == "1996-05-07"  # daily periods (the default) start with the data
 
 
 def test_partition_granularity_is_a_setting(tmp_path: Path, elec2: Path) -> None:

@@ -1,5 +1,5 @@
 """The production path: a real materialization with PostgreSQL instance storage, using the
-project's own dagster.yaml, read back from the instance."""
+project's deploy/dagster.yaml, read back from the instance."""
 
 import shutil
 from pathlib import Path
@@ -22,7 +22,7 @@ def test_materialization_recorded_in_postgres_instance(
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", url.password or "")
     monkeypatch.setenv("DAGSTER_PG_HOST", url.host or "127.0.0.1")
     monkeypatch.setenv("DAGSTER_PG_DB", url.database)
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

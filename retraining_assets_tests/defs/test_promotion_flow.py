@@ -18,7 +18,7 @@ from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.core.registry import CHAMPION, CorruptArtifactError, Registry
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.definitions import build_definitions
-from retraining_assets.defs.simulation import Simulation
+from retraining_assets.demo.simulation import Simulation
 from retraining_assets.settings import load_settings
 
 STREAM = DemoStream(rows_per_month=600, months=5, end_month=pd.Timestamp("2024-05-01"))

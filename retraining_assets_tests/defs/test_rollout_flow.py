@@ -33,7 +33,8 @@ from retraining_assets.core.schema import notification_outbox
 from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import job_names
-from retraining_assets.defs.simulation import QUIET, Simulation, TrafficOutcome
+from retraining_assets.demo.launch import QUIET
+from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
 

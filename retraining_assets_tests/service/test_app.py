@@ -339,3 +339,61 @@ def test_the_service_on_postgresql(
     router = rollout.router()
     assert [a["variant"] for a in answers] == [router.assign(f"customer-{i}") for i in range(10)]
     assert count_rows(deployed.registry.engine, "demo") == {"predictions": 60, "outcomes": 1}
+
+
+def test_ids_with_a_nul_character_get_a_422_naming_the_field(deployed: Deployed) -> None:
+    """PostgreSQL cannot store a NUL; the service refuses it up front instead of logging a
+    prediction the database will refuse."""
+    frame = deployed.trained.frame
+    with serving(create_app(deployed.pipeline)) as client:
+        single = client.post(
+            "/predict", json={"entity_id": "a\x00b", "features": features_of(frame, 0)}
+        )
+        batch = client.post(
+            "/predict/batch",
+            json={"entity_ids": ["ok", "a\x00b"], "features": columns_of(frame, [0, 1])},
+        )
+        feedback = client.post("/feedback", json={"prediction_id": "\x00", "outcome": "1"})
+        by_entity = client.post("/feedback", json={"entity_id": "x\x00", "outcome": "1"})
+    nul = "must not contain NUL characters (\\u0000)"
+    assert (single.status_code, single.json()["message"]) == (422, f"entity_id: {nul}")
+    assert (batch.status_code, batch.json()["message"]) == (422, f"entity_ids.1: {nul}")
+    assert (feedback.status_code, feedback.json()["message"]) == (422, f"prediction_id: {nul}")
+    assert (by_entity.status_code, by_entity.json()["message"]) == (422, f"entity_id: {nul}")
+    assert count_rows(deployed.registry.engine, "demo")["predictions"] == 0
+
+
+def test_a_second_different_outcome_is_a_409_and_the_same_one_is_accepted(
+    deployed: Deployed,
+) -> None:
+    with serving(create_app(deployed.pipeline)) as client:
+        a, b = (_predict(client, deployed, entity)["prediction_id"] for entity in "AB")
+        first = client.post("/feedback", json={"prediction_id": a, "outcome": "1"})
+        again = client.post("/feedback", json={"prediction_id": a, "outcome": 1})
+        other = client.post("/feedback", json={"entity_id": "A", "outcome": "0"})
+        mixed = client.post(
+            "/feedback/batch", json={"prediction_ids": [b, a], "outcomes": ["1", "0"]}
+        )
+        twice = client.post(
+            "/feedback/batch", json={"prediction_ids": [b, b], "outcomes": ["1", "0"]}
+        )
+        batch = client.post(
+            "/feedback/batch", json={"prediction_ids": [b, a], "outcomes": ["0", "1"]}
+        )
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert other.status_code == 409
+    assert other.json()["conflicts"] == [{"prediction_id": a, "recorded": "1", "given": "0"}]
+    assert other.json()["detail"].endswith("no outcome was recorded")
+    assert (mixed.status_code, twice.status_code, batch.status_code) == (409, 409, 202)
+    assert twice.json()["conflicts"] == [{"prediction_id": b, "recorded": "1", "given": "0"}]
+    assert batch.json() == {"accepted": 2}
+    with serving(create_app(deployed.pipeline)) as client:  # an earlier run's outcome, from the log
+        late = client.post("/feedback", json={"prediction_id": b, "outcome": "1"})
+        same = client.post("/feedback/batch", json={"prediction_ids": [a], "outcomes": ["1"]})
+    assert late.status_code == 409 and late.json()["conflicts"][0]["recorded"] == "0"
+    assert same.status_code == 202
+    engine = deployed.registry.engine
+    table = schema.prediction_outcomes
+    with engine.connect() as connection:
+        outcomes = dict(connection.execute(sa.select(table.c.prediction_id, table.c.label)).all())
+    assert outcomes == {a: "1", b: "0"}

@@ -78,7 +78,7 @@ def build_data_assets(
         group_name=name,
         partitions_def=partitions_def,
         required_resource_keys={records, PLATFORM},
-        check_specs=period_check_specs(current_key),
+        check_specs=period_check_specs(current_key, partitions_def),
         kinds={"pandas", "great_expectations"},
     )
     def current_data(
@@ -101,6 +101,6 @@ def build_data_assets(
                 "failed_checks": dg.MetadataValue.json([o.name for o in outcomes if not o.passed]),
             },
         )
-        yield from check_results(outcomes, context.partition_key)
+        yield from check_results(outcomes)
 
     return [reference_data, current_data]

@@ -22,12 +22,25 @@ from retraining_assets.core.rollout import transitions
 from retraining_assets.core.rollout.transitions import RolloutError
 from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
+from retraining_assets.defs.checks import partitioned_check_spec
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.operations import traffic_materialization
 from retraining_assets.defs.resources import PLATFORM
 
 GATE = "promotion_threshold"
+
+
+def gate_description(min_lift: float) -> str:
+    """What the check means, and exactly what moves the champion: the UI's description."""
+    return (
+        "Passes exactly when the promotion policy says PROMOTE: the best candidate beats the "
+        f"champion by at least {min_lift:.0%} on the shared holdout with a paired bootstrap "
+        "interval above 0 (a first model: it beats the trivial baseline). `champion_model` "
+        "moves the registry's champion alias only in a run in which this check passed; "
+        "otherwise it is skipped and the champion stays. A failing result is a decision "
+        "(rejected, or pending a person's approval), so it warns and does not fail the run."
+    )
 
 
 def gate_passed(context: dg.AssetExecutionContext, asset: dg.AssetKey) -> bool:
@@ -79,13 +92,15 @@ def build_promotion_assets(
         },
         required_resource_keys={PLATFORM, NOTIFIER},
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check_spec(
                 GATE,
-                asset=evaluation_key,
-                blocking=True,
-                description="Passes exactly when the promotion policy says PROMOTE: a real "
-                f"{settings.promotion_min_lift:.0%} lift with a bootstrap CI above 0, or a first "
-                "model that beats the trivial baseline. Only then may the champion move.",
+                evaluation_key,
+                partitions_def,
+                # not Dagster-blocking: a blocking check that fails fails its run, and a
+                # rejected candidate is a decision, not an error. champion_model reads this
+                # result instead (gate_passed), so the check is still the one gate.
+                blocking=False,
+                description=gate_description(settings.promotion_min_lift),
             )
         ],
         kinds={"scikitlearn"},

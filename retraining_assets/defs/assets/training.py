@@ -11,7 +11,7 @@ from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.training import (
     BASE_FAMILIES,
     data_fingerprint,
-    split_by_time,
+    split_for_training,
     train_model,
 )
 from retraining_assets.defs.assets.data import naive_utc
@@ -51,7 +51,7 @@ def build_training_assets(
             "periods": dg.AssetIn(
                 [name, "current_data"],
                 partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-(settings.training_window - 1),
+                    start_offset=-(pipeline.timescales.training_periods() - 1),
                     allow_nonexistent_upstream_partitions=True,
                 ),
             )
@@ -63,10 +63,15 @@ def build_training_assets(
     def training_data(
         context: dg.AssetExecutionContext, periods: dict[str, pd.DataFrame]
     ) -> Iterator[dg.Output[TrainingWindow]]:
-        """The window of the last ``RETRAIN_TRAINING_WINDOW`` validated periods ending with
-        this one, split by time: train, validation (early stopping), and the most recent tail as
+        """The validated records of the ``RETRAIN_TRAINING_WINDOW`` duration ending with this
+        period, split by time: train, validation (early stopping), and the most recent tail as
         the holdout, never seen in training. Its drift reference is fitted here once."""
+        start, end = pipeline.timescales.training_window_of(
+            naive_utc(context.partition_time_window.start), pipeline.data_start
+        )
         frame = pd.concat([periods[key] for key in sorted(periods)], ignore_index=True)
+        times = frame[spec.time_column]
+        frame = frame[(times >= start) & (times < end)].reset_index(drop=True)
         registry = getattr(context.resources, PLATFORM).registry()
         fingerprint = data_fingerprint(frame, spec)
         trained = [
@@ -87,9 +92,7 @@ def build_training_assets(
                 key=f"started:{name}:{context.run.run_id}",
             )
         )
-        split = split_by_time(frame, spec)
-        start = naive_utc(partitions_def.time_window_for_partition_key(min(periods)).start)
-        end = naive_utc(context.partition_time_window.end)
+        split = split_for_training(settings)(frame, spec)
         window = TrainingWindow(
             split=split,
             start=start,
@@ -97,7 +100,9 @@ def build_training_assets(
             fingerprint=fingerprint,
         )
         parts = split.describe(spec.time_column)
-        context.log.info(f"training window {start:%Y-%m} to {end:%Y-%m}: {len(frame)} records")
+        context.log.info(
+            f"training window {start:%Y-%m-%d} to {end:%Y-%m-%d}: {len(frame)} records"
+        )
         yield dg.Output(
             window,
             metadata={

@@ -5,6 +5,10 @@ the retraining sensor, evaluated daemon-less, and the retraining run it requests
 traffic (``traffic``), the period's records are first replayed through the prediction service,
 and after each chunk the rollout sensor ticks and its run judges the rollout. The demo and the
 end-to-end tests use this; in production the daemon does the same.
+
+Every run is a run of the code location's job, as the daemon or ``dagster job launch`` would
+create it (``launch.py``): the webserver lists it under its job, on the timeline and on the
+schedule's or sensor's tick, and re-executes it as the same version.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
+from dagster._core.scheduler.instigation import InstigatorTick
 
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.demo.launch import CodeLocation, Launcher, RunResult
 from retraining_assets.service.traffic import Replayed
 
 if TYPE_CHECKING:
@@ -27,8 +33,6 @@ from retraining_assets.defs.jobs import (
     retraining_job_name,
     rollout_job_name,
 )
-
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -48,9 +52,9 @@ class PeriodOutcome(_Materialized):
     """What happened in one simulated period."""
 
     partition: str
-    monitoring: dg.ExecuteInProcessResult
+    monitoring: RunResult
     sensor: dg.RunRequest | dg.SkipReason | None = None
-    retraining: dg.ExecuteInProcessResult | None = None
+    retraining: RunResult | None = None
 
     @property
     def retrain_causes(self) -> str | None:
@@ -65,7 +69,7 @@ class RolloutOutcome(_Materialized):
     """One rollout evaluation: the sensor's request and the run it started."""
 
     request: dg.RunRequest
-    result: dg.ExecuteInProcessResult
+    result: RunResult
 
     @property
     def change(self) -> tuple[int, str] | None:
@@ -97,31 +101,52 @@ class Simulation:
     defs: dg.Definitions
     pipeline: Pipeline
     instance: dg.DagsterInstance
+    location: CodeLocation = field(default_factory=CodeLocation)
+
+    def __post_init__(self) -> None:
+        self._launcher = Launcher(self.defs, self.instance, self.location)
+        self._last_tick: InstigatorTick | None = None
 
     def job(self, name: str) -> dg.JobDefinition:
         return self.defs.resolve_job_def(name)
 
-    def refresh_reference(self) -> dg.ExecuteInProcessResult:
-        return self.job(reference_job_name(self.pipeline.name)).execute_in_process(
-            instance=self.instance, run_config=QUIET
-        )
+    def launch(self, job_name: str, partition_key: str | None = None, **kwargs) -> RunResult:
+        """One run of the code location's ``job_name``, executed in this process."""
+        return self._launcher.launch(job_name, partition_key, **kwargs)
+
+    def refresh_reference(self) -> RunResult:
+        return self.launch(reference_job_name(self.pipeline.name))
 
     def tick(self, sensor: str = "retraining") -> dg.RunRequest | dg.SkipReason | None:
         """One evaluation of the pipeline's ``<sensor>_sensor`` against the instance, as the
-        daemon does."""
-        sensor = self.defs.resolve_sensor_def(f"{self.pipeline.name}_{sensor}_sensor")
+        daemon does; recorded as the sensor's tick. Its run, if any, is launched by the caller
+        (``period``, ``rollout``) and attributed to the tick."""
+        name = f"{self.pipeline.name}_{sensor}_sensor"
+        definition = self.defs.resolve_sensor_def(name)
         with dg.build_sensor_context(
             instance=self.instance, definitions=self.defs, resources=self.defs.resources
         ) as context:
-            result = sensor.evaluate_tick(context)
+            result = definition.evaluate_tick(context)
         if result.run_requests:
-            return result.run_requests[0]
-        return dg.SkipReason(result.skip_message) if result.skip_message else None
+            request = result.run_requests[0]
+        else:
+            request = dg.SkipReason(result.skip_message) if result.skip_message else None
+        self._last_tick = self._launcher.record_sensor_tick(name, request)
+        return request
+
+    def _launch_requested(self, job_name: str, request: dg.RunRequest) -> RunResult:
+        return self.launch(
+            job_name,
+            request.partition_key,
+            tags=request.tags,
+            run_key=request.run_key,
+            tick=self._last_tick,
+        )
 
     def period(self, partition: str) -> PeriodOutcome:
         name = self.pipeline.name
-        monitoring = self.job(monitoring_job_name(name)).execute_in_process(
-            instance=self.instance, partition_key=partition, run_config=QUIET, raise_on_error=False
+        monitoring = self.launch(
+            monitoring_job_name(name), partition, schedule=f"{name}_monitoring_schedule"
         )
         outcome = PeriodOutcome(partition, monitoring)
         _collect(outcome, monitoring)
@@ -129,14 +154,7 @@ class Simulation:
             return outcome
         outcome.sensor = self.tick()
         if isinstance(outcome.sensor, dg.RunRequest):
-            request = outcome.sensor
-            outcome.retraining = self.job(retraining_job_name(name)).execute_in_process(
-                instance=self.instance,
-                partition_key=request.partition_key,
-                tags=request.tags,
-                run_config=QUIET,
-                raise_on_error=False,
-            )
+            outcome.retraining = self._launch_requested(retraining_job_name(name), outcome.sensor)
             _collect(outcome, outcome.retraining)
         return outcome
 
@@ -145,9 +163,7 @@ class Simulation:
         request = self.tick("rollout")
         if not isinstance(request, dg.RunRequest):
             return None
-        result = self.job(rollout_job_name(self.pipeline.name)).execute_in_process(
-            instance=self.instance, tags=request.tags, run_config=QUIET, raise_on_error=False
-        )
+        result = self._launch_requested(rollout_job_name(self.pipeline.name), request)
         outcome = RolloutOutcome(request, result)
         _collect(outcome, result)
         return outcome
@@ -171,7 +187,7 @@ class Simulation:
             yield self.period(partition)
 
 
-def _collect(outcome: _Materialized, result: dg.ExecuteInProcessResult) -> None:
+def _collect(outcome: _Materialized, result: RunResult) -> None:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         values = {key: value.value for key, value in materialization.metadata.items()}

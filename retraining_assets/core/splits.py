@@ -1,0 +1,123 @@
+"""The data a training sees: a window split by time into train, validation and holdout.
+
+``split_for_training`` is the one split every training uses (the pipeline's ``training_data``
+and the backtest); ``TrainingError`` is raised here first, where training data is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retraining_assets.core.dataset import DatasetSpec, label_strings, parse_timestamps
+from retraining_assets.settings import Settings
+
+
+class TrainingError(ValueError):
+    """Data or arguments that cannot be trained on; the message names the problem."""
+
+
+# --- splitting -------------------------------------------------------------------------------
+@dataclass
+class Split:
+    """Time-ordered parts: train (oldest), valid (early stopping, ensemble weights), holdout
+    (the most recent rows; only ever used for evaluation)."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    holdout: pd.DataFrame
+
+    def describe(self, time_column: str) -> dict[str, dict[str, Any]]:
+        """Rows and time range of each part (for metadata)."""
+        return {
+            name: {
+                "rows": len(part),
+                "start": str(part[time_column].min()),
+                "end": str(part[time_column].max()),
+            }
+            for name, part in (
+                ("train", self.train),
+                ("valid", self.valid),
+                ("holdout", self.holdout),
+            )
+        }
+
+
+def split_by_time(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    valid_share: float = 0.15,
+    holdout_share: float = 0.2,
+    *,
+    valid_records: int | None = None,
+    holdout_records: int | None = None,
+) -> Split:
+    """Order rows by time; the holdout is the most recent tail, valid the block before it.
+
+    With ``holdout_records`` (``valid_records``) the holdout (valid part) is the newest that
+    many rows, at most ``holdout_share`` (``valid_share``) of the window: a long window then
+    still trains on data up to a few days before its end, so a model retrained soon after a
+    change has seen the change, and is judged on the newest records, as the champion is.
+    """
+    if not (0 < valid_share < 1 and 0 < holdout_share < 1 and valid_share + holdout_share < 1):
+        raise TrainingError(
+            f"valid_share ({valid_share}) and holdout_share ({holdout_share}) must be in (0, 1) "
+            "and sum to less than 1"
+        )
+    require_columns(frame, (spec.time_column, spec.target), "training data")
+    nulls = int(frame[spec.target].isna().sum())
+    if nulls:
+        raise TrainingError(f"target '{spec.target}' is null in {nulls} of {len(frame)} rows")
+    times = frame[spec.time_column]
+    if not pd.api.types.is_datetime64_any_dtype(times):
+        times = parse_timestamps(times)
+    ordered = frame.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)
+    n = len(ordered)
+    n_holdout = _part_size(n, holdout_share, holdout_records)
+    n_valid = _part_size(n, valid_share, valid_records)
+    n_train = n - n_holdout - n_valid
+    for part, size in (("train", n_train), ("valid", n_valid), ("holdout", n_holdout)):
+        if size <= 0:
+            raise TrainingError(
+                f"the {part} part would be empty: {n} rows with valid_share={valid_share}, "
+                f"holdout_share={holdout_share}"
+            )
+    split = Split(
+        train=ordered.iloc[:n_train],
+        valid=ordered.iloc[n_train : n_train + n_valid],
+        holdout=ordered.iloc[n_train + n_valid :],
+    )
+    if spec.task != "regression":
+        present = label_strings(split.train[spec.target]).unique()
+        if len(present) < 2:
+            raise TrainingError(
+                f"the train part has a single class {present[0]!r} in target '{spec.target}'; "
+                "a classifier needs at least two"
+            )
+    return split
+
+
+def _part_size(n: int, share: float, records: int | None) -> int:
+    by_share = round(n * share)
+    return by_share if not records else min(records, by_share)
+
+
+def split_for_training(settings: Settings) -> Callable[[pd.DataFrame, DatasetSpec], Split]:
+    """The split every training uses (pipeline and backtest): ``RETRAIN_HOLDOUT_RECORDS`` and
+    ``RETRAIN_VALIDATION_RECORDS`` (0: the old shares, the newest 20% and the 15% before)."""
+    return partial(
+        split_by_time,
+        holdout_records=settings.holdout_records or None,
+        valid_records=settings.validation_records or None,
+    )
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], where: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise TrainingError(f"{where}: missing columns {missing}")

@@ -1,0 +1,1 @@
+"""The demo driver: runs the real definitions period by period, as the daemon would."""
