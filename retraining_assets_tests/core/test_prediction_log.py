@@ -23,9 +23,9 @@ from retraining_assets.core.prediction_log import (
     count_rows,
     find_prediction,
     outcome_count,
-    rollout_metric,
     variant_summaries,
 )
+from retraining_assets.core.rollout.plan import rollout_metric
 
 T0 = datetime(2026, 11, 1, 12, 0)
 
