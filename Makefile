@@ -35,8 +35,10 @@ test: install
 
 # From the instance folder: Dagster reads its dagster.yaml there, and the root one (the same
 # local instance, for a bare `dagster dev`) is not reported as ignored.
+# The report server (RETRAIN_REPORTS_URL) runs beside it, so report links open in one click.
 dev: install
 	$(VENV)/bin/retrain init
+	$(PY) -m retraining_assets.reports & reports=$$!; trap 'kill $$reports' EXIT; \
 	cd "$(DAGSTER_HOME)" && $(abspath $(VENV))/bin/dagster dev -w "$(CURDIR)/workspace.yaml"
 
 lint: install

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         None, description="Model artifact folder. Default: home/artifacts."
     )
+    artifact_key: SecretStr | None = Field(
+        None,
+        description="Secret (32+ bytes) that signs model artifacts (never logged, never in the "
+        "database). Default: the key file home/artifact.key, created on first use (0600).",
+    )
 
     # --- time scales ---------------------------------------------------------------------
     partition: Period = Field(
@@ -223,6 +228,13 @@ class Settings(BaseSettings):
         True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
     )
 
+    @field_validator("artifact_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (e.g. 64 hex digits)")
+        return value
+
     @field_validator("serve_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -235,6 +247,11 @@ class Settings(BaseSettings):
     notify_to: CommaList = Field(
         [], description="Administrator e-mail addresses (comma-separated)."
     )
+    asset_owners: CommaList = Field(
+        [],
+        description="Owners of every asset in the UI: e-mail addresses or team:<name> "
+        "(comma-separated). Default: the administrators (RETRAIN_NOTIFY_TO).",
+    )
     notify_from: str = Field("retraining-assets@localhost", description="Sender address.")
     smtp_host: str | None = Field(None, description="SMTP server; unset disables e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
@@ -244,6 +261,11 @@ class Settings(BaseSettings):
     slack_webhook_url: str | None = Field(None, description="Slack incoming webhook URL.")
     teams_webhook_url: str | None = Field(None, description="Microsoft Teams webhook URL.")
     ui_base_url: str = Field("http://localhost:3000", description="Dagster UI URL for links.")
+    reports_url: str = Field(
+        "http://127.0.0.1:3001",
+        description="Report server URL (`make dev` starts it: `python -m retraining_assets."
+        "reports`); the UI links each report under RETRAIN_HOME/reports below it.",
+    )
 
     # --- the user's own pipeline (optional) --------------------------------------------
     pipeline_name: str = Field("records", description="Name (asset key prefix) of your pipeline.")
@@ -263,6 +285,7 @@ class Settings(BaseSettings):
     @field_validator(
         "model_families",
         "notify_to",
+        "asset_owners",
         "numeric_features",
         "categorical_features",
         "drop_columns",
@@ -342,6 +365,11 @@ class Settings(BaseSettings):
     @cached_property
     def artifact_path(self) -> Path:
         return (self.artifact_root or self.home / "artifacts").resolve()
+
+    @cached_property
+    def artifact_key_path(self) -> Path:
+        """The artifact signing key file, used when ``artifact_key`` is not set."""
+        return (self.home / "artifact.key").resolve()
 
     @cached_property
     def dagster_home(self) -> Path:

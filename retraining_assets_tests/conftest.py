@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 import pytest
@@ -48,15 +49,21 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / ".retrain"))
 
 
+def unavailable(message: str) -> NoReturn:
+    """A service or file a test needs is missing: fail loudly in CI, skip elsewhere (the
+    message says how to run it)."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def elec2() -> Path:
     """The Elec2 dataset. Fails loudly in CI; skips elsewhere, saying how to run."""
     path = DATASETS / "elec2" / "elec2.csv.gz"
     if not path.is_file():
         message = f"{path} not found: set RETRAIN_TEST_DATASETS to the folder holding elec2/"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     return path
 
 
@@ -94,9 +101,7 @@ def postgres_server() -> str:
             f"PostgreSQL is not reachable at {mask_url(POSTGRES_URL)} ({error.orig}). Start it, "
             "or set RETRAIN_TEST_POSTGRES_URL=postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
         )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     return POSTGRES_URL
 
 

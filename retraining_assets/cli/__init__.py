@@ -29,6 +29,7 @@ for command in (
     models.reject,
     models.rollback,
     models.status,
+    models.sign_artifacts,
     demo.demo,
     rollout.rollout,
     serve.serve,

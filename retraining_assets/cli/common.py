@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,23 +56,32 @@ pipeline_option = click.option(
 
 @dataclass
 class Context:
-    """What the model commands share: the pipeline, the registry and the notifier."""
+    """What the model commands share: the settings and the pipeline's name. Nothing here opens
+    a record source: these commands must work while one is down."""
 
     settings: Settings
-    pipeline: Pipeline
+    name: str
 
     @classmethod
     def open(cls, pipeline_name: str | None) -> Context:
-        from retraining_assets.core.pipeline import configured_pipelines
+        from retraining_assets.core.pipeline import configured_pipeline_names
 
         settings = cli_settings()
-        pipelines = {p.name: p for p in configured_pipelines(settings)}
-        name = pipeline_name or list(pipelines)[-1]
-        if name not in pipelines:
-            fail(f"unknown pipeline '{name}'; configured: {', '.join(pipelines)}")
-        return cls(settings, pipelines[name])
+        names = configured_pipeline_names(settings)
+        name = pipeline_name or names[-1]
+        if name not in names:
+            fail(f"unknown pipeline '{name}'; configured: {', '.join(names)}")
+        return cls(settings, name)
 
-    @property
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The whole pipeline, for commands that need its settings or spec: this opens (and,
+        for your own pipeline, reads) its record source."""
+        from retraining_assets.core.pipeline import demo_pipeline, user_pipeline
+
+        return demo_pipeline(self.settings) if self.name == "demo" else user_pipeline(self.settings)
+
+    @cached_property
     def registry(self) -> Registry:
         from retraining_assets.core.registry import Registry
 
@@ -83,7 +93,8 @@ class Context:
         return Notifier.from_settings(self.settings)
 
     def after_change(self, move: AliasMove) -> None:
-        """Refresh the reference and tell Dagster, so the UI never shows a stale champion."""
+        """Refresh the reference and tell Dagster, so the UI never shows a stale champion
+        (should this process die first, the champion sync sensor catches up)."""
         import dagster as dg
 
         from retraining_assets.core.reference import ReferenceStore
@@ -93,18 +104,34 @@ class Context:
         instance = dg.DagsterInstance.get()
         store = ReferenceStore(self.settings.artifact_path)
         for event in champion_materializations(
-            self.pipeline, self.registry, store, self.pipeline.source, move, "retrain CLI"
+            self.name, self.registry, store, move, "retrain CLI"
         ):
             instance.report_runless_asset_event(event)
-        click.echo(
-            f"{self.pipeline.name}: champion is v{move.version} (was v{move.previous_version})."
-        )
+        click.echo(f"{self.name}: champion is v{move.version} (was v{move.previous_version}).")
 
 
 def actor(by: str) -> Actor:
     from retraining_assets.core.registry import Actor, actual_identity
 
     return Actor(by=by, actual_user=actual_identity())
+
+
+def _who(_context: click.Context, parameter: click.Parameter, value: str) -> str:
+    """``--by`` and ``--reason`` name a person and a cause: blank is refused, not recorded."""
+    if not value.strip():
+        fail(f"--{parameter.name} must not be empty or blank: the audit log records it")
+    return value.strip()
+
+
+def by_option(verb: str):
+    return click.option(
+        "--by", required=True, callback=_who, help=f"Who {verb} (recorded in the audit log)."
+    )
+
+
+reason_option = click.option(
+    "--reason", required=True, callback=_who, help="Why (recorded in the audit log)."
+)
 
 
 def guarded(action):

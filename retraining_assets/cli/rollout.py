@@ -76,7 +76,7 @@ def start(
     except RolloutPlanError as error:
         fail(str(error))
     started = guarded(lambda: transitions.start_rollout(
-        context.registry, context.notifier(), context.pipeline.name, version, plan,
+        context.registry, context.notifier(), context.name, version, plan,
         actor=actor(by), reason=reason, salt=salt,
     ))  # fmt: skip
     click.echo(f"{started.pipeline}: rollout {started.id} started; {_describe(started)}")
@@ -90,11 +90,11 @@ def status(as_json: bool, pipeline_name: str | None) -> None:
     from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
-    active = active_rollout(context.registry, context.pipeline.name)
+    active = active_rollout(context.registry, context.name)
     if as_json:
         click.echo(json.dumps(None if active is None else active.to_dict(), indent=2))
     elif active is None:
-        click.echo(f"{context.pipeline.name}: no active rollout")
+        click.echo(f"{context.name}: no active rollout")
     else:
         click.echo(f"{active.pipeline}: rollout {active.id}; {_describe(active)}")
         click.echo(f"  started {active.started_at:%Y-%m-%d %H:%M} UTC by {active.started_by}: "
@@ -111,9 +111,9 @@ def stop(by: str, reason: str, pipeline_name: str | None) -> None:
 
     context = Context.open(pipeline_name)
     registry = context.registry
-    active = transitions.active_rollout(registry, context.pipeline.name)
+    active = transitions.active_rollout(registry, context.name)
     if active is None:
-        fail(f"pipeline '{context.pipeline.name}' has no active rollout to stop")
+        fail(f"pipeline '{context.name}' has no active rollout to stop")
     stopped = guarded(lambda: transitions.stop(
         registry, context.notifier(), active, actor=actor(by), reason=reason
     ))  # fmt: skip

@@ -92,12 +92,12 @@ def serve(host: str | None, port: int | None, pipeline_name: str | None, access_
         lifespan="on",
     )
     click.echo(
-        f"{context.pipeline.name}: starting the prediction service (refresh every "
+        f"{context.name}: starting the prediction service (refresh every "
         f"{settings.serve_refresh_seconds:g}s, micro-batches of up to {settings.serve_max_batch}, "
         f"{'bearer token required' if settings.serve_token else 'no authentication'})",
         err=True,
     )
-    _Server(config, context.pipeline.name, sock).run()
+    _Server(config, context.name, sock).run()
 
 
 @click.command()
@@ -129,7 +129,7 @@ def replay(path: str, url: str | None, chunk: int, pipeline_name: str | None) ->
     url = url or f"http://{settings.serve_host}:{settings.serve_port}"
     frame = read_table(path)
     if spec.entity_id is None:
-        fail(f"pipeline '{context.pipeline.name}' has no entity_id column to route by")
+        fail(f"pipeline '{context.name}' has no entity_id column to route by")
     needed = [spec.entity_id, *spec.features, spec.target]
     missing = [name for name in needed if name not in frame.columns]
     if missing:

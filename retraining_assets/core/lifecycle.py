@@ -37,7 +37,9 @@ from retraining_assets.core.promotion import Decision, Evidence, PromotionPolicy
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import (
     CHAMPION,
+    REJECTED,
     Actor,
+    AliasConflictError,
     AliasMove,
     ModelVersion,
     Registry,
@@ -274,9 +276,33 @@ def record_judgement(
                 lift=evidence.lift,
                 min_lift=min_lift,
                 supersedes=[version_name(v) for v in earlier],
+                how=how_to_decide(pipeline, version),
                 key=f"approval:{pipeline}:{version}",
             )
         )
+
+
+CHANGES = ("approve", "reject", "rollback")  # what a person can do to the champion
+
+
+def change_job_name(pipeline: str, action: str) -> str:
+    """The Dagster job that carries out a person's ``action`` (approve, reject, rollback)."""
+    return f"{pipeline}_{action}_job"
+
+
+def how_to_decide(pipeline: str, version: int) -> dict[str, str]:
+    """How a person approves or rejects pending ``version``: the CLI line, or the Dagster job
+    launched with op config ``version``, ``user`` and ``reason``."""
+    ways = {}
+    for action in ("approve", "reject"):
+        ways[f"{action}_cli"] = (
+            f"retrain {action} {version} --pipeline {pipeline} --by USER --reason TEXT"
+        )
+        ways[f"{action}_job"] = (
+            f"{change_job_name(pipeline, action)} with config "
+            f"ops.{pipeline}_{action}.config: {{version: {version}, user: USER, reason: TEXT}}"
+        )
+    return ways
 
 
 def decision_of_run(registry: Registry, pipeline: str, run_id: str) -> dict[str, Any] | None:
@@ -301,45 +327,50 @@ def change_champion(
     lift: float | None = None,
     approve: bool = False,
 ) -> AliasMove:
-    """Notify, then move the champion alias by compare-and-set, then notify again.
+    """Check, notify, then move the champion alias by compare-and-set, then notify again.
 
     ``action`` is "promote" or "rollback"; ``approve`` resolves a pending approval in the same
-    transaction as the move. A stale ``expected_current`` raises ``AliasConflictError`` and
-    changes nothing (the early notification then says what was attempted, nothing more).
-    While a rollout is active, ``RolloutActiveError`` before anything is notified or changed.
+    transaction as the move. Everything that can refuse the change runs first, under the
+    champion's lock that the move keeps until it is done, so a refused change announces
+    nothing: an unknown or rejected version, a target whose artifacts are missing or fail
+    their signature (``ArtifactError``), a champion that is no longer ``expected_current``
+    (``AliasConflictError``), an approval no longer pending, an active rollout
+    (``RolloutActiveError``). Both notices name the move by its number in the champion's
+    history, so a repeated move (v1 -> v2 -> v1 -> v2) is announced every time.
     """
-    target = registry.get_version(pipeline, to_version)  # unknown versions stop here
-    _refuse_during_rollout(registry, pipeline)  # refused before anything is notified
-    value = (target.metrics.get("valid") or {}).get(metric) if metric else None
-    notifier.notify(
-        promotion_pending(
-            pipeline=pipeline,
-            candidate=version_name(to_version),
-            champion=version_name(expected_current),
-            metric=metric or "-",
-            lift=lift,
-            decision=f"{action}: {reason}",
-            candidate_value=value,
-            key=f"pending:{pipeline}:{action}:{expected_current}->{to_version}",
+    with registry.alias_lock(pipeline, CHAMPION):
+        target = _check_change(registry, pipeline, to_version, expected_current, approve)
+        number = registry.next_move_number(pipeline, CHAMPION)
+        value = (target.metrics.get("valid") or {}).get(metric) if metric else None
+        notifier.notify(
+            promotion_pending(
+                pipeline=pipeline,
+                candidate=version_name(to_version),
+                champion=version_name(expected_current),
+                metric=metric or "-",
+                lift=lift,
+                decision=f"{action}: {reason}",
+                candidate_value=value,
+                key=f"pending:{pipeline}:champion#{number}:{action}:{expected_current}->{to_version}",
+            )
         )
-    )
-    with registry.transaction() as connection:
-        # the real guard: a rollout start takes this lock too, so one of the two waits
-        registry.lock_alias(connection, pipeline, CHAMPION)
-        _refuse_during_rollout(registry, pipeline, connection)
-        who = {
-            "expected_current": expected_current,
-            "by": actor.by,
-            "actual_user": actor.actual_user,
-            "reason": reason,
-            "connection": connection,
-        }
-        if approve:
-            move = registry.approve_and_promote(pipeline, to_version, **who)
-        elif action == "rollback":
-            move = registry.rollback(pipeline, to_version, **who)
-        else:
-            move = registry.move_alias(pipeline, CHAMPION, to_version, action=action, **who)
+        with registry.transaction() as connection:
+            # the database's own guards stay: a rollout start takes this row lock too
+            registry.lock_alias(connection, pipeline, CHAMPION)
+            _refuse_during_rollout(registry, pipeline, connection)
+            who = {
+                "expected_current": expected_current,
+                "by": actor.by,
+                "actual_user": actor.actual_user,
+                "reason": reason,
+                "connection": connection,
+            }
+            if approve:
+                move = registry.approve_and_promote(pipeline, to_version, **who)
+            elif action == "rollback":
+                move = registry.rollback(pipeline, to_version, **who)
+            else:
+                move = registry.move_alias(pipeline, CHAMPION, to_version, action=action, **who)
     done = rolled_back if action == "rollback" else promoted
     extra = {"reason": reason} if action == "rollback" else {"metric": metric, "value": value}
     notifier.notify(
@@ -348,11 +379,38 @@ def change_champion(
             version=version_name(to_version),
             previous=version_name(expected_current),
             by=actor.by,
-            key=f"done:{pipeline}:{action}:{move.previous_version}->{to_version}:{move.at}",
+            key=f"done:{pipeline}:champion#{number}:{action}:{move.previous_version}->{to_version}",
             **extra,
         )
     )
     return move
+
+
+def _check_change(
+    registry: Registry,
+    pipeline: str,
+    to_version: int,
+    expected_current: int | None,
+    approve: bool,
+) -> ModelVersion:
+    """Every refusal a champion change can meet, before anything is announced."""
+    target = registry.get_version(pipeline, to_version)  # unknown versions stop here
+    if target.status == REJECTED:
+        raise RegistryError(f"{pipeline} v{to_version} was rejected; it cannot become champion")
+    _refuse_during_rollout(registry, pipeline)
+    current = registry.get_alias(pipeline, CHAMPION)
+    found = current.version if current else None
+    if found != expected_current:
+        raise AliasConflictError(pipeline, CHAMPION, expected_current, found)
+    if approve:
+        approval = registry.get_approval(pipeline, to_version)
+        if approval is None or approval.status != "pending":
+            state = approval.status if approval else "never requested"
+            raise RegistryError(
+                f"pipeline '{pipeline}' v{to_version} has no pending approval ({state})"
+            )
+    registry.verify_artifacts(pipeline, to_version)  # signed, inside the root, not corrupt
+    return target
 
 
 def _refuse_during_rollout(
@@ -368,13 +426,25 @@ def _refuse_during_rollout(
 
 
 def previous_champion(registry: Registry, pipeline: str) -> int:
-    """The champion before the current one (what ``rollback`` without ``--to`` restores)."""
+    """The champion before the current one (what ``rollback`` without ``--to`` restores).
+
+    Refused when the current champion itself came back by a rollback: the version before it
+    is the one somebody just took out of production (two operators rolling back the same bad
+    model must not toggle it back in). Name it with ``--to`` to restore it deliberately."""
     current = registry.get_alias(pipeline, CHAMPION)
     if current is None:
         raise RegistryError(f"pipeline '{pipeline}' has no champion to roll back")
     for move in reversed(registry.alias_history(pipeline, CHAMPION)):
-        if move.version == current.version and move.previous_version is not None:
-            return move.previous_version
+        if move.version != current.version or move.previous_version is None:
+            continue
+        if move.action == "rollback":
+            raise RegistryError(
+                f"v{current.version} of '{pipeline}' is champion because {move.by} rolled "
+                f"v{move.previous_version} back at {move.at:%Y-%m-%d %H:%M:%S} UTC; nothing "
+                f"changed. Name the version to restore: --to {move.previous_version} brings "
+                "it back, an older one rolls back further"
+            )
+        return move.previous_version
     raise RegistryError(f"pipeline '{pipeline}': no champion before v{current.version}")
 
 
@@ -388,7 +458,8 @@ def approve(
     reason: str,
 ) -> AliasMove:
     """A person approves a pending candidate: it becomes the champion (notified before and
-    after; refused, with nothing changed, if the champion moved since the evaluation)."""
+    after; refused, with nothing changed or announced, if the champion moved since the
+    evaluation or the candidate's artifacts fail their signature)."""
     approval = registry.get_approval(pipeline, version)
     if approval is None or approval.status != "pending":
         state = approval.status if approval else "never requested"

@@ -22,6 +22,7 @@ from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.evaluation import default_primary_metric, get_metric
 from retraining_assets.core.promotion import PromotionPolicy
+from retraining_assets.core.reports import report_url, reports_root
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
 from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
 from retraining_assets.core.timescales import TimeScales
@@ -77,9 +78,13 @@ class Pipeline:
 
     def reports_folder(self, partition: str) -> Path:
         """Where the HTML/PNG reports of one partition go (under ``RETRAIN_HOME``)."""
-        folder = self.settings.home.resolve() / "reports" / self.name / partition
+        folder = reports_root(self.settings.home) / self.name / partition
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def report_url(self, path: Path) -> str:
+        """Where the report server serves report ``path`` (a file under the reports folder)."""
+        return report_url(self.settings.reports_url, self.settings.home, path)
 
     def reference_window(self) -> tuple[datetime, datetime]:
         """The first whole training window: the drift reference until a champion exists."""
@@ -241,3 +246,9 @@ def configured_pipelines(settings: Settings) -> list[Pipeline]:
     if settings.user_pipeline_configured:
         pipelines.append(user_pipeline(settings))
     return pipelines
+
+
+def configured_pipeline_names(settings: Settings) -> list[str]:
+    """The names of :func:`configured_pipelines`, without opening any record source: what the
+    emergency commands (status, approve, reject, rollback) need, whatever source is down."""
+    return ["demo", *([settings.pipeline_name] if settings.user_pipeline_configured else [])]

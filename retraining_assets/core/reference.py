@@ -35,6 +35,7 @@ class Reference:
     origin: str  # "first periods" or "champion v<N>"
     bounds: ReferenceBounds
     profile: ReferenceProfile
+    champion_version: int | None = None  # the champion it was built for (None: none yet)
 
     @classmethod
     def fit(
@@ -68,6 +69,7 @@ class Reference:
                 "rows": self.rows,
                 "origin": self.origin,
                 "bounds": self.bounds.to_dict(),
+                "champion_version": self.champion_version,
             }
         ).encode()
         return struct.pack(">Q", len(header)) + header + self.profile.to_bytes()
@@ -83,6 +85,7 @@ class Reference:
             origin=header["origin"],
             bounds=ReferenceBounds.from_dict(header["bounds"]),
             profile=ReferenceProfile.from_bytes(data[8 + length :]),
+            champion_version=header.get("champion_version"),
         )
 
 
@@ -111,6 +114,20 @@ class ReferenceStore:
         path = self.path(pipeline)
         return Reference.from_bytes(path.read_bytes()) if path.exists() else None
 
+    def current(self, pipeline: str, registry: Registry) -> Reference | None:
+        """The stored reference, replaced first by the champion's own when it was built for
+        another champion: a crash between a champion move and the refresh cannot leave drift
+        measured against the old model. Needs no record source."""
+        stored = self.load(pipeline)
+        champion = registry.get_alias(pipeline, CHAMPION)
+        if champion is None or (stored and stored.champion_version == champion.version):
+            return stored
+        reference = champion_reference(registry, pipeline)
+        if reference is None:  # a champion registered without a profile keeps the old one
+            return stored
+        self.save(pipeline, reference)
+        return reference
+
 
 def fit_drift_profile(
     frame: pd.DataFrame, spec: DatasetSpec, scores: np.ndarray | None = None
@@ -127,15 +144,26 @@ def fit_drift_profile(
     )
 
 
+def champion_reference(registry: Registry, pipeline: str) -> Reference | None:
+    """The current champion's own reference, stored (and signed) with its version, so a
+    rollback restores it; None without a champion or a stored profile."""
+    champion = registry.get_alias(pipeline, CHAMPION)
+    if champion is None:
+        return None
+    stored = registry.load_profile_bytes(pipeline, champion.version)
+    if not stored:
+        return None
+    reference = Reference.from_bytes(stored)
+    return replace(
+        reference, origin=f"champion v{champion.version}", champion_version=champion.version
+    )
+
+
 def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource) -> Reference:
-    """The champion's own reference (stored with its version, so a rollback restores it), or
-    the first configured periods while there is no champion."""
-    champion = registry.get_alias(pipeline.name, CHAMPION)
-    if champion is not None:
-        stored = registry.load_profile_bytes(pipeline.name, champion.version)
-        if stored:
-            reference = Reference.from_bytes(stored)
-            return replace(reference, origin=f"champion v{champion.version}")
+    """The champion's own reference, or the first configured periods while there is none."""
+    reference = champion_reference(registry, pipeline.name)
+    if reference is not None:
+        return reference
     start, end = pipeline.reference_window()
     frame = source.load(start, end)
     if frame.empty:

@@ -87,6 +87,10 @@ model_versions = sa.Table(
     sa.Column("profile_sha256", sa.String(64), nullable=True),
     sa.Column("dataset_spec", sa.JSON, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # HMAC-SHA256 with a key outside the database (core/registry/signing.py; migration 0006,
+    # which also made the URIs relative to the artifact root)
+    sa.Column("artifact_signature", sa.String(64), nullable=True),
+    sa.Column("profile_signature", sa.String(64), nullable=True),
     sa.UniqueConstraint("pipeline", "version", name="uq_model_versions_pipeline_version"),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.definitions.utils import is_valid_owner
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.defs.assets.data import build_data_assets
@@ -11,7 +12,7 @@ from retraining_assets.defs.assets.promotion import build_promotion_assets
 from retraining_assets.defs.assets.rollout import build_rollout_assets
 from retraining_assets.defs.assets.training import build_training_assets
 from retraining_assets.defs.jobs import build_jobs
-from retraining_assets.defs.operations import build_model_jobs
+from retraining_assets.defs.operations import build_champion_sensor, build_model_jobs
 from retraining_assets.defs.resources import RecordSourceResource
 from retraining_assets.defs.rollout_sensor import build_rollout_sensor
 from retraining_assets.defs.schedules import build_schedules
@@ -29,11 +30,27 @@ def partitions_for(pipeline: Pipeline) -> dg.TimeWindowPartitionsDefinition:
     return PARTITIONS[pipeline.settings.partition](start_date=pipeline.start, end_offset=0)
 
 
+def asset_owners(pipeline: Pipeline) -> list[str]:
+    """Who owns the pipeline's assets: RETRAIN_ASSET_OWNERS, else its administrators."""
+    settings = pipeline.settings
+    owners = settings.asset_owners or settings.notify_to
+    variable = "RETRAIN_ASSET_OWNERS" if settings.asset_owners else "RETRAIN_NOTIFY_TO"
+    for owner in owners:
+        if not is_valid_owner(owner):
+            raise ValueError(
+                f"{variable}: {owner!r} cannot own an asset; give an e-mail address or team:<name>"
+            )
+    return list(owners)
+
+
 def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
-    """Assets, checks, jobs and resources of one pipeline, keys prefixed by its name."""
+    """Assets, checks, jobs and resources of one pipeline, keys prefixed by its name, each
+    asset in the group of its stage (``<pipeline>_data``, ``_monitoring``, ``_training``,
+    ``_promotion``, ``_serving``) and owned by the pipeline's owners."""
     partitions_def = partitions_for(pipeline)
     jobs = build_jobs(pipeline.name)
-    return dg.Definitions(
+    owners = asset_owners(pipeline)
+    defs = dg.Definitions(
         assets=[
             *build_data_assets(pipeline, partitions_def),
             *build_monitoring_assets(pipeline, partitions_def),
@@ -43,6 +60,13 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
         ],
         jobs=[*jobs, *build_model_jobs(pipeline)],
         schedules=build_schedules(pipeline, jobs),
-        sensors=[build_retraining_sensor(pipeline, partitions_def), build_rollout_sensor(pipeline)],
+        sensors=[
+            build_retraining_sensor(pipeline, partitions_def),
+            build_rollout_sensor(pipeline),
+            build_champion_sensor(pipeline),
+        ],
         resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
     )
+    if not owners:
+        return defs
+    return defs.map_asset_specs(func=lambda spec: spec.replace_attributes(owners=owners))

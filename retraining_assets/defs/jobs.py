@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from retraining_assets.core.lifecycle import CHANGES, change_job_name
+
 
 def monitoring_job_name(pipeline_name: str) -> str:
     return f"{pipeline_name}_monitoring_job"
@@ -28,7 +30,7 @@ def job_names(pipeline_name: str) -> list[str]:
         monitoring_job_name(pipeline_name),
         retraining_job_name(pipeline_name),
         rollout_job_name(pipeline_name),
-        *(f"{pipeline_name}_{action}_job" for action in ("approve", "reject", "rollback")),
+        *(change_job_name(pipeline_name, action) for action in CHANGES),
     ]
 
 
@@ -82,7 +84,7 @@ def rollout_selection(pipeline_name: str) -> dg.AssetSelection:
 def retraining_selection(pipeline_name: str) -> dg.AssetSelection:
     """From the training window to the champion and the reference it brings along."""
     return (
-        dg.AssetSelection.groups(pipeline_name)
+        dg.AssetSelection.key_prefixes([pipeline_name])
         - monitoring_selection(pipeline_name)
         - rollout_selection(pipeline_name)
     )

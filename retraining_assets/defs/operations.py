@@ -5,19 +5,27 @@ reference and is recorded as a materialization of ``champion_model`` and ``refer
 and every traffic change as one of ``traffic_split``, so the UI never shows a stale state.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 
 from retraining_assets.core import lifecycle
+from retraining_assets.core.lifecycle import change_job_name
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reference import ReferenceStore, refresh_reference
-from retraining_assets.core.registry import AliasMove, Registry
+from retraining_assets.core.reference import ReferenceStore
+from retraining_assets.core.registry import (
+    CHAMPION,
+    AliasMove,
+    ModelVersion,
+    Registry,
+    RegistryError,
+)
 from retraining_assets.core.rollout.transitions import Rollout
-from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PLATFORM, PlatformResource
 
 
 class ModelChange(dg.Config):
@@ -28,38 +36,53 @@ class ModelChange(dg.Config):
     reason: str
 
 
+def champion_metadata(champion: ModelVersion, move: AliasMove) -> dict[str, dg.MetadataValue]:
+    """What the UI shows of a new champion, however it moved: the version, where its
+    artifact is and the SHA-256 every load verifies, and why it moved."""
+    return {
+        "version": dg.MetadataValue.int(move.version),
+        "family": dg.MetadataValue.text(champion.family),
+        "previous_version": dg.MetadataValue.int(move.previous_version or 0),
+        "reason": dg.MetadataValue.text(move.reason),
+        "artifact_uri": dg.MetadataValue.url(champion.artifact_uri),
+        "artifact_sha256": dg.MetadataValue.text(champion.artifact_sha256),
+        "metrics": dg.MetadataValue.json(champion.metrics),
+    }
+
+
 def champion_materializations(
-    pipeline: Pipeline,
+    pipeline: str,
     registry: Registry,
     store: ReferenceStore,
-    source: RecordSource,
     move: AliasMove,
     via: str,
 ) -> list[dg.AssetMaterialization]:
-    """Refresh the reference for the new champion; what Dagster should record about it."""
-    reference = refresh_reference(pipeline, registry, store, source)
-    champion = registry.get_version(pipeline.name, move.version)
-    return [
+    """Point the reference at the new champion; what Dagster should record about both. Reads
+    only the registry: an emergency change never waits for a record source."""
+    reference = store.current(pipeline, registry)
+    champion = registry.get_version(pipeline, move.version)
+    events = [
         dg.AssetMaterialization(
-            asset_key=[pipeline.name, "champion_model"],
+            asset_key=[pipeline, "champion_model"],
             metadata={
-                "version": move.version,
-                "family": champion.family,
-                "previous_version": move.previous_version or 0,
+                **champion_metadata(champion, move),
                 "action": move.action,
-                "reason": move.reason,
                 "changed_by": f"{move.by} ({via})",
             },
-        ),
-        dg.AssetMaterialization(
-            asset_key=[pipeline.name, "reference_data"],
-            metadata={
-                "origin": reference.origin,
-                "window": reference.window,
-                "profile_hash": reference.profile.content_hash,
-            },
-        ),
+        )
     ]
+    if reference is not None:
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=[pipeline, "reference_data"],
+                metadata={
+                    "origin": reference.origin,
+                    "window": reference.window,
+                    "profile_hash": reference.profile.content_hash,
+                },
+            )
+        )
+    return events
 
 
 def traffic_metadata(rollout: Rollout, reason: str, via: str) -> dict[str, Any]:
@@ -87,15 +110,21 @@ def traffic_materialization(rollout: Rollout, reason: str, via: str) -> dg.Asset
 
 def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
     name = pipeline.name
-    records = f"{name}_records"
-    resources = {PLATFORM, NOTIFIER, records}
+    resources = {PLATFORM, NOTIFIER}
 
     def changed(context: dg.OpExecutionContext, move: AliasMove):
         platform = getattr(context.resources, PLATFORM)
-        source = getattr(context.resources, records).source()
         yield from champion_materializations(
-            pipeline, platform.registry(), platform.references(), source, move, "Dagster job"
+            name, platform.registry(), platform.references(), move, "Dagster job"
         )
+
+    @contextlib.contextmanager
+    def refused_clearly() -> Iterator[None]:
+        # a refusal (nothing changed, nothing announced) is the op's one-line failure
+        try:
+            yield
+        except (RegistryError, LookupError) as error:
+            raise dg.Failure(description=str(error)) from None
 
     def required(config: ModelChange) -> int:
         if config.version is None:
@@ -105,47 +134,87 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
     @dg.op(name=f"{name}_approve", required_resource_keys=resources, out={})
     def approve(context: dg.OpExecutionContext, config: ModelChange):
         """Approve a pending candidate: it becomes the champion."""
-        move = lifecycle.approve(
-            getattr(context.resources, PLATFORM).registry(),
-            getattr(context.resources, NOTIFIER).notifier(),
-            name,
-            required(config),
-            actor=actor_of(context, config.user),
-            reason=config.reason,
-        )
+        with refused_clearly():
+            move = lifecycle.approve(
+                getattr(context.resources, PLATFORM).registry(),
+                getattr(context.resources, NOTIFIER).notifier(),
+                name,
+                required(config),
+                actor=actor_of(context, config.user),
+                reason=config.reason,
+            )
         yield from changed(context, move)
 
     @dg.op(name=f"{name}_reject", required_resource_keys=resources)
     def reject(context: dg.OpExecutionContext, config: ModelChange) -> None:
         """Reject a pending candidate: the champion stays."""
-        lifecycle.reject(
-            getattr(context.resources, PLATFORM).registry(),
-            name,
-            required(config),
-            actor=actor_of(context, config.user),
-            reason=config.reason,
-        )
+        with refused_clearly():
+            lifecycle.reject(
+                getattr(context.resources, PLATFORM).registry(),
+                name,
+                required(config),
+                actor=actor_of(context, config.user),
+                reason=config.reason,
+            )
 
     @dg.op(name=f"{name}_rollback", required_resource_keys=resources, out={})
     def rollback(context: dg.OpExecutionContext, config: ModelChange):
         """Roll back what is live: an active rollout (all traffic back to the champion), else
         the champion (to an earlier version; default: the one before this)."""
-        undone = lifecycle.rollback_live(
-            getattr(context.resources, PLATFORM).registry(),
-            getattr(context.resources, NOTIFIER).notifier(),
-            name,
-            to_version=config.version,
-            actor=actor_of(context, config.user),
-            reason=config.reason,
-        )
+        with refused_clearly():
+            undone = lifecycle.rollback_live(
+                getattr(context.resources, PLATFORM).registry(),
+                getattr(context.resources, NOTIFIER).notifier(),
+                name,
+                to_version=config.version,
+                actor=actor_of(context, config.user),
+                reason=config.reason,
+            )
         if isinstance(undone, Rollout):
             yield traffic_materialization(undone, config.reason, f"{config.user} (Dagster job)")
         else:
             yield from changed(context, undone)
 
+    ops = {"approve": approve, "reject": reject, "rollback": rollback}
     return [
-        dg.GraphDefinition(
-            name=f"{name}_{op.name.removeprefix(name + '_')}_job", node_defs=[op]
-        ).to_job(description=op.description)
-        for op in (approve, reject, rollback)
+        dg.GraphDefinition(name=change_job_name(name, action), node_defs=[op]).to_job(
+            description=op.description
+        )
+        for action, op in ops.items()
     ]
+
+
+def build_champion_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
+    """Catch Dagster up with the registry after a crash between a champion move and its
+    report: when the champion differs from the latest ``champion_model`` materialization,
+    record the move (and the refreshed reference) without a run. Reads two rows."""
+    name = pipeline.name
+    champion_key = dg.AssetKey([name, "champion_model"])
+
+    @dg.sensor(
+        name=f"{name}_champion_sync_sensor",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Records a champion move Dagster has not seen (after a crash right after "
+        "it): reads the champion alias and champion_model's latest materialization only.",
+    )
+    def champion_sync(
+        context: dg.SensorEvaluationContext, platform: PlatformResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        registry = platform.registry()
+        champion = registry.get_alias(name, CHAMPION)
+        if champion is None:
+            return dg.SkipReason("no champion yet")
+        latest = context.instance.get_latest_materialization_event(champion_key)
+        seen = latest.asset_materialization.metadata.get("version") if latest else None
+        if seen is not None and seen.value == champion.version:
+            return dg.SkipReason(f"champion_model already shows v{champion.version}")
+        move = registry.alias_history(name, CHAMPION)[-1]
+        context.log.info(f"champion is v{champion.version}, Dagster showed {seen and seen.value}")
+        return dg.SensorResult(
+            asset_events=champion_materializations(
+                name, registry, platform.references(), move, "champion sync sensor"
+            )
+        )
+
+    return champion_sync

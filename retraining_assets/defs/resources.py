@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.reference import ReferenceStore
@@ -47,19 +49,39 @@ class PlatformResource(dg.ConfigurableResource):
 
     database_url: str
     artifact_root: str
+    artifact_key_file: str
+    # the signing secret travels as an EnvVar reference: the UI shows its name, never its value
+    artifact_key: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlatformResource:
         return cls(
             database_url=settings.platform_database_url,
             artifact_root=str(settings.artifact_path),
+            artifact_key_file=str(settings.artifact_key_path),
+            artifact_key=_secret("RETRAIN_ARTIFACT_KEY", settings.artifact_key),
         )
 
     def engine(self) -> sa.Engine:
         return platform_engine(self.database_url)
 
     def registry(self) -> Registry:
-        return Registry(self.engine(), Path(self.artifact_root))
+        return Registry(
+            self.engine(),
+            Path(self.artifact_root),
+            Path(self.artifact_key_file),
+            key=self.artifact_key,
+        )
 
     def references(self) -> ReferenceStore:
         return ReferenceStore(Path(self.artifact_root))
+
+
+def _secret(variable: str, value: SecretStr | None) -> str | None:
+    """An ``EnvVar`` when the value came from the environment (the UI then shows only the
+    variable's name), else the value itself (from a settings file)."""
+    if value is None:
+        return None
+    if os.environ.get(variable):
+        return dg.EnvVar(variable)  # type: ignore[return-value]
+    return value.get_secret_value()

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from retraining_assets.core.database import make_engine, platform_engine
+from retraining_assets.core.lifecycle import how_to_decide
 from retraining_assets.core.notify import (
     ChannelResult,
     Delivery,
@@ -144,6 +145,7 @@ def every_message() -> list[Message]:
             metric="accuracy",
             lift=0.03,
             min_lift=0.05,
+            how=how_to_decide("demo", 7),
         ),
         templates.rolled_back(
             pipeline="demo", version="v6", previous="v7", by="alice", reason="live accuracy dropped"
@@ -179,8 +181,8 @@ def test_templates_carry_the_facts_in_both_parts() -> None:
     for part in (drift.text, drift.html):
         assert "income" in part and "utilization" in part and "2025-01" in part
         assert "http://localhost:3000/assets/demo/drift_report" in part
-    assert "retrain approve v7 --by USER --reason TEXT" in approval.text
-    assert "retrain reject v7 --by USER --reason TEXT" in approval.text
+    assert "retrain approve 7 --pipeline demo --by USER --reason TEXT" in approval.text
+    assert "retrain reject 7 --pipeline demo --by USER --reason TEXT" in approval.text
     assert "+3.0%" in approval.text and "+5.0%" in approval.html
     assert "live accuracy dropped" in rollback.text
     assert "http://dagster:3000/runs/abcd1234-ef" in failure.text
@@ -652,7 +654,13 @@ def test_on_postgresql_concurrent_drains_and_duplicate_events_deliver_once(
 
 
 def test_an_approval_request_names_the_pending_candidates_it_supersedes() -> None:
-    arguments = dict(pipeline="demo", candidate="v9", champion="v6", metric="accuracy")
+    arguments = dict(
+        pipeline="demo",
+        candidate="v9",
+        champion="v6",
+        metric="accuracy",
+        how=how_to_decide("demo", 9),
+    )
     message = templates.approval_required(
         **arguments, lift=0.02, min_lift=0.05, supersedes=["v7", "v8"]
     )
@@ -661,3 +669,16 @@ def test_an_approval_request_names_the_pending_candidates_it_supersedes() -> Non
     )
     alone = templates.approval_required(**arguments, lift=0.02, min_lift=0.05)
     assert "Supersedes" not in alone.text
+
+
+def test_an_approval_request_says_how_to_approve_or_reject_in_the_cli_and_in_dagster() -> None:
+    message = templates.approval_required(
+        pipeline="demo", candidate="v9", champion="v6", metric="accuracy", lift=0.02,
+        min_lift=0.05, how=how_to_decide("demo", 9),
+    )  # fmt: skip
+    text = " ".join(message.text.split())
+    # the exact line the CLI accepts (a version number, not "v9"), and the job to launch
+    assert "retrain approve 9 --pipeline demo --by USER --reason TEXT" in text
+    assert "retrain reject 9 --pipeline demo --by USER --reason TEXT" in text
+    assert "demo_approve_job with config ops.demo_approve.config: {version: 9" in text
+    assert "demo_reject_job" in text

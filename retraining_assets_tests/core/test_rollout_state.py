@@ -22,6 +22,7 @@ from retraining_assets.core.registry import (
     CHAMPION,
     Actor,
     AliasConflictError,
+    ArtifactError,
     Registry,
     UnknownVersionError,
 )
@@ -337,9 +338,7 @@ def test_rollback_live_ends_an_active_rollout_and_otherwise_rolls_the_champion_b
     started = rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="go")
     with pytest.raises(rs.RolloutError, match="roll it back first"):
         rollback_live(registry, notifier, PIPELINE, to_version=1, actor=ACTOR, reason="x")
-    ended = rollback_live(
-        registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="bad"
-    )
+    ended = rollback_live(registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="bad")
     assert isinstance(ended, rs.Rollout) and (ended.id, ended.status) == (started.id, "rolled_back")
     assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (3, None)
     move = rollback_live(registry, notifier, PIPELINE, to_version=None, actor=ACTOR, reason="b")
@@ -465,3 +464,26 @@ def _wait_until_blocked(engine: sa.Engine, thread: threading.Thread) -> None:
         while thread.is_alive() and not connection.scalar(query):
             connection.rollback()  # a fresh snapshot of the lock table at each look
     assert thread.is_alive(), "the racing call finished without waiting for the lock"
+
+
+def _damage(registry: Registry, version: int) -> None:
+    record = registry.get_version(PIPELINE, version)
+    path = registry.artifact_root / record.artifact_uri
+    path.write_bytes(path.read_bytes() + b"!")
+
+
+def test_a_challenger_whose_artifact_fails_is_neither_started_nor_promoted_nor_announced(
+    registry: Registry, notifier: Notifier, versions: list[int]
+) -> None:
+    _damage(registry, 3)
+    before = _written(registry)
+    with pytest.raises(ArtifactError, match="demo v3"):
+        rs.start_rollout(registry, notifier, PIPELINE, 3, CANARY, actor=ACTOR, reason="x")
+    assert _written(registry) == before
+    started = rs.start_rollout(registry, notifier, PIPELINE, 2, CANARY, actor=ACTOR, reason="go")
+    _damage(registry, 2)  # after the start: the promotion checks again
+    before = _written(registry)
+    with pytest.raises(ArtifactError, match="demo v2"):
+        rs.finish(registry, notifier, started, actor=ACTOR, reason="done")
+    assert _written(registry) == before
+    assert (_alias(registry, CHAMPION), rs.active_rollout(registry, PIPELINE).id) == (1, started.id)

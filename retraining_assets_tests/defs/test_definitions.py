@@ -144,3 +144,59 @@ def test_user_pipeline_needs_time_column_and_target(tmp_path: Path, elec2: Path)
     settings = load_settings(home=tmp_path / ".retrain", source_path=str(elec2))
     with pytest.raises(ValueError, match="RETRAIN_TIME_COLUMN and RETRAIN_TARGET"):
         user_pipeline(settings)
+
+
+STAGES = {
+    "demo_data": {"current_data", "reference_data"},
+    "demo_monitoring": {"drift_report", "champion_performance"},
+    "demo_training": {
+        "training_data",
+        *(f"candidate_{f}" for f in ("random_forest", "xgboost", "neural_net", "ensemble")),
+    },
+    "demo_promotion": {"model_evaluation", "champion_model"},
+    "demo_serving": {"ab_test_results", "traffic_split"},
+}
+
+
+def test_assets_are_grouped_by_stage_and_owned_by_the_configured_owners(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, asset_owners="team:ml-platform, ana@example.com")
+    graph = build_definitions(settings).resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        groups.setdefault(node.group_name, set()).add(key.path[-1])
+        assert node.owners == ["team:ml-platform", "ana@example.com"], key
+    assert groups == STAGES
+
+
+def test_the_administrators_own_the_assets_unless_owners_are_set(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, notify_to="ops@example.com")
+    graph = build_definitions(settings).resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["demo", "champion_model"])).owners == ["ops@example.com"]
+    # and the retraining job still selects every stage between the window and the champion
+    job = build_definitions(settings).resolve_job_def("demo_retraining_job")
+    selected = {key.path[-1] for key in job.asset_layer.selected_asset_keys}
+    assert {"training_data", "model_evaluation", "champion_model", "reference_data"} <= selected
+    assert not selected & (STAGES["demo_monitoring"] | STAGES["demo_serving"])
+
+
+def test_an_owner_dagster_cannot_show_is_named_with_its_setting(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, asset_owners="ml platform")
+    with pytest.raises(ValueError, match=r"RETRAIN_ASSET_OWNERS: 'ml platform' cannot own"):
+        build_definitions(settings)
+
+
+def test_every_description_the_ui_renders_is_markdown_not_rst(tmp_path: Path) -> None:
+    defs = build_definitions(load_settings(home=tmp_path))
+    graph = defs.resolve_asset_graph()
+    descriptions = {
+        key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()
+    }
+    for key in graph.asset_check_keys:
+        descriptions[key.to_user_string()] = graph.get(key).description
+    for job in defs.resolve_all_job_defs():
+        if not job.name.startswith("__"):  # Dagster's implicit all-assets job
+            descriptions[job.name] = job.description
+    assert all(descriptions.values())  # every asset, check and job says what it is
+    rst = {name: text for name, text in descriptions.items() if "``" in text or ":func:" in text}
+    assert rst == {}

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 import pytest
@@ -9,6 +7,7 @@ from retraining_assets.core.demo import ABRUPT, DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.definitions import build_definitions
+from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(
     rows_per_month=1000, months=ABRUPT.first_offset + 1, end_month=pd.Timestamp("2024-12-01")
@@ -46,12 +45,17 @@ def _drift_notifications(engine: sa.Engine) -> list:
         return connection.execute(query).scalars().all()
 
 
-def test_abrupt_month_reports_drift_readably_and_notifies(monitored, platform_db) -> None:
+def test_abrupt_month_reports_drift_readably_and_notifies(monitored, platform_db, settings) -> None:
     defs, instance = monitored
     metadata = _month(defs, instance, ABRUPT.first_offset).metadata
     assert metadata["drift_detected"].value is True
     assert {"channel", "credit_score"} <= set(metadata["drifted_features"].value)
-    assert Path(metadata["html_report"].value).read_text().count("<img") >= 14
+    # the UI links the full report and the plot on the report server
+    html, png = metadata["html_report"].value, metadata["summary_png"].value
+    assert html.startswith(f"{settings.reports_url}/reports/demo/")
+    with serving_reports(settings.home) as get:
+        assert get(html).text.count("<img") >= 14
+        assert get(png).content.startswith(b"\x89PNG")
     assert metadata["summary_plot"].value.startswith("![drift summary](data:image/png;base64,")
     assert "| channel" in metadata["report"].value
     subjects = _drift_notifications(platform_db)

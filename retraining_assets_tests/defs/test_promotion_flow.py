@@ -1,6 +1,8 @@
 """The promotion gate, approval and rollback end to end, on a real Dagster instance."""
 
+import hashlib
 import json
+import urllib.parse
 from pathlib import Path
 
 import dagster as dg
@@ -70,6 +72,11 @@ def test_first_model_is_promoted_through_the_gate(state) -> None:
     assert first.checks["promotion_threshold"] is True
     champion = _registry(settings).get_alias("demo", CHAMPION)
     assert champion is not None and first.value("champion_model", "version") == champion.version
+    # the UI shows where the champion's artifact is and the checksum every load verifies
+    uri = first.value("champion_model", "artifact_uri")
+    assert uri == _registry(settings).get_version("demo", champion.version).artifact_uri
+    artifact = Path(urllib.parse.urlsplit(uri).path).read_bytes()
+    assert first.value("champion_model", "artifact_sha256") == hashlib.sha256(artifact).hexdigest()
     subjects = _subjects(settings)
     pending = next(i for i, s in enumerate(subjects) if s.startswith("Promotion pending:"))
     done = next(i for i, s in enumerate(subjects) if s.startswith("Promoted:"))
@@ -94,6 +101,14 @@ def test_a_failing_gate_keeps_the_champion_without_failing_the_run(state) -> Non
         e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_threshold"
     )
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
+    (evaluation,) = result.asset_materializations_for_node("demo__model_evaluation")
+    metadata = evaluation.metadata
+    if metadata["decision"].value == "pending":  # a gain below the bar: a person decides
+        version = metadata["candidate_version"].value
+        assert f"retrain approve {version} --pipeline demo" in metadata["to_approve"].value
+        assert "demo_reject_job" in metadata["to_reject"].value
+    else:
+        assert metadata["decision"].value == "reject" and "to_approve" not in metadata
     assert result.asset_materializations_for_node("demo__champion_model") == []
     assert _registry(settings).get_alias("demo", CHAMPION).version == before
 
@@ -179,7 +194,7 @@ def test_a_corrupt_champion_artifact_stops_evaluation_clearly(state, tmp_path: P
     settings, simulation, _ = state
     registry = _registry(settings)
     champion = registry.get_alias("demo", CHAMPION)
-    path = Path(champion.artifact_uri.removeprefix("file://"))
+    path = registry.artifact_root / champion.artifact_uri
     original = path.read_bytes()
     path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
     try:

@@ -10,7 +10,6 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -37,6 +36,7 @@ from retraining_assets.demo.launch import QUIET
 from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
+from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
 ACTOR = Actor(by="alice", actual_user="test")
@@ -201,7 +201,7 @@ def test_the_rollout_sensor_and_job_are_wired(settings: Settings) -> None:
         dg.AssetKey(["demo", "traffic_split"]),
     }
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey(["demo", "traffic_split"])).group_name == "demo"
+    assert graph.get(dg.AssetKey(["demo", "traffic_split"])).group_name == "demo_serving"
     job_keys = {
         name: set(defs.resolve_job_def(name).asset_layer.selected_asset_keys)
         for name in ("demo_rollout_job", "demo_retraining_job")
@@ -257,7 +257,9 @@ def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
     assert metadata["previous_version"].value == champion
     results = outcome.metadata["ab_test_results"]
     assert results["rollout_id"] == started.id and results["step"] == "3/3"
-    assert "| challenger | v" in results["variants"] and Path(results["plot"]).is_file()
+    assert "| challenger | v" in results["variants"]
+    with serving_reports(world.settings.home) as get:  # one click from the UI
+        assert get(results["plot"]).content.startswith(b"\x89PNG")
     # administrators heard of every traffic change before it, and of the promotion before the
     # champion moved
     assert [s.split(":")[0] for s in subjects_of(world, started)] == [

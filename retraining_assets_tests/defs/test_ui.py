@@ -5,10 +5,7 @@ promotion gate is labelled for what it is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import dagster as dg
-import pytest
 
 from retraining_assets.defs.assets.promotion import GATE
 from retraining_assets.defs.jobs import monitoring_job_name, retraining_job_name
@@ -16,26 +13,8 @@ from retraining_assets_tests.defs.ui_state import (
     LOCATION,
     REPOSITORY,
     UiState,
-    build_state,
-    environment,
     graphql,
-    webserver,
 )
-
-
-@pytest.fixture(scope="module")
-def ui_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiState]:
-    home = tmp_path_factory.mktemp("ui") / ".retrain"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment(home).items():
-            patch.setenv(name, value)
-        simulation, partitions, retraining = build_state(home)
-        try:
-            with webserver(home, home / "webserver.log") as url:
-                yield UiState(url, simulation.instance, partitions, retraining, home)
-        finally:
-            simulation.instance.dispose()
-
 
 RUNS = """
 query Runs($job: String!) {

@@ -51,6 +51,7 @@ class UiState:
     partitions: list[str]
     retraining_runs: list[str]
     settings_home: Path
+    reports_url: str
 
     @property
     def data_checks(self) -> list[str]:
@@ -66,9 +67,10 @@ def graphql(url: str, query: str, **variables: object) -> dict:
     return body["data"]
 
 
-def environment(home: Path) -> dict[str, str]:
+def environment(home: Path, reports_url: str) -> dict[str, str]:
     """The variables both this process and the webserver read their settings from."""
     return {
+        "RETRAIN_REPORTS_URL": reports_url,
         "RETRAIN_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
         "RETRAIN_RETRAIN_COOLDOWN_HOURS": "0",
@@ -107,7 +109,7 @@ def _default_signals() -> None:
 
 
 @contextmanager
-def webserver(home: Path, log: Path) -> Iterator[str]:
+def webserver(home: Path, log: Path, reports_url: str) -> Iterator[str]:
     """``dagster-webserver`` on a free loopback port, until the code location has loaded."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -115,7 +117,7 @@ def webserver(home: Path, log: Path) -> Iterator[str]:
         sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
         "-w", str(ROOT / "workspace.yaml"),
     ]  # fmt: skip
-    env = {**os.environ, **environment(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **environment(home, reports_url), "PYTHONPATH": str(ROOT)}
     with log.open("w") as output:
         process = subprocess.Popen(
             command, cwd=home / "dagster", env=env, stdout=output, stderr=subprocess.STDOUT,

@@ -101,8 +101,8 @@ class Deployed:
         )  # fmt: skip
 
     def artifact(self, version: int) -> Path:
-        uri = self.registry.get_version(self.name, version).artifact_uri
-        return Path(uri.removeprefix("file://"))
+        record = self.registry.get_version(self.name, version)
+        return self.registry.artifact_root / record.artifact_uri
 
 
 def deploy(settings: Settings, trained: Trained) -> Deployed:

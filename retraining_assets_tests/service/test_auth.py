@@ -68,13 +68,14 @@ def test_a_short_token_is_refused_at_load_time() -> None:
 
 def test_health_shows_no_file_paths(deployed: Deployed) -> None:
     """A corrupt artifact is named by its file, not by where the state folder lives."""
+    deployed.start_rollout(2)  # verified when it starts; damaged afterwards
     path = deployed.artifact(2)
     path.write_bytes(path.read_bytes()[:-1])
-    deployed.start_rollout(2)
     with serving(create_app(deployed.pipeline)) as client:
         health = client.get("/health").json()
     (problem,) = health["problems"]
-    assert problem.startswith("v2 cannot be loaded") and f"…/{path.name}" in problem
+    # named by its place under the artifact root
+    assert problem.startswith("v2 cannot be loaded") and f"demo/v2/{path.name}" in problem
     text = json.dumps(health, ensure_ascii=False)
     assert str(deployed.settings.home.resolve()) not in text
     assert not re.search(r"(?<![\w.])/(?:[\w.-]+/)+", text), text

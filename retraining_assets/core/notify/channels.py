@@ -335,6 +335,8 @@ def channels_from_settings(
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
     """Values that must never reach a message, a log line or the outbox."""
     secrets = [settings.smtp_password or ""]
+    if settings.artifact_key is not None:
+        secrets.append(settings.artifact_key.get_secret_value())
     for url in (settings.database_url, settings.source_url):
         if url:
             # An unparseable URL is the database layer's error to report, not ours.

@@ -349,12 +349,14 @@ def approval_required(
     metric: str,
     lift: float | None,
     min_lift: float,
+    how: Mapping[str, str],
     supersedes: Sequence[str] = (),
     run_url: str | None = None,
     key: str | None = None,
 ) -> Message:
-    """A candidate improved, but by less than the automatic threshold: a person decides. It
-    supersedes the pipeline's earlier pending candidates (``supersedes``)."""
+    """A candidate improved, but by less than the automatic threshold: a person decides, in
+    one of the ways ``how`` lists (``lifecycle.how_to_decide``). It supersedes the pipeline's
+    earlier pending candidates (``supersedes``)."""
     version = clean(candidate, limit=80)
     facts = [
         ("Pipeline", clean(pipeline)),
@@ -368,8 +370,10 @@ def approval_required(
         replaced = ", ".join(clean(v, 20) for v in supersedes)
         facts.append(("Supersedes", f"{replaced} (no longer pending; still registered)"))
     notes = [
-        f"To approve: retrain approve {version} --by USER --reason TEXT",
-        f"To reject:  retrain reject {version} --by USER --reason TEXT",
+        f"To approve: {how['approve_cli']}",
+        f"  or launch {how['approve_job']}",
+        f"To reject:  {how['reject_cli']}",
+        f"  or launch {how['reject_job']}",
     ]
     return render(
         EventType.APPROVAL_REQUIRED,

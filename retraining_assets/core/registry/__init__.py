@@ -1,9 +1,10 @@
-"""The model registry: numbered versions, artifacts with checksums, aliases with their full
-history, an append-only audit log, pending approvals and the training watermark.
+"""The model registry: numbered versions, signed artifacts, aliases with their full history,
+an append-only audit log, pending approvals and the training watermark.
 
-``records`` holds the rows and errors, ``artifacts`` the files, ``versions``, ``aliases``,
-``audit``, ``approvals`` and ``watermark`` one table each, ``registry`` the facade that joins
-them. Import from here: ``from retraining_assets.core.registry import Registry``.
+``records`` holds the rows and errors, ``artifacts`` the files, ``signing`` their HMAC,
+``versions``, ``aliases``, ``audit``, ``approvals`` and ``watermark`` one table each,
+``registry`` the facade that joins them. Import from here:
+``from retraining_assets.core.registry import Registry``.
 """
 
 from retraining_assets.core.registry.identity import Actor, actual_identity, code_version
@@ -27,9 +28,11 @@ from retraining_assets.core.registry.records import (
     PendingApproval,
     RegistryError,
     UnknownVersionError,
+    UnsignedArtifactError,
     version_name,
 )
 from retraining_assets.core.registry.registry import Registry
+from retraining_assets.core.registry.signing import ArtifactKeyError, ArtifactSigner
 from retraining_assets.core.timestamps import utc_now
 
 __all__ = [
@@ -46,6 +49,8 @@ __all__ = [
     "AliasMove",
     "ApprovalError",
     "ArtifactError",
+    "ArtifactKeyError",
+    "ArtifactSigner",
     "AuditEntry",
     "CorruptArtifactError",
     "MissingArtifactError",
@@ -54,6 +59,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "UnknownVersionError",
+    "UnsignedArtifactError",
     "actual_identity",
     "code_version",
     "utc_now",

@@ -3,7 +3,13 @@ caller expected, with its history row and its audit row in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import fcntl
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +28,9 @@ from retraining_assets.core.registry.records import (
 )
 from retraining_assets.core.registry.versions import Versions
 from retraining_assets.core.timestamps import utc_now
+
+log = logging.getLogger(__name__)
+_IN_MEMORY_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 
 
 class Aliases(Versions):
@@ -154,6 +163,55 @@ class Aliases(Versions):
             rows = connection.execute(query.order_by(tables.alias_history.c.id)).all()
         return [record_from_row(AliasMove, row) for row in rows]
 
+    @contextlib.contextmanager
+    def alias_lock(self, pipeline: str, alias: str = CHAMPION) -> Iterator[None]:
+        """Hold the right to change ``pipeline``'s ``alias`` across processes, without holding
+        the database's write lock: whoever changes an alias checks, announces and moves it
+        under this lock, so a notice is never sent for a change a racing one then refuses.
+        PostgreSQL: a session advisory lock; SQLite: an ``flock`` beside the database file."""
+        name = f"{check_name('pipeline', pipeline)}@{check_name('alias', alias)}"
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                key = _lock_key(name)
+                if not connection.scalar(sa.select(sa.func.pg_try_advisory_lock(key))):
+                    log.warning("waiting for the %s lock: another change is under way", name)
+                    connection.execute(sa.select(sa.func.pg_advisory_lock(key)))
+                try:
+                    yield
+                finally:
+                    connection.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                    connection.commit()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            lock = _IN_MEMORY_LOCKS.setdefault((str(self.engine.url), name), threading.Lock())
+            with lock:
+                yield
+            return
+        path = Path(f"{database}.{name}.lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("waiting for the %s lock: another change is under way", name)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def next_move_number(self, pipeline: str, alias: str = CHAMPION) -> int:
+        """The sequence number the next move of ``alias`` will have (1 for the first): under
+        :meth:`alias_lock` it names that move, e.g. in a notification's idempotency key."""
+        with self.engine.connect() as connection:
+            moves = connection.scalar(
+                sa.select(sa.func.count()).where(
+                    tables.alias_history.c.pipeline == pipeline,
+                    tables.alias_history.c.alias == alias,
+                )
+            )
+        return int(moves or 0) + 1
+
     @staticmethod
     def lock_alias(connection: sa.Connection, pipeline: str, alias: str) -> int | None:
         """In a write transaction: the alias's version, its row locked until the transaction
@@ -239,3 +297,9 @@ class Aliases(Versions):
             connection=connection,
         )
         return record_from_row(AliasMove, RowValues({**row, "id": move_id}))
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory lock (``hash()`` is salted)."""
+    digest = hashlib.sha256(f"retraining_assets.alias_lock:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

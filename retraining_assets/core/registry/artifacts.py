@@ -1,20 +1,22 @@
-"""Artifact files: written atomically under ``<root>/<pipeline>/v<version>/``, each with a
-SHA-256 recorded in the registry and checked again on every load."""
+"""Artifact files: written atomically under ``<root>/<pipeline>/v<version>/``, recorded by a
+URI relative to the artifact root, with a SHA-256 and an HMAC signature (``signing``). On every
+read the path must stay inside the root and the signature must verify before a byte is used."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from retraining_assets.core.files import write_atomically
 from retraining_assets.core.registry.records import (
     ArtifactError,
     CorruptArtifactError,
     MissingArtifactError,
+    UnsignedArtifactError,
 )
+from retraining_assets.core.registry.signing import ArtifactSigner
 
 MODEL_FILE = "model.bin"
 PROFILE_FILE = "profile.bin"
@@ -24,38 +26,58 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def version_folder(pipeline: str, version: int) -> str:
+    """Where a version's files live, relative to the artifact root."""
+    return f"{pipeline}/v{version}"
+
+
 def write_version_files(
-    folder: Path,
-    model_bytes: bytes,
-    profile_bytes: bytes | None,
-    profile_hash: str | None,
+    root: Path,
+    pipeline: str,
+    version: int,
+    signer: ArtifactSigner,
+    files: tuple[bytes, bytes | None, str | None],
     written: list[Path],
 ) -> dict[str, Any]:
-    """Write ``folder/model.bin`` (and ``profile.bin``); return their registry columns. Every
+    """Write ``model.bin`` (and ``profile.bin``) of ``pipeline`` v``version``, signed; return
+    their registry columns. ``files``: model bytes, profile bytes, profile content hash. Every
     path is appended to ``written`` before it is written, so a failure can remove them all."""
+    model_bytes, profile_bytes, profile_hash = files
+    folder = version_folder(pipeline, version)
+    model_uri = f"{folder}/{MODEL_FILE}"
+    checksum = sha256(_checked_bytes(model_uri, model_bytes))
     columns: dict[str, Any] = {
-        "artifact_uri": _store(folder / MODEL_FILE, model_bytes, written),
-        "artifact_sha256": sha256(model_bytes),
+        "artifact_uri": _store(root, model_uri, model_bytes, written),
+        "artifact_sha256": checksum,
+        "artifact_signature": signer.sign(pipeline, version, model_uri, checksum),
         "artifact_size": len(model_bytes),
         "profile_uri": None,
         "profile_sha256": None,
+        "profile_signature": None,
         "profile_hash": None,
     }
     if profile_bytes is not None:
-        checksum = sha256(profile_bytes)
-        columns["profile_uri"] = _store(folder / PROFILE_FILE, profile_bytes, written)
+        profile_uri = f"{folder}/{PROFILE_FILE}"
+        checksum = sha256(_checked_bytes(profile_uri, profile_bytes))
+        columns["profile_uri"] = _store(root, profile_uri, profile_bytes, written)
         columns["profile_sha256"] = checksum
+        columns["profile_signature"] = signer.sign(pipeline, version, profile_uri, checksum)
         columns["profile_hash"] = profile_hash or checksum
     return columns
 
 
-def _store(path: Path, data: bytes, written: list[Path]) -> str:
-    """Write ``data`` atomically to ``path``; its ``file://`` URI."""
+def _checked_bytes(uri: str, data: object) -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"artifact {path.name} must be bytes, not {type(data).__name__}")
+        raise TypeError(f"artifact {uri} must be bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
+def _store(root: Path, uri: str, data: bytes, written: list[Path]) -> str:
+    """Write ``data`` atomically to ``root/uri``; return ``uri``."""
+    path = root / uri
     written.append(path)
     write_atomically(path, bytes(data))
-    return path.as_uri()
+    return uri
 
 
 def remove_files(paths: list[Path]) -> None:
@@ -69,31 +91,56 @@ def remove_files(paths: list[Path]) -> None:
     paths.clear()
 
 
-def read_verified(uri: str, expected: str, pipeline: str, version: int) -> bytes:
-    """The file's bytes, refused unless their SHA-256 is ``expected``."""
-    path = path_from_uri(uri)
+def read_verified(
+    root: Path,
+    signer: ArtifactSigner,
+    record: tuple[str, int, str, str, str | None],
+) -> bytes:
+    """The bytes of one artifact, refused unless it lies inside ``root``, exists, has the
+    recorded SHA-256 and carries a valid signature. ``record``: pipeline, version, relative
+    URI, SHA-256, signature (from the registry row)."""
+    pipeline, version, uri, expected, signature = record
+    name = f"{pipeline} v{version}"
+    path = confined_path(root, uri, name)
+    if not signature:
+        raise UnsignedArtifactError(
+            f"artifact {uri} of {name} has no signature (registered before signing, or the "
+            "row was forged); refusing to load it. If you trust the files, sign them with "
+            f"`retrain sign-artifacts --pipeline {pipeline} --trust-unsigned`"
+        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise MissingArtifactError(
-            f"artifact {path} of {pipeline} v{version} is missing (expected SHA-256 "
-            f"{expected}); restore it from a backup or roll back to another version"
+            f"artifact {uri} of {name} is missing under {root}; restore it from a backup or "
+            "roll back to another version"
         ) from None
     except OSError as error:
         raise ArtifactError(
-            f"cannot read artifact {path} of {pipeline} v{version}: {error.strerror or error}"
+            f"cannot read artifact {uri} of {name}: {error.strerror or error}"
         ) from None
     actual = sha256(data)
-    if actual != expected:
+    if actual != expected or not signer.verify(signature, pipeline, version, uri, actual):
         raise CorruptArtifactError(
-            f"artifact {path} of {pipeline} v{version} is corrupt: SHA-256 {actual}, "
-            f"expected {expected}; refusing to load it"
+            f"artifact {uri} of {name} fails its signature check (SHA-256 {actual}, "
+            f"recorded {expected}): corrupt, forged, or signed with another key "
+            f"({signer.origin}); refusing to load it"
         )
     return data
 
 
-def path_from_uri(uri: str) -> Path:
-    parts = urlsplit(uri)
-    if parts.scheme != "file":
-        raise ArtifactError(f"unsupported artifact URI {uri!r}: only file:// is supported")
-    return Path(unquote(parts.path))
+def confined_path(root: Path, uri: str, name: str) -> Path:
+    """``root/uri``, refused when ``uri`` is absolute, a URL or climbs out of ``root``."""
+    relative = PurePosixPath(uri)
+    if ":" in uri or relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise CorruptArtifactError(
+            f"artifact URI {uri!r} of {name} is not a path inside the artifact root {root}; "
+            "refusing to load it"
+        )
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):  # a symlink pointing out of the root
+        raise CorruptArtifactError(
+            f"artifact {uri} of {name} resolves to {path}, outside the artifact root {root}; "
+            "refusing to load it"
+        )
+    return path

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from retraining_assets.core.registry.signing import KEY_FILE, ArtifactSigner
 
 
 class RegistryBase:
@@ -18,9 +21,24 @@ class RegistryBase:
     champion) one atomic transaction. Without it each method commits on its own.
     """
 
-    def __init__(self, engine: sa.Engine, artifact_root: Path) -> None:
+    def __init__(
+        self, engine: sa.Engine, artifact_root: Path, key_file: Path | None = None,
+        *, key: str | None = None,
+    ) -> None:  # fmt: skip
+        """``key`` (``RETRAIN_ARTIFACT_KEY``) signs the artifacts; without it the key file
+        (default: ``artifact.key`` beside the artifact root, i.e. in ``RETRAIN_HOME``),
+        created on first use."""
         self.engine = engine
         self.artifact_root = Path(artifact_root).resolve()
+        self._key = key
+        self.key_file = Path(key_file) if key_file else self.artifact_root.parent / KEY_FILE
+
+    @cached_property
+    def signer(self) -> ArtifactSigner:
+        """The signing key, read (or the key file created) on first use."""
+        if self._key:
+            return ArtifactSigner.from_secret(self._key)
+        return ArtifactSigner.from_file(self.key_file)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +70,10 @@ class MissingArtifactError(CorruptArtifactError):
     """The file recorded for a version is gone (a kind of corruption: callers catch both)."""
 
 
+class UnsignedArtifactError(CorruptArtifactError):
+    """The version's row carries no signature: registered before signing, or forged."""
+
+
 def version_name(version: int | None) -> str | None:
     """How a model version appears in messages and notifications: ``v3``."""
     return None if version is None else f"v{version}"
@@ -104,7 +108,7 @@ class ModelVersion(_Record):
     data_fingerprint: str
     code_version: str
     run_id: str | None
-    artifact_uri: str
+    artifact_uri: str  # relative to the artifact root
     artifact_sha256: str
     artifact_size: int
     profile_hash: str | None
@@ -112,6 +116,8 @@ class ModelVersion(_Record):
     profile_sha256: str | None
     dataset_spec: dict[str, Any]
     created_at: datetime
+    artifact_signature: str | None = field(default=None, repr=False)
+    profile_signature: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -44,5 +44,10 @@ class Registry(Approvals, Watermarks):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
-        """The platform database (migrated) and the configured artifact folder."""
-        return cls(platform_engine(settings.platform_database_url), settings.artifact_path)
+        """The platform database (migrated), the configured artifact folder and signing key."""
+        return cls(
+            platform_engine(settings.platform_database_url),
+            settings.artifact_path,
+            settings.artifact_key_path,
+            key=settings.artifact_key.get_secret_value() if settings.artifact_key else None,
+        )

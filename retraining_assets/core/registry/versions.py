@@ -13,8 +13,10 @@ import sqlalchemy as sa
 
 from retraining_assets.core import schema as tables
 from retraining_assets.core.registry.artifacts import (
+    confined_path,
     read_verified,
     remove_files,
+    sha256,
     write_version_files,
 )
 from retraining_assets.core.registry.audit import AuditLog
@@ -22,6 +24,7 @@ from retraining_assets.core.registry.identity import actual_identity
 from retraining_assets.core.registry.records import (
     REGISTERED,
     STATUSES,
+    ArtifactError,
     ModelVersion,
     UnknownVersionError,
     check_name,
@@ -29,6 +32,7 @@ from retraining_assets.core.registry.records import (
     naive_utc,
     record_from_row,
 )
+from retraining_assets.core.registry.signing import ArtifactSigner
 from retraining_assets.core.timestamps import utc_now
 
 
@@ -82,10 +86,11 @@ class Versions(AuditLog):
                 try:
                     version = self._next_version(connection, pipeline)
                     files = write_version_files(
-                        self.artifact_root / pipeline / f"v{version}",
-                        model_bytes,
-                        profile_bytes,
-                        profile_hash,
+                        self.artifact_root,
+                        pipeline,
+                        version,
+                        self.signer,
+                        (model_bytes, profile_bytes, profile_hash),
                         written,
                     )
                     connection.execute(
@@ -190,17 +195,102 @@ class Versions(AuditLog):
 
     # --- artifacts ---------------------------------------------------------------------------
 
-    def load_model_bytes(self, pipeline: str, version: int) -> bytes:
-        """The model file, refused unless its SHA-256 is the one recorded at registration."""
-        record = self.get_version(pipeline, version)
-        return read_verified(record.artifact_uri, record.artifact_sha256, pipeline, version)
+    def load_model_bytes(
+        self, pipeline: str, version: int, *, connection: sa.Connection | None = None
+    ) -> bytes:
+        """The model file, refused (``ArtifactError`` naming the version) unless it lies
+        inside the artifact root and carries a valid signature of the recorded SHA-256."""
+        record = self.get_version(pipeline, version, connection=connection)
+        return self._read_verified(record, _files_of(record)[0])
 
-    def load_profile_bytes(self, pipeline: str, version: int) -> bytes | None:
+    def load_profile_bytes(
+        self, pipeline: str, version: int, *, connection: sa.Connection | None = None
+    ) -> bytes | None:
         """The version's drift reference profile (checked likewise), None if it has none."""
-        record = self.get_version(pipeline, version)
-        if record.profile_uri is None or record.profile_sha256 is None:
-            return None
-        return read_verified(record.profile_uri, record.profile_sha256, pipeline, version)
+        record = self.get_version(pipeline, version, connection=connection)
+        files = _files_of(record)
+        return self._read_verified(record, files[1]) if len(files) > 1 else None
+
+    def _read_verified(self, record: ModelVersion, file: tuple[str, str, str | None, str]) -> bytes:
+        _, uri, signature, checksum = file
+        identity = (record.pipeline, record.version, uri, checksum, signature)
+        return read_verified(self.artifact_root, self.signer, identity)
+
+    def verify_artifacts(
+        self, pipeline: str, version: int, *, connection: sa.Connection | None = None
+    ) -> None:
+        """Refuse (``ArtifactError`` naming the version) unless every file of ``version`` is
+        inside the root and correctly signed: what a champion move checks before anything is
+        announced or changed."""
+        self.load_model_bytes(pipeline, version, connection=connection)
+        self.load_profile_bytes(pipeline, version, connection=connection)
+
+    def sign_artifacts(
+        self,
+        pipeline: str,
+        *,
+        previous: ArtifactSigner | None = None,
+        trust_unsigned: bool = False,
+        by: str,
+        actual_user: str,
+    ) -> dict[str, list[int]]:
+        """Sign each version's files with the current key: those whose signature verifies
+        under ``previous`` (a key rotation), and, with ``trust_unsigned``, those without a
+        signature whose file still has the recorded SHA-256 (rows from before signing).
+        Versions already signed with the current key are left alone; any other is refused and
+        reported. Returns ``{"signed": [...], "current": [...], "refused": [...]}``."""
+        outcome: dict[str, list[int]] = {"signed": [], "current": [], "refused": []}
+        for record in self.list_versions(pipeline):
+            files = _files_of(record)
+            if all(self._verifies(self.signer, record, f) for f in files):
+                outcome["current"].append(record.version)
+                continue
+            trusted = all(
+                (previous is not None and self._verifies(previous, record, f))
+                or (trust_unsigned and f[2] is None and self._checksum_holds(f))
+                for f in files
+            )
+            if not trusted:
+                outcome["refused"].append(record.version)
+                continue
+            signatures = {
+                column: self.signer.sign(pipeline, record.version, uri, checksum)
+                for column, uri, _, checksum in files
+            }
+            with self.transaction() as connection:
+                connection.execute(
+                    sa.update(tables.model_versions)
+                    .where(
+                        tables.model_versions.c.pipeline == pipeline,
+                        tables.model_versions.c.version == record.version,
+                    )
+                    .values(**signatures)
+                )
+                self.audit(
+                    pipeline, "artifacts_signed", version=record.version, by=by,
+                    actual_user=actual_user, reason="rotation" if previous else "trusted",
+                    details={"key": self.signer.origin}, connection=connection,
+                )  # fmt: skip
+            outcome["signed"].append(record.version)
+        return outcome
+
+    def _verifies(
+        self, signer: ArtifactSigner, record: ModelVersion, file: tuple[str, str, str | None, str]
+    ) -> bool:
+        _, uri, signature, checksum = file
+        return (
+            signature is not None
+            and self._checksum_holds(file)
+            and signer.verify(signature, record.pipeline, record.version, uri, checksum)
+        )
+
+    def _checksum_holds(self, file: tuple[str, str, str | None, str]) -> bool:
+        _, uri, _, checksum = file
+        try:
+            path = confined_path(self.artifact_root, uri, uri)
+            return path.is_file() and sha256(path.read_bytes()) == checksum
+        except ArtifactError:
+            return False
 
     @staticmethod
     def _set_status_quietly(
@@ -215,6 +305,20 @@ class Versions(AuditLog):
             )
             .values(status=status)
         )
+
+
+def _files_of(record: ModelVersion) -> list[tuple[str, str, str | None, str]]:
+    """(signature column, relative URI, signature, SHA-256) of each of the version's files."""
+    files = [
+        ("artifact_signature", record.artifact_uri, record.artifact_signature,
+         record.artifact_sha256),
+    ]  # fmt: skip
+    if record.profile_uri is not None and record.profile_sha256 is not None:
+        files.append(
+            ("profile_signature", record.profile_uri, record.profile_signature,
+             record.profile_sha256)
+        )  # fmt: skip
+    return files
 
 
 def _advisory_key(pipeline: str) -> int:

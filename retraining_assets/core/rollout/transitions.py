@@ -29,6 +29,7 @@ from retraining_assets.core.registry import (
     CHAMPION,
     REJECTED,
     Actor,
+    AliasMove,
     Registry,
     version_name,
 )
@@ -109,61 +110,67 @@ def start_rollout(
     independent; give one only to reproduce an assignment (elsewhere, or in a test)."""
     if salt is not None and not 0 < len(salt) <= MAX_SALT_LENGTH:
         raise RolloutError(f"a salt has 1 to {MAX_SALT_LENGTH} characters, got {len(salt)}")
-    champion, previous = _check_start(registry, pipeline, challenger_version)
-    if expected_champion is not None and champion != expected_champion:
-        raise RolloutConflictError(
-            f"the champion of '{pipeline}' is v{champion}, not v{expected_champion} as when "
-            f"v{challenger_version} was judged; nothing changed"
-        )
-    salt = salt or f"{pipeline}:v{challenger_version}:{uuid.uuid4().hex[:12]}"
-    notifier.notify(
-        rollout_change(
-            EventType.ROLLOUT_STARTED,
-            pipeline=pipeline,
-            rollout_id=None,  # the row, and its id, are written after the message
-            strategy=str(plan.strategy),
-            challenger=version_name(challenger_version),  # type: ignore[arg-type]
-            champion=version_name(champion),  # type: ignore[arg-type]
-            share_from=0.0,
-            share_to=plan.share_at(0),
-            step=f"1/{len(plan.steps)}",
-            by=actor.by,
-            reason=reason,
-            key=f"rollout:{salt}:start",
-        )
-    )
-    with registry.transaction() as connection:
-        # a champion move takes the same lock before it checks for an active rollout
-        registry.lock_alias(connection, pipeline, CHAMPION)
-        if _check_start(registry, pipeline, challenger_version, connection) != (champion, previous):
+    # every check before the notice, under the lock a champion change takes to check for an
+    # active rollout: one of the two waits, and neither announces what the other refuses
+    with registry.alias_lock(pipeline, CHAMPION):
+        champion, previous = _check_start(registry, pipeline, challenger_version)
+        if expected_champion is not None and champion != expected_champion:
             raise RolloutConflictError(
-                f"the champion or challenger of '{pipeline}' moved while starting; nothing changed"
+                f"the champion of '{pipeline}' is v{champion}, not v{expected_champion} as when "
+                f"v{challenger_version} was judged; nothing changed"
             )
-        rollout_id = _insert(
-            connection, pipeline, champion, challenger_version, plan, salt, actor, reason
+        registry.verify_artifacts(pipeline, challenger_version)  # it will serve: signed, intact
+        salt = salt or f"{pipeline}:v{challenger_version}:{uuid.uuid4().hex[:12]}"
+        notifier.notify(
+            rollout_change(
+                EventType.ROLLOUT_STARTED,
+                pipeline=pipeline,
+                rollout_id=None,  # the row, and its id, are written after the message
+                strategy=str(plan.strategy),
+                challenger=version_name(challenger_version),  # type: ignore[arg-type]
+                champion=version_name(champion),  # type: ignore[arg-type]
+                share_from=0.0,
+                share_to=plan.share_at(0),
+                step=f"1/{len(plan.steps)}",
+                by=actor.by,
+                reason=reason,
+                key=f"rollout:{salt}:start",
+            )
         )
-        registry.move_alias(
-            pipeline,
-            CHALLENGER,
-            challenger_version,
-            expected_current=previous,
-            action="challenger_set",
-            details={"rollout_id": rollout_id},
-            connection=connection,
-            **_who(actor, reason),
-        )
-        _audit(
-            registry,
-            connection,
-            "rollout_start",
-            rollout_id,
-            pipeline,
-            challenger_version,
-            actor,
-            reason,
-            {"plan": plan.to_dict(), "salt": salt, "champion": champion},
-        )
-        return get_rollout(registry, rollout_id, connection=connection)
+        with registry.transaction() as connection:
+            # a champion move takes the same lock before it checks for an active rollout
+            registry.lock_alias(connection, pipeline, CHAMPION)
+            now = _check_start(registry, pipeline, challenger_version, connection)
+            if now != (champion, previous):
+                raise RolloutConflictError(
+                    f"the champion or challenger of '{pipeline}' moved while starting; "
+                    "nothing changed"
+                )
+            rollout_id = _insert(
+                connection, pipeline, champion, challenger_version, plan, salt, actor, reason
+            )
+            registry.move_alias(
+                pipeline,
+                CHALLENGER,
+                challenger_version,
+                expected_current=previous,
+                action="challenger_set",
+                details={"rollout_id": rollout_id},
+                connection=connection,
+                **_who(actor, reason),
+            )
+            _audit(
+                registry,
+                connection,
+                "rollout_start",
+                rollout_id,
+                pipeline,
+                challenger_version,
+                actor,
+                reason,
+                {"plan": plan.to_dict(), "salt": salt, "champion": champion},
+            )
+            return get_rollout(registry, rollout_id, connection=connection)
 
 
 def _check_start(
@@ -289,7 +296,32 @@ def finish(
             f"rollout {rollout.id} of '{rollout.pipeline}' is at step {rollout.step}, not its "
             f"final step {rollout.plan.final_step}; advance it first"
         )
-    _notify(notifier, EventType.ROLLOUT_PROMOTED, rollout, 1.0, actor, reason, evidence, "promote")
+    with registry.alias_lock(rollout.pipeline, CHAMPION):
+        # refused before it is announced: the challenger must still load where it will serve
+        registry.verify_artifacts(rollout.pipeline, rollout.challenger_version)
+        _notify(
+            notifier, EventType.ROLLOUT_PROMOTED, rollout, 1.0, actor, reason, evidence, "promote"
+        )
+        ended, move = _promote(registry, rollout, actor, reason, evidence)
+    notifier.notify(
+        promoted(
+            pipeline=rollout.pipeline,
+            version=version_name(rollout.challenger_version),
+            previous=version_name(rollout.champion_version),
+            by=actor.by,
+            key=f"rollout:{rollout.salt}:promoted:{move.id}",
+        )
+    )
+    return ended
+
+
+def _promote(
+    registry: Registry,
+    rollout: Rollout,
+    actor: Actor,
+    reason: str,
+    evidence: RolloutEvidence | None,
+) -> tuple[Rollout, AliasMove]:
     with registry.transaction() as connection:
         _swap(connection, rollout, status=PROMOTED, ended_at=utc_now())
         move = registry.move_alias(
@@ -314,17 +346,7 @@ def finish(
             reason,
             {"step": rollout.step, **_numbers(evidence)},
         )
-        ended = get_rollout(registry, rollout.id, connection=connection)
-    notifier.notify(
-        promoted(
-            pipeline=rollout.pipeline,
-            version=version_name(rollout.challenger_version),
-            previous=version_name(rollout.champion_version),
-            by=actor.by,
-            key=f"rollout:{rollout.salt}:promoted:{move.id}",
-        )
-    )
-    return ended
+        return get_rollout(registry, rollout.id, connection=connection), move
 
 
 def rollback_rollout(

@@ -46,7 +46,7 @@ def build_data_assets(
 
     @dg.asset(
         key=reference_key,
-        group_name=name,
+        group_name=f"{name}_data",
         deps=[dg.AssetKey([name, "champion_model"])],
         required_resource_keys={records, PLATFORM},
         kinds={"pandas"},
@@ -75,7 +75,7 @@ def build_data_assets(
 
     @dg.asset(
         key=current_key,
-        group_name=name,
+        group_name=f"{name}_data",
         partitions_def=partitions_def,
         required_resource_keys={records, PLATFORM},
         check_specs=period_check_specs(current_key, partitions_def),
@@ -91,7 +91,8 @@ def build_data_assets(
         source = getattr(context.resources, records).source()
         frame = source.load(naive_utc(window.start), naive_utc(window.end))
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
-        reference = getattr(context.resources, PLATFORM).references().load(name)
+        platform = getattr(context.resources, PLATFORM)
+        reference = platform.references().current(name, platform.registry())
         bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
         outcomes = validate_period(frame, spec, bounds, validation_tolerances(pipeline.settings))
         yield dg.Output(

@@ -18,8 +18,11 @@ from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.resources import PLATFORM
 
 
-def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.MetadataValue]:
-    """The verdict in keys a sensor reads without loading data, plus the pictures."""
+def drift_metadata(
+    report: DriftReport, html_url: str, png_url: str, png: bytes
+) -> dict[str, dg.MetadataValue]:
+    """The verdict in keys a sensor reads without loading data, the summary plot inline, and
+    links to the full report and the plot on the report server."""
     picture = base64.b64encode(png).decode()
     return {
         "drift_detected": dg.MetadataValue.bool(report.dataset_drift),
@@ -32,7 +35,8 @@ def drift_metadata(report: DriftReport, html: str, png: bytes) -> dict[str, dg.M
         "profile_hash": dg.MetadataValue.text(report.profile_hash),
         "n_current": dg.MetadataValue.int(report.n_current),
         "report": dg.MetadataValue.md(report.to_markdown()),
-        "html_report": dg.MetadataValue.path(html),
+        "html_report": dg.MetadataValue.url(html_url),
+        "summary_png": dg.MetadataValue.url(png_url),
         "summary_plot": dg.MetadataValue.md(f"![drift summary](data:image/png;base64,{picture})"),
     }
 
@@ -55,7 +59,7 @@ def build_monitoring_assets(
 
     @dg.asset(
         key=[name, "drift_report"],
-        group_name=name,
+        group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
         ins={"current_data": dg.AssetIn([name, "current_data"])},
         deps=[dg.AssetKey([name, "reference_data"])],
@@ -70,7 +74,7 @@ def build_monitoring_assets(
         HTML report with a plot per feature. Administrators are told when it finds drift."""
         partition = context.partition_key
         platform = getattr(context.resources, PLATFORM)
-        reference = platform.references().load(name)
+        reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
         report = reference.profile.compare(
@@ -91,17 +95,18 @@ def build_monitoring_assets(
                 partition=partition,
                 features=report.drifted_features,
                 n_features=len(report.features),
-                report_url=str(html),
+                report_url=pipeline.report_url(html),
                 key=f"drift:{name}:{partition}:{report.profile_hash}",
             )
             getattr(context.resources, NOTIFIER).notifier().notify(message)
-        return dg.Output(
-            report.to_dict(), metadata=drift_metadata(report, str(html), png.read_bytes())
+        metadata = drift_metadata(
+            report, pipeline.report_url(html), pipeline.report_url(png), png.read_bytes()
         )
+        return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.asset(
         key=[name, "champion_performance"],
-        group_name=name,
+        group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
         ins={"current_data": dg.AssetIn([name, "current_data"])},
         required_resource_keys={PLATFORM},

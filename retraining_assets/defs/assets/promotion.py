@@ -11,12 +11,14 @@ from retraining_assets.core.lifecycle import (
     TrainingWindow,
     change_champion,
     decision_of_run,
+    how_to_decide,
     judge,
     load_model,
     record_judgement,
 )
 from retraining_assets.core.notify import Notifier, retraining_completed
 from retraining_assets.core.pipeline import Pipeline, promotion_policy, rollout_plan, rolls_out
+from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.rollout import transitions
 from retraining_assets.core.rollout.transitions import RolloutError
@@ -25,7 +27,7 @@ from retraining_assets.defs.assets.training import candidate_key
 from retraining_assets.defs.checks import partitioned_check_spec
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
-from retraining_assets.defs.operations import traffic_materialization
+from retraining_assets.defs.operations import champion_metadata, traffic_materialization
 from retraining_assets.defs.resources import PLATFORM
 
 GATE = "promotion_threshold"
@@ -53,9 +55,9 @@ def gate_passed(context: dg.AssetExecutionContext, asset: dg.AssetKey) -> bool:
     return any(e.check_name == GATE and e.asset_key == asset and e.passed for e in evaluations)
 
 
-def judgement_metadata(judgement: Judgement) -> dict[str, dg.MetadataValue]:
+def judgement_metadata(pipeline: str, judgement: Judgement) -> dict[str, dg.MetadataValue]:
     decision, evidence = judgement.decision, judgement.decision.evidence
-    return {
+    metadata = {
         "decision": dg.MetadataValue.text(decision.verdict.value),
         "reason": dg.MetadataValue.text(decision.reason),
         "best_candidate": dg.MetadataValue.text(judgement.comparison.best_candidate),
@@ -67,6 +69,13 @@ def judgement_metadata(judgement: Judgement) -> dict[str, dg.MetadataValue]:
         "comparison": dg.MetadataValue.md(judgement.comparison.to_markdown()),
         "versions": dg.MetadataValue.json(judgement.versions),
     }
+    if decision.verdict is Verdict.PENDING:  # a person decides: say how, as the message does
+        how = how_to_decide(pipeline, judgement.candidate_version)
+        for action in ("approve", "reject"):
+            metadata[f"to_{action}"] = dg.MetadataValue.md(
+                f"`{how[f'{action}_cli']}`\n\nor launch `{how[f'{action}_job']}`"
+            )
+    return metadata
 
 
 def _number(value: float | None) -> dg.MetadataValue:
@@ -84,7 +93,7 @@ def build_promotion_assets(
 
     @dg.asset(
         key=evaluation_key,
-        group_name=name,
+        group_name=f"{name}_promotion",
         partitions_def=partitions_def,
         ins={
             "training_data": dg.AssetIn([name, "training_data"]),
@@ -111,7 +120,9 @@ def build_promotion_assets(
         """Every candidate and the current champion scored on the same holdout (the most
         recent records of the window): ROC AUC, log loss, accuracy, F1, Brier (or RMSE, MAE,
         R²), the lift of the best candidate over the champion with a paired bootstrap interval
-        and McNemar's test, and the promotion decision. A pending decision asks a person."""
+        and McNemar's test, and the promotion decision. A pending decision asks a person: the
+        metadata (`to_approve`, `to_reject`) and the administrators' message give the CLI
+        line and the Dagster job that decide it."""
         platform = getattr(context.resources, PLATFORM)
         registry, notifier = platform.registry(), getattr(context.resources, NOTIFIER).notifier()
         models = {f: (v, load_model(registry, name, v)) for f, v in candidates.items()}
@@ -149,7 +160,7 @@ def build_promotion_assets(
         context.log.info(
             f"decision: {judgement.decision.verdict.value} ({judgement.decision.reason})"
         )
-        yield dg.Output(judgement.to_dict(), metadata=judgement_metadata(judgement))
+        yield dg.Output(judgement.to_dict(), metadata=judgement_metadata(name, judgement))
         yield dg.AssetCheckResult(
             check_name=GATE,
             passed=judgement.decision.promote,
@@ -161,7 +172,7 @@ def build_promotion_assets(
 
     @dg.asset(
         key=champion_key,
-        group_name=name,
+        group_name=f"{name}_promotion",
         deps=[evaluation_key],
         output_required=False,
         required_resource_keys={PLATFORM, NOTIFIER},
@@ -201,16 +212,7 @@ def build_promotion_assets(
             context.log.warning(f"champion kept: {error}")
             return
         champion = registry.get_version(name, move.version)
-        yield dg.Output(
-            move.version,
-            metadata={
-                "version": dg.MetadataValue.int(move.version),
-                "family": dg.MetadataValue.text(champion.family),
-                "previous_version": dg.MetadataValue.int(move.previous_version or 0),
-                "reason": dg.MetadataValue.text(move.reason),
-                "metrics": dg.MetadataValue.json(champion.metrics),
-            },
-        )
+        yield dg.Output(move.version, metadata=champion_metadata(champion, move))
 
     def start_rollout(
         context: dg.AssetExecutionContext,

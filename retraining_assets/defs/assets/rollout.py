@@ -7,6 +7,7 @@ import dagster as dg
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION
+from retraining_assets.core.reports import reports_root
 from retraining_assets.core.rollout import Action, describe, transitions
 from retraining_assets.core.rollout.experiment import Experiment, measure
 from retraining_assets.core.rollout.transitions import PROMOTED, RolloutConflictError
@@ -18,10 +19,10 @@ from retraining_assets.defs.resources import PLATFORM
 
 def rollouts_folder(pipeline: Pipeline) -> Path:
     """Where the experiment plots go (under ``RETRAIN_HOME``)."""
-    return pipeline.settings.home.resolve() / "reports" / pipeline.name / "rollouts"
+    return reports_root(pipeline.settings.home) / pipeline.name / "rollouts"
 
 
-def experiment_metadata(experiment: Experiment, plot: Path) -> dict[str, dg.MetadataValue]:
+def experiment_metadata(experiment: Experiment, plot_url: str) -> dict[str, dg.MetadataValue]:
     rollout, decision = experiment.rollout, experiment.decision
     return {
         "decision": dg.MetadataValue.text(str(decision.action)),
@@ -34,7 +35,7 @@ def experiment_metadata(experiment: Experiment, plot: Path) -> dict[str, dg.Meta
         "elapsed_hours": dg.MetadataValue.float(round(decision.elapsed_hours, 3)),
         "variants": dg.MetadataValue.md(experiment.to_markdown()),
         "srm_p_value": dg.MetadataValue.float(decision.srm.p_value),
-        "plot": dg.MetadataValue.path(str(plot)),
+        "plot": dg.MetadataValue.url(plot_url),
         "comparison": dg.MetadataValue.text(describe(decision.comparison)),
     }
 
@@ -47,7 +48,7 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=results_key,
-        group_name=name,
+        group_name=f"{name}_serving",
         output_required=False,
         required_resource_keys={PLATFORM},
         kinds={"python"},
@@ -68,11 +69,13 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         context.log.info(
             f"rollout {active.id}: {experiment.decision.action} ({experiment.decision.reason})"
         )
-        yield dg.Output(experiment, metadata=experiment_metadata(experiment, plot))
+        yield dg.Output(
+            experiment, metadata=experiment_metadata(experiment, pipeline.report_url(plot))
+        )
 
     @dg.asset(
         key=split_key,
-        group_name=name,
+        group_name=f"{name}_serving",
         ins={"ab_test_results": dg.AssetIn(results_key)},
         output_required=False,
         required_resource_keys={PLATFORM, NOTIFIER, records},
@@ -110,9 +113,8 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         )
         if changed.status == PROMOTED:
             move = registry.alias_history(name, CHAMPION)[-1]
-            source = getattr(context.resources, records).source()
             yield from champion_materializations(
-                pipeline, registry, platform.references(), source, move, "rollout"
+                name, registry, platform.references(), move, "rollout"
             )
         metadata = traffic_metadata(changed, decision.reason, "rollout job")
         yield dg.Output(changed.share, metadata=metadata)

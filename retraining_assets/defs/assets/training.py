@@ -45,7 +45,7 @@ def build_training_assets(
 
     @dg.asset(
         key=window_key,
-        group_name=name,
+        group_name=f"{name}_training",
         partitions_def=partitions_def,
         ins={
             "periods": dg.AssetIn(
@@ -63,7 +63,7 @@ def build_training_assets(
     def training_data(
         context: dg.AssetExecutionContext, periods: dict[str, pd.DataFrame]
     ) -> Iterator[dg.Output[TrainingWindow]]:
-        """The validated records of the ``RETRAIN_TRAINING_WINDOW`` duration ending with this
+        """The validated records of the `RETRAIN_TRAINING_WINDOW` duration ending with this
         period, split by time: train, validation (early stopping), and the most recent tail as
         the holdout, never seen in training. Its drift reference is fitted here once."""
         start, end = pipeline.timescales.training_window_of(
@@ -116,7 +116,7 @@ def build_training_assets(
     def base_candidate(family: str) -> dg.AssetsDefinition:
         @dg.asset(
             key=candidate_key(pipeline, family),
-            group_name=name,
+            group_name=f"{name}_training",
             partitions_def=partitions_def,
             ins={"training_data": dg.AssetIn(window_key)},
             required_resource_keys={PLATFORM},
@@ -153,7 +153,7 @@ def build_training_assets(
 
         @dg.asset(
             key=candidate_key(pipeline, "ensemble"),
-            group_name=name,
+            group_name=f"{name}_training",
             partitions_def=partitions_def,
             ins={
                 "training_data": dg.AssetIn(window_key),
