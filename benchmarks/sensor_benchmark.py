@@ -47,7 +47,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from retraining_assets.cli import prepare_dagster_home
+from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.database import make_engine, platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline

@@ -2,7 +2,7 @@
 time, through a real Dagster instance; with ``--serve``, also live traffic through the
 prediction service; with ``--export-stream``, only the stream and its events, written out.
 
-Registered in ``cli.py`` with ``main.add_command(demo)``.
+Registered in ``cli/__init__.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import pandas as pd
 
+from retraining_assets.cli.common import cli_settings as _settings
+from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.cli.serve import chunk_option
 from retraining_assets.core.demo import TIME_COLUMN, DemoStream
 from retraining_assets.settings import Settings, load_settings
@@ -80,7 +82,6 @@ def run_demo(stream: DemoStream, serve: bool, chunk: int) -> None:
     import dagster as dg
     from tqdm import tqdm
 
-    from retraining_assets.cli import _settings, prepare_dagster_home
     from retraining_assets.core.database import platform_engine
     from retraining_assets.core.pipeline import demo_pipeline
     from retraining_assets.core.registry import CHAMPION, Registry

@@ -1,6 +1,6 @@
 """``retrain rollout``: start, inspect and stop the rollout of a challenger.
 
-Registered in ``cli.py`` with ``main.add_command(rollout)``. The commands share the state of
+Registered in ``cli/__init__.py``. The commands share the state of
 the Dagster UI (same ``RETRAIN_HOME`` / database URL) and change it only through
 ``core.rollout.transitions`` (audited transactions, administrators notified first).
 """
@@ -12,12 +12,11 @@ from typing import Any
 
 import click
 
+from retraining_assets.cli.common import Context, actor, fail, guarded, pipeline_option
+
 rollout = click.Group("rollout", help="Roll a challenger out gradually: start, status, stop.")
 
 STRATEGIES = ["immediate", "canary", "gradual", "ab"]
-pipeline_option = click.option(
-    "--pipeline", "pipeline_name", default=None, help="Pipeline name (default: yours, else demo)."
-)
 
 
 def parse_shares(steps: str | None) -> list[float] | None:
@@ -65,7 +64,6 @@ def start(
 
     The plan is built as for a candidate that passes the promotion gate (``RETRAIN_ROLLOUT_*``
     settings, the live metric of the pipeline's task); the options given override them."""
-    from retraining_assets.cli import Context, _actor, _fail, _guarded
     from retraining_assets.core.pipeline import rollout_plan
     from retraining_assets.core.rollout import RolloutPlanError, transitions
 
@@ -76,10 +74,10 @@ def start(
             context.pipeline, strategy, steps=shares, min_hours=min_hours, min_samples=min_samples
         )
     except RolloutPlanError as error:
-        _fail(str(error))
-    started = _guarded(lambda: transitions.start_rollout(
+        fail(str(error))
+    started = guarded(lambda: transitions.start_rollout(
         context.registry, context.notifier(), context.name, version, plan,
-        actor=_actor(by), reason=reason, salt=salt,
+        actor=actor(by), reason=reason, salt=salt,
     ))  # fmt: skip
     click.echo(f"{started.pipeline}: rollout {started.id} started; {_describe(started)}")
 
@@ -89,7 +87,6 @@ def start(
 @pipeline_option
 def status(as_json: bool, pipeline_name: str | None) -> None:
     """The active rollout: versions, strategy, step and traffic share."""
-    from retraining_assets.cli import Context
     from retraining_assets.core.rollout.transitions import active_rollout
 
     context = Context.open(pipeline_name)
@@ -110,16 +107,15 @@ def status(as_json: bool, pipeline_name: str | None) -> None:
 @pipeline_option
 def stop(by: str, reason: str, pipeline_name: str | None) -> None:
     """Stop the active rollout: all traffic goes back to the champion."""
-    from retraining_assets.cli import Context, _actor, _fail, _guarded
     from retraining_assets.core.rollout import transitions
 
     context = Context.open(pipeline_name)
     registry = context.registry
     active = transitions.active_rollout(registry, context.name)
     if active is None:
-        _fail(f"pipeline '{context.name}' has no active rollout to stop")
-    stopped = _guarded(lambda: transitions.stop(
-        registry, context.notifier(), active, actor=_actor(by), reason=reason
+        fail(f"pipeline '{context.name}' has no active rollout to stop")
+    stopped = guarded(lambda: transitions.stop(
+        registry, context.notifier(), active, actor=actor(by), reason=reason
     ))  # fmt: skip
     click.echo(
         f"{stopped.pipeline}: rollout {stopped.id} stopped; "

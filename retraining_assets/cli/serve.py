@@ -1,7 +1,7 @@
 """``retrain serve``: the prediction service over HTTP (uvicorn, one worker); ``retrain replay``:
 labelled records played to a running service.
 
-Registered in ``cli.py`` with ``main.add_command``. It serves the champion of the same
+Registered in ``cli/__init__.py``. It serves the champion of the same
 state the Dagster UI uses (``RETRAIN_HOME`` / database URL) and follows alias moves and
 rollouts without a restart. SIGTERM or Ctrl-C stop it gracefully: requests in flight are
 answered and every prediction is written to the log before the process exits.
@@ -14,6 +14,8 @@ import socket
 from typing import Any
 
 import click
+
+from retraining_assets.cli.common import Context, fail, pipeline_option
 
 
 class _Server:
@@ -48,12 +50,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-# as in cli.py (imported from there, this module cannot import it back at load time)
-pipeline_option = click.option(
-    "--pipeline", "pipeline_name", default=None, help="Pipeline name (default: yours, else demo)."
-)
-
-
 def chunk_option(description: str) -> Any:
     """``--chunk``: records per replayed batch (``retrain replay``, ``retrain demo --serve``)."""
     return click.option(
@@ -72,7 +68,6 @@ def serve(host: str | None, port: int | None, pipeline_name: str | None, access_
     """Serve predictions of the champion (and of a rollout's challenger) over HTTP."""
     import uvicorn
 
-    from retraining_assets.cli import Context
     from retraining_assets.service.app import create_app
     from retraining_assets.service.auth import is_loopback
 
@@ -97,12 +92,12 @@ def serve(host: str | None, port: int | None, pipeline_name: str | None, access_
         lifespan="on",
     )
     click.echo(
-        f"{context.pipeline.name}: starting the prediction service (refresh every "
+        f"{context.name}: starting the prediction service (refresh every "
         f"{settings.serve_refresh_seconds:g}s, micro-batches of up to {settings.serve_max_batch}, "
         f"{'bearer token required' if settings.serve_token else 'no authentication'})",
         err=True,
     )
-    _Server(config, context.pipeline.name, sock).run()
+    _Server(config, context.name, sock).run()
 
 
 @click.command()
@@ -125,7 +120,6 @@ def replay(path: str, url: str | None, chunk: int, pipeline_name: str | None) ->
     import httpx
     from tqdm import tqdm
 
-    from retraining_assets.cli import Context, _fail
     from retraining_assets.core.sources import read_table
     from retraining_assets.service.traffic import Replayed, ServiceError, TrafficReplay
 
@@ -135,11 +129,11 @@ def replay(path: str, url: str | None, chunk: int, pipeline_name: str | None) ->
     url = url or f"http://{settings.serve_host}:{settings.serve_port}"
     frame = read_table(path)
     if spec.entity_id is None:
-        _fail(f"pipeline '{context.pipeline.name}' has no entity_id column to route by")
+        fail(f"pipeline '{context.name}' has no entity_id column to route by")
     needed = [spec.entity_id, *spec.features, spec.target]
     missing = [name for name in needed if name not in frame.columns]
     if missing:
-        _fail(f"{path}: missing column(s) {', '.join(repr(name) for name in missing)}")
+        fail(f"{path}: missing column(s) {', '.join(repr(name) for name in missing)}")
     if spec.time_column in frame.columns:
         frame = frame.sort_values(spec.time_column, kind="stable")
     totals = Replayed()
@@ -152,9 +146,9 @@ def replay(path: str, url: str | None, chunk: int, pipeline_name: str | None) ->
                 totals.add(part)
                 progress.update(part.rows)
     except httpx.TransportError as error:
-        _fail(f"cannot reach the prediction service at {url}: {error}")
+        fail(f"cannot reach the prediction service at {url}: {error}")
     except (ServiceError, ValueError) as error:
-        _fail(f"{path}: {error} ({totals.rows:,} records replayed before)")
+        fail(f"{path}: {error} ({totals.rows:,} records replayed before)")
     click.echo(f"{totals.rows:,} records replayed to {url}:")
     for version, count in sorted(totals.served.items()):
         correct = (

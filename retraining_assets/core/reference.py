@@ -8,7 +8,6 @@ version keeps its own drift profile, so a rollback restores what drift is measur
 from __future__ import annotations
 
 import json
-import os
 import struct
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,6 +18,7 @@ import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.drift import ReferenceProfile, fit_reference
+from retraining_assets.core.files import write_atomically
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
@@ -104,10 +104,7 @@ class ReferenceStore:
 
     def save(self, pipeline: str, reference: Reference) -> Path:
         path = self.path(pipeline)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(reference.to_bytes())
-        os.replace(temporary, path)  # readers see the old or the new reference, never half
+        write_atomically(path, reference.to_bytes())  # readers see the old or the new one
         return path
 
     def load(self, pipeline: str) -> Reference | None:

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from retraining_assets.cli import LOCAL_INSTANCE_YAML
+from retraining_assets.cli.common import LOCAL_INSTANCE_YAML
 from retraining_assets.core.pipeline import Pipeline, configured_pipelines, user_pipeline
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import RETRAINING_TAG

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from retraining_assets.cli import main, prepare_dagster_home
+from retraining_assets.cli import main
+from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import demo_pipeline

@@ -24,7 +24,7 @@ import httpx
 import pandas as pd
 import yaml
 
-from retraining_assets.cli import prepare_dagster_home
+from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import configured_pipelines

@@ -23,7 +23,6 @@ five; import ``transitions`` and ``experiment`` from their modules.
 from retraining_assets.core.rollout.decision import (
     Action,
     RolloutDecision,
-    assignment_counts,
     decide,
     describe,
 )
@@ -73,7 +72,6 @@ __all__ = [
     "SrmResult",
     "Strategy",
     "VariantSummary",
-    "assignment_counts",
     "bucket",
     "buckets",
     "compare",

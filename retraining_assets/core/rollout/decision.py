@@ -3,13 +3,11 @@ decided, from a plan, a step and the arms' summaries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
-
-import numpy as np
 
 from retraining_assets.core.rollout.plan import RolloutPlan, _hours
 from retraining_assets.core.rollout.stats import (
@@ -159,11 +157,3 @@ def describe(comparison: Comparison | None) -> str:
         f"{c.method}: effect {c.effect:+.4g}, CI [{c.ci_low:.4g}, {c.ci_high:.4g}], "
         f"p = {c.p_value:.3g}, n = {c.n_champion}/{c.n_challenger}"
     )
-
-
-def assignment_counts(variants: Iterable[str]) -> dict[str, int]:
-    """Count assignments per variant name (input of :func:`srm_check`)."""
-    names, counts = np.unique(
-        np.asarray(list(variants), dtype=object).astype(str), return_counts=True
-    )
-    return {str(v): int(c) for v, c in zip(names, counts, strict=True)}

@@ -164,13 +164,6 @@ class RolloutPlan:
         current = self._check_step(step)
         return _hours(elapsed) >= current.min_hours and samples >= current.min_samples
 
-    def next_step(self, step: int, elapsed: timedelta | float, samples: int) -> int | None:
-        """The step to move to once ``step``'s minima hold; ``None`` while they do not, and at
-        the final step (what follows it is promotion, decided by :func:`decide`)."""
-        if step < self.final_step and self.step_ready(step, elapsed, samples):
-            return step + 1
-        return None
-
 
 def rollout_metric(task: str) -> tuple[Literal["binary", "continuous"], bool]:
     """What a rollout compares per served prediction, and whether higher is better: whether

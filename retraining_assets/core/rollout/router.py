@@ -100,8 +100,3 @@ class Router:
     def assign_many(self, ids: Any, *, engine: Engine = "auto") -> np.ndarray:
         """Variants of many ids: an object array of variant names, in input order."""
         return self._names.take(self._table[self.buckets(ids, engine=engine)])
-
-    def counts(self, ids: Any) -> dict[str, int]:
-        """How many of ``ids`` each variant receives (for planning and SRM checks)."""
-        per = np.bincount(self._table[self.buckets(ids)], minlength=self._names.size)
-        return {str(v): int(c) for v, c in zip(self._names, per, strict=True)}

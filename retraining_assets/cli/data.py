@@ -1,0 +1,180 @@
+"""``retrain validate``, ``retrain drift`` and ``retrain backtest``: commands on files, no state."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from retraining_assets.cli.common import cli_settings, fail
+from retraining_assets.core.dataset import DatasetError, DatasetSpec
+from retraining_assets.core.sources import SourceError, read_table
+
+
+@click.command()
+@click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
+@click.option("--time-column", required=True, help="The timestamp column.")
+@click.option("--target", required=True, help="The target (label) column.")
+@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), default=None)
+@click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
+def validate(
+    path: str, time_column: str, target: str, task: str | None, drop: tuple[str, ...]
+) -> None:
+    """Check a file against an inferred DatasetSpec and print every problem found.
+
+    Exit status 0 when the file is usable, 1 when it is not.
+    """
+    try:
+        frame = read_table(path)
+        spec = DatasetSpec.infer(frame, time_column, target, task=task, drop=list(drop))
+    except (SourceError, DatasetError) as error:
+        fail(str(error))
+    click.echo(f"{path}: {len(frame):,} rows, {frame.shape[1]} columns")
+    click.echo(f"  time column          {spec.time_column}")
+    click.echo(
+        f"  target               {spec.target} ({spec.task}"
+        + (f", classes {list(spec.classes)})" if spec.classes else ")")
+    )
+    click.echo(f"  numeric features     {', '.join(spec.numeric_features) or '-'}")
+    click.echo(f"  categorical features {', '.join(spec.categorical_features) or '-'}")
+    ignored = sorted(set(frame.columns) - set(spec.columns))
+    if ignored:
+        click.echo(f"  ignored columns      {', '.join(ignored)}")
+    problems = spec.problems(frame)
+    if not problems:
+        times = spec.check(frame)[spec.time_column]
+        months = times.dt.to_period("M").nunique()
+        click.echo(f"  time span            {times.min()} to {times.max()} ({months} months)")
+        click.echo("Usable: no problems found.")
+        return
+    click.echo(f"{len(problems)} problem(s):")
+    for problem in problems:
+        click.echo(f"  - {problem}")
+    sys.exit(1)
+
+
+@click.command()
+@click.argument("reference", type=click.Path())
+@click.argument("current", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON only.")
+@click.option("--html", "html", type=click.Path(), default=None, help="Write the HTML report.")
+@click.option("--png", "png", type=click.Path(), default=None, help="Write the summary plot.")
+@click.option("--target", default=None, help="Label column: compared as target drift.")
+@click.option("--drop", multiple=True, help="A column not to compare, e.g. an id (repeatable).")
+def drift(
+    reference: str,
+    current: str,
+    as_json: bool,
+    html: str | None,
+    png: str | None,
+    target: str | None,
+    drop: tuple[str, ...],
+) -> None:
+    """Compare CURRENT with REFERENCE (CSV, CSV.gz or Parquet files) with the drift engine.
+
+    Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared.
+    """
+    from retraining_assets.core.drift import DriftInputError, drift_between_files
+    from retraining_assets.core.pipeline import drift_thresholds
+
+    settings = cli_settings()
+    thresholds = drift_thresholds(settings)
+    try:
+        report = drift_between_files(
+            reference, current, drop=drop, thresholds=thresholds, target_column=target
+        )
+    except (DriftInputError, SourceError) as error:
+        fail(str(error))
+    if html:
+        report.to_html(html)
+    if png:
+        report.plot_summary(png)
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        click.echo(report.to_markdown())
+        verdict = (
+            "DRIFT in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
+        )
+        click.echo(
+            f"\n{verdict} ({report.n_reference:,} reference rows, {report.n_current:,} current)"
+        )
+    sys.exit(1 if report.dataset_drift else 0)
+
+
+@click.command()
+@click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
+@click.option("--time-column", required=True, help="The timestamp column.")
+@click.option("--target", required=True, help="The target (label) column.")
+@click.option(
+    "--period",
+    type=click.Choice(["month", "week", "day"]),
+    default="month",
+    show_default=True,
+    help="Monitoring period: each is scored, then the triggers are evaluated.",
+)
+@click.option("--window", type=int, default=3, show_default=True, help="Periods per training.")
+@click.option(
+    "--window-days", type=int, default=None, help="Training window in days (instead of --window)."
+)
+@click.option(
+    "--drift-window",
+    type=int,
+    default=None,
+    help="Drift (and live metric) over this many trailing periods, widened to "
+    "RETRAIN_DRIFT_MIN_RECORDS records. Default: the period alone.",
+)
+@click.option("--families", default="xgboost", show_default=True, help="Comma-separated.")
+@click.option("--drop", multiple=True, help="A column that must not be a feature (repeatable).")
+@click.option(
+    "--schedule",
+    type=click.Choice(["monthly", "none"]),
+    default="none",
+    show_default=True,
+    help="auto also retrains on the monthly schedule (the monthly policy always does).",
+)
+@click.option("--json", "json_out", type=click.Path(), default=None, help="Write the JSON here.")
+@click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write the PNG here.")
+def backtest(
+    path: str,
+    time_column: str,
+    target: str,
+    period: str,
+    window: int,
+    window_days: int | None,
+    drift_window: int | None,
+    families: str,
+    drop: tuple[str, ...],
+    schedule: str,
+    json_out: str | None,
+    plot_out: str | None,
+) -> None:
+    """Replay a dataset period by period through the same trigger, training, evaluation and
+    promotion code: `auto` (every trigger), `monthly` (the schedule alone), and the `static`
+    and `always` baselines."""
+    from tqdm import tqdm
+
+    from retraining_assets.core.backtest import BacktestError, backtest_file
+
+    with tqdm(desc="periods", unit="period") as bar:
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(message[:40])
+            bar.update(done - bar.n)
+
+        try:
+            result = backtest_file(
+                path, time_column, target, drop=drop, period=period, window=window,
+                window_days=window_days, drift_window=drift_window,
+                families=[f.strip() for f in families.split(",") if f.strip()],
+                settings=cli_settings(), schedule=schedule, progress=progress,
+            )  # fmt: skip
+        except BacktestError as error:
+            fail(str(error))
+    click.echo(result.summary())
+    if json_out:
+        Path(json_out).write_text(result.to_json())
+    if plot_out:
+        result.plot(plot_out)
