@@ -149,7 +149,7 @@ STREAM = DemoStream(
 def history(tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = tmp_path_factory.mktemp("e2e") / ".retrain"
     # the triggers alone in the loop (no schedule), so each reason shows where it fires
-    settings = load_settings(home=home, **MONTHLY, retrain_schedule="none")
+    settings = load_settings(home=home, **MONTHLY, retrain_schedule="none", volume_trigger=1000)
     engine = platform_engine(settings.platform_database_url)
     STREAM.seed_database(engine, through=2)
     pipeline = demo_pipeline(settings, STREAM)

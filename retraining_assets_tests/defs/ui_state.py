@@ -75,6 +75,9 @@ def environment(home: Path, reports_url: str) -> dict[str, str]:
         "DAGSTER_HOME": str(home / "dagster"),
         "RETRAIN_RETRAIN_COOLDOWN_HOURS": "0",
         "RETRAIN_PARTITION_START": STREAM.first_month.strftime("%Y-%m-%d"),
+        # a few monthly periods keep the state cheap (the demo's own default is weekly)
+        "RETRAIN_PARTITION": "monthly",
+        "RETRAIN_VOLUME_TRIGGER": "1000",
         # the webserver only shows: no daemon, and nothing may start runs behind the test
         "RETRAIN_AUTOMATION_RUNNING": "false",
     }
