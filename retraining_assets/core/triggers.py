@@ -41,6 +41,7 @@ class Signals:
     has_champion: bool
     drift_detected: bool | None = None
     drifted_features: tuple[str, ...] = ()
+    drift_acted_on: tuple[str, ...] = ()  # the drifted features the last training acted on
     new_records: int | None = None
     live_metric: float | None = None
     baseline_metric: float | None = None
@@ -106,7 +107,12 @@ class RetrainPolicy:
 
     @staticmethod
     def _drift(s: Signals) -> Reason | None:
-        if not s.drift_detected:
+        # a drift the last training already acted on (no feature drifting that did not drift
+        # then) is not a reason again: a persisting shift whose candidate did not pass the gate
+        # waits for new features, new records, a live-metric drop or the schedule
+        if not s.drift_detected or (
+            s.drifted_features and set(s.drifted_features) <= set(s.drift_acted_on)
+        ):
             return None
         return Reason(Cause.DRIFT, "drift in " + (", ".join(s.drifted_features) or "the data"))
 

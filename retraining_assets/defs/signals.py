@@ -47,12 +47,8 @@ def gather_signals(
 ) -> Signals:
     """Everything the retrain decision needs for ``partition`` (the period whose training
     window ends at ``window_end``), read without loading data: its drift verdict and live
-    metric if monitoring saw them after the last training, and the new records up to its end.
-
-    A drift the last training already acted on (no feature drifting that did not drift then)
-    is not a reason again: a persisting shift whose candidate did not pass the gate waits for
-    new features, new records, a live-metric drop or the schedule instead of retraining on
-    every period."""
+    metric if monitoring saw them after the last training, the new records up to its end, and
+    the drift the last training acted on (``RetrainPolicy`` decides whether it is new)."""
     name = pipeline.name
     versions = registry.list_versions(name)
     trained = versions[-1] if versions else None
@@ -62,17 +58,15 @@ def gather_signals(
     drift_values = period_metadata(
         instance, dg.AssetKey([name, "drift_report"]), partition, after=after
     )
-    drifted = tuple(drift_values.get("drifted_features") or ())
-    acted_on = set(run.tags.get(DRIFTED_TAG, "").split(",")) if run else set()
-    if drifted and set(drifted) <= acted_on:
-        drift_values = {}
+    acted_on = run.tags.get(DRIFTED_TAG, "") if run else ""
     live = period_metadata(
         instance, dg.AssetKey([name, "champion_performance"]), partition, after=after
     )
     return Signals(
         has_champion=registry.get_alias(name, CHAMPION) is not None,
         drift_detected=drift_values.get("drift_detected"),
-        drifted_features=drifted if drift_values else (),
+        drifted_features=tuple(drift_values.get("drifted_features") or ()),
+        drift_acted_on=tuple(feature for feature in acted_on.split(",") if feature),
         new_records=source.count_since(registry.get_watermark(name), window_end),
         live_metric=_number(live.get("live_metric")),
         baseline_metric=_number(live.get("baseline_metric")),

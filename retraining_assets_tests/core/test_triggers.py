@@ -87,3 +87,21 @@ def test_relative_drop() -> None:
     assert relative_drop(1.1, 1.0, False) == pytest.approx(0.1)
     assert relative_drop(-0.6, -0.5, True) == pytest.approx(0.2)  # negative baseline (R²)
     assert relative_drop(0.5, 0.0, True) is None
+
+
+def test_a_drift_the_last_training_acted_on_is_not_a_reason_again() -> None:
+    policy = RetrainPolicy()
+    seen = Signals(
+        has_champion=True,
+        drift_detected=True,
+        drifted_features=("income",),
+        drift_acted_on=("income", "utilization"),
+    )
+    assert not policy.decide(seen).retrain
+    widened = Signals(
+        has_champion=True,
+        drift_detected=True,
+        drifted_features=("income", "channel"),
+        drift_acted_on=("income", "utilization"),
+    )
+    assert policy.decide(widened).causes == ["drift"]
