@@ -33,7 +33,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from retraining_assets.cli import prepare_dagster_home
+from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.demo import SPEC, TIME_COLUMN, DemoStream
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.sources import SqlRecordSource

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from retraining_assets.core.backtest import (
     backtest_file,
     run_backtest,
 )
-from retraining_assets.core.demo import CONCEPT, SPEC, STABLE, TARGET, TIME_COLUMN, DemoStream
+from retraining_assets.core.demo import (
+    ABRUPT,
+    CONCEPT,
+    SPEC,
+    STABLE,
+    TARGET,
+    TIME_COLUMN,
+    DemoStream,
+)
 from retraining_assets.settings import load_settings
 
 FAMILIES = ("xgboost",)
@@ -318,3 +327,22 @@ def test_weekly_periods_are_consecutive_calendar_weeks() -> None:
     assert (labels.dayofweek == 6).all()  # weeks start on Sunday, as Dagster's partitions
     assert (np.diff(labels.to_numpy()) == np.timedelta64(7, "D")).all()
     assert result.policies["always"].promotions == result.periods + 1
+
+
+def test_a_lasting_shift_the_last_training_acted_on_is_not_a_reason_again() -> None:
+    # as the sensor does (run tag retrain/drifted_features): after a drift-triggered training,
+    # the same features still drifting (a shift the champion survives) retrain no more
+    settings = load_settings(volume_trigger=10**9, performance_degradation=0.99)
+    first = ABRUPT.first_offset
+    auto = backtest(months(*range(first - 3, first + 5)), settings=settings,
+                    policies=("auto",)).policies["auto"]  # fmt: skip
+    drifted = [
+        frozenset(reason.removeprefix("drift: drift in ").split(", "))
+        for row in auto.rows
+        if row.retrained
+        for reason in row.reasons
+        if reason.startswith("drift: ")
+    ]
+    assert drifted, "the abrupt shift must trigger a drift retraining"
+    assert all(not later <= earlier for earlier, later in itertools.pairwise(drifted))
+    assert sum(row.retrained for row in auto.rows) < len(auto.rows)

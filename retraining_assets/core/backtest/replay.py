@@ -21,7 +21,7 @@ from retraining_assets.core.promotion import PromotionPolicy, Verdict
 from retraining_assets.core.reference import fit_drift_profile
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.training import Split, TrainedModel, TrainingError, train_candidates
-from retraining_assets.core.triggers import RetrainPolicy, Signals
+from retraining_assets.core.triggers import Cause, RetrainPolicy, Signals
 
 MIN_PERIOD_ROWS = 30  # fewer labelled rows make a period's metric mostly noise
 ALWAYS_REASON = "always: retrains every period (baseline, no gate)"
@@ -126,12 +126,14 @@ class PolicyState:
     serving: _Serving
     last_training: Window  # the last window any training of this policy saw
     result: PolicyResult
+    drift_acted_on: tuple[str, ...] = ()  # as the sensor's run tag: the drift it trained on
 
 
 @dataclass(frozen=True)
 class _Action:
     retrain: bool
     reasons: tuple[str, ...] = ()
+    drifted: tuple[str, ...] = ()  # the drifted features a training would act on
 
 
 @dataclass
@@ -212,7 +214,8 @@ class Replay:
         else:
             signals = self.signals(state, index)
         decision = self.retrain_policy.decide(signals)
-        return _Action(decision.retrain, tuple(str(reason) for reason in decision.reasons))
+        drifted = signals.drifted_features if Cause.DRIFT in decision.causes else ()
+        return _Action(decision.retrain, tuple(str(reason) for reason in decision.reasons), drifted)
 
     def signals(self, state: PolicyState, index: int) -> Signals:
         """What the sensors would see after period ``index``: drift and the live metric of
@@ -229,6 +232,7 @@ class Replay:
             has_champion=True,
             drift_detected=drift.dataset_drift if drift else None,
             drifted_features=tuple(drift.drifted_features) if drift else (),
+            drift_acted_on=state.drift_acted_on,
             new_records=periods.count(state.last_training.end, periods.end(index)),
             live_metric=live,
             baseline_metric=state.serving.baseline,
@@ -289,7 +293,7 @@ class Replay:
                 reasons = (*reasons, f"not retrained: {error}")
                 self.notes.append(f"{state.name}, {self.periods.labels[index]}: {error}")
             else:
-                state.last_training = window
+                state.last_training, state.drift_acted_on = window, action.drifted
                 lift = judgement.comparison.lift
                 always = state.name == "always"
                 verdict = Verdict.PROMOTE if always else judgement.decision.verdict
