@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     drift_min_records: int = Field(
         500, ge=0, description="The drift window widens, a period at a time, to this many records."
     )
+    drift_max_records: int = Field(
+        100_000,
+        ge=0,
+        description="Drift and live performance are computed on a seeded uniform sample of at "
+        "most this many records of the drift window (0: all of them).",
+    )
     training_window: str = Field(
         "90d",
         description="Training window: a duration (90d, 12w, 3M, 36h) ending with the period "
@@ -369,6 +375,7 @@ class Settings(BaseSettings):
             period=self.partition,
             drift_window=self.drift_window or DEFAULT_DRIFT_WINDOW[self.partition],
             drift_min_records=self.drift_min_records,
+            drift_max_records=self.drift_max_records,
             training_window=Duration.parse(self.training_window),
             schedule=self.retrain_schedule,
             schedule_hour=self.retrain_schedule_hour,

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from retraining_assets.core.database import check_connection, make_engine, mask_url
 from retraining_assets.core.dataset import parse_timestamps
+from retraining_assets.core.sql_frames import read_frame
 
 
 class SourceError(RuntimeError):
@@ -95,12 +96,15 @@ class SqlRecordSource(RecordSource):
             *([column < end] if end is not None else []),
         ]
 
-    def load(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+    def query(self, start: datetime | None = None, end: datetime | None = None) -> sa.Select:
+        """The window as SQL: a ``WHERE`` on the time column, ordered by it."""
         table = self._table()
         query = sa.select(table).where(*self._window(table, start, end))
-        query = query.order_by(table.c[self.time_column])
-        with make_engine(self.url).connect() as connection:
-            frame = pd.read_sql(query, connection)
+        return query.order_by(table.c[self.time_column])
+
+    def load(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        table = self._table()
+        frame = read_frame(self.query(start, end), make_engine(self.url))
         frame = frame.drop(columns=[c for c in ("id",) if c in frame and _is_surrogate(table, c)])
         return frame.assign(**{self.time_column: parse_timestamps(frame[self.time_column])})
 

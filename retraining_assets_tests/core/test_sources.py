@@ -53,22 +53,10 @@ def test_sql_source_on_sqlite(settings, seeded: pd.DataFrame) -> None:
 
 
 def test_sql_window_is_pushed_down_as_a_where_clause(settings, seeded: pd.DataFrame) -> None:
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    engine = make_engine(settings.platform_database_url)
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        SqlRecordSource(settings.platform_database_url, "demo_records", "event_time").load(
-            MARCH, APRIL
-        )
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    reads = [s for s in statements if s.startswith("SELECT demo_records.")]
-    assert len(reads) == 1
-    assert "WHERE demo_records.event_time >= ? AND demo_records.event_time < ?" in reads[0]
+    source = SqlRecordSource(settings.platform_database_url, "demo_records", "event_time")
+    sql = str(source.query(MARCH, APRIL).compile(make_engine(source.url)))
+    assert "WHERE demo_records.event_time >= ? AND demo_records.event_time < ?" in sql
+    assert sql.rstrip().endswith("ORDER BY demo_records.event_time")
 
 
 @pytest.mark.postgres

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from retraining_assets.core.timescales import (
@@ -171,6 +172,7 @@ def test_schedule_as_cron_and_its_ticks() -> None:
         (TimeScales(schedule="every day"), "retrain_schedule", "cron"),
         (TimeScales(period="monthly", drift_window=1, schedule="weekly"), "partition", "coarser"),
         (TimeScales(period="daily", schedule="0 */6 * * *"), "partition", "coarser"),
+        (TimeScales(drift_max_records=100), "drift_max_records", "below drift_min_records"),
     ],
 )
 def test_scales_that_do_not_fit_together_name_the_setting(
@@ -186,3 +188,18 @@ def test_fitting_scales_validate() -> None:
     TimeScales(period="monthly", drift_window=1).validate()
     TimeScales(period="hourly", drift_window=24, schedule="0 * * * *").validate()
     TimeScales(schedule="none").validate()
+
+
+def test_a_large_drift_window_is_sampled_uniformly_and_reproducibly() -> None:
+    window = pd.DataFrame({"t": pd.date_range("2024-03-01", periods=7_000, freq="86s")})
+    scales = TimeScales(drift_min_records=500, drift_max_records=1_000)
+    sample = scales.drift_sample(window, "2024-03-07")
+    assert len(sample) == 1_000 and sample["t"].is_monotonic_increasing
+    assert sample.index.is_unique
+    pd.testing.assert_frame_equal(sample, scales.drift_sample(window, "2024-03-07"))
+    assert not sample.index.equals(scales.drift_sample(window, "2024-03-08").index)
+    # uniform over the window: each of the seven days keeps about a seventh of the sample
+    per_day = sample["t"].dt.day.value_counts()
+    assert len(per_day) == 7 and per_day.min() > 100
+    assert scales.drift_sample(window.head(900), "2024-03-07").equals(window.head(900))
+    assert TimeScales(drift_max_records=0).drift_sample(window, "x").equals(window)

@@ -134,8 +134,11 @@ def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
-def write_html(report: DriftReport, path: str | os.PathLike[str]) -> Path:
-    """A single HTML file: verdict, summary plot and table, one distribution plot per feature."""
+def write_html(
+    report: DriftReport, path: str | os.PathLike[str], summary: bytes | None = None
+) -> Path:
+    """A single HTML file: verdict, summary plot (``summary``: its PNG, if already drawn) and
+    table, one distribution plot per feature."""
     verdict = "DATASET DRIFT" if report.dataset_drift else "No dataset drift"
     sections = [
         f"<h2>{html.escape(str(name))}</h2>{_img(feature_png(str(name), entry), str(name))}"
@@ -151,7 +154,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} tr.drift{{backgrou
 <p>{len(report.drifted_features)} of {len(report.features)} features drifted; reference
 {report.n_reference} rows, current {report.n_current} rows; profile
 <code>{html.escape(report.profile_hash[:16])}</code>.</p>
-{_img(summary_png(report), "summary")}
+{_img(summary or summary_png(report), "summary")}
 {_summary_table(report)}
 <h2>Warnings</h2><ul>{notes}</ul>
 {"".join(sections)}

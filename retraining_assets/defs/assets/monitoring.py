@@ -45,12 +45,15 @@ def drift_metadata(
     }
 
 
-def window_metadata(start: datetime, end: datetime, rows: int) -> dict[str, dg.MetadataValue]:
+def window_metadata(
+    start: datetime, end: datetime, rows: int, sampled: int
+) -> dict[str, dg.MetadataValue]:
     return {
         "window": dg.MetadataValue.text(f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"),
         "window_start": dg.MetadataValue.text(start.isoformat()),
         "window_end": dg.MetadataValue.text(end.isoformat()),
         "n_window": dg.MetadataValue.int(rows),
+        "n_sampled": dg.MetadataValue.int(sampled),
     }
 
 
@@ -74,14 +77,23 @@ def build_monitoring_assets(
 
     def trailing_window(
         context: dg.AssetExecutionContext,
-    ) -> tuple[datetime, datetime, RecordSource]:
+    ) -> tuple[pd.DataFrame, dict[str, dg.MetadataValue]]:
         """The period's drift window (``core.timescales``): the trailing
-        ``RETRAIN_DRIFT_WINDOW`` periods, widened to ``RETRAIN_DRIFT_MIN_RECORDS`` records."""
-        source = getattr(context.resources, records).source()
-        start, end = pipeline.timescales.drift_window_of(
-            period_start(partitions_def, context.partition_key), source.count, pipeline.data_start
+        ``RETRAIN_DRIFT_WINDOW`` periods, widened to ``RETRAIN_DRIFT_MIN_RECORDS`` records,
+        sampled down to ``RETRAIN_DRIFT_MAX_RECORDS``; with its metadata."""
+        source: RecordSource = getattr(context.resources, records).source()
+        scales, partition = pipeline.timescales, context.partition_key
+        start, end = scales.drift_window_of(
+            period_start(partitions_def, partition), source.count, pipeline.data_start
         )
-        return start, end, source
+        window = source.load(start, end)
+        sample = scales.drift_sample(window, partition)
+        context.log.info(
+            f"{partition}: drift window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
+            f"{len(window)} records"
+            + (f", a seeded sample of {len(sample)}" if len(sample) < len(window) else "")
+        )
+        return sample, window_metadata(start, end, len(window), len(sample))
 
     @dg.asset(
         key=[name, "drift_report"],
@@ -103,22 +115,21 @@ def build_monitoring_assets(
         reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
-        start, end, source = trailing_window(context)
-        current = source.load(start, end)
+        current, window = trailing_window(context)
         report = reference.profile.compare(
             current,
             pipeline.drift_thresholds(),
             scores=champion_scores(platform.registry(), name, reference, current),
         )
         folder = pipeline.reports_folder(partition)
-        html = report.to_html(folder / "drift.html")
         png = report.plot_summary(folder / "drift.png")
+        html = report.to_html(folder / "drift.html", summary=png)
         verdict = (
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )
         context.log.info(
-            f"{partition}: {verdict} in {len(current)} records from {start:%Y-%m-%d %H:%M} to "
-            f"{end:%Y-%m-%d %H:%M} (vs {reference.origin}, {reference.window})"
+            f"{partition}: {verdict} in {len(current)} records (vs {reference.origin}, "
+            f"{reference.window})"
         )
         if report.dataset_drift:
             message = drift_detected(
@@ -133,7 +144,7 @@ def build_monitoring_assets(
         metadata = drift_metadata(
             report, pipeline.report_url(html), pipeline.report_url(png), png.read_bytes()
         )
-        metadata |= window_metadata(start, end, len(current))
+        metadata |= window
         return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.asset(
@@ -155,8 +166,7 @@ def build_monitoring_assets(
         if champion is None:
             context.log.info("no champion yet: nothing to score")
             return
-        start, end, source = trailing_window(context)
-        current = source.load(start, end)
+        current, window = trailing_window(context)
         live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
         baseline = evaluation_baseline(registry, name, champion.version) or {}
         metric = pipeline.primary_metric
@@ -168,7 +178,7 @@ def build_monitoring_assets(
                 "live_metric": _float(live.get(metric)),
                 "baseline_metric": _float(baseline.get(metric)),
                 "live_metrics": dg.MetadataValue.json(live),
-                **window_metadata(start, end, len(current)),
+                **window,
             },
         )
 
