@@ -10,6 +10,7 @@ from retraining_assets.defs.factory import build_pipeline_defs
 from retraining_assets.defs.jobs import job_names
 from retraining_assets.defs.notifications import build_notification_defs
 from retraining_assets.defs.resources import CLOCK, PLATFORM, ClockResource, PlatformResource
+from retraining_assets.errors import INPUT_ERRORS
 from retraining_assets.settings import Settings, load_settings
 
 
@@ -27,4 +28,7 @@ def build_definitions(
     )
 
 
-defs = build_definitions(load_settings())
+try:
+    defs = build_definitions(load_settings())
+except INPUT_ERRORS as error:  # the one line naming the setting, not the frames that found it
+    raise error.with_traceback(None) from None
