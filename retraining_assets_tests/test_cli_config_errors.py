@@ -1,31 +1,15 @@
 """Config errors through the real `retrain` command: one line naming the setting or file,
 exit status 2, no traceback."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-RETRAIN = str(Path(sys.executable).parent / "retrain")
+from retraining_assets_tests.cli_run import assert_one_line_error, run_retrain
 
 
-def run_status(home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RETRAIN_")}
-    environ.update(RETRAIN_HOME=str(home), **env)
-    return subprocess.run(
-        [RETRAIN, "status"], env=environ, capture_output=True, text=True, timeout=120
-    )
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *names: str) -> None:
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    for name in names:
-        assert name in lines[0]
+def run_status(home: Path, **env: str):
+    return run_retrain(home, "status", **env)
 
 
 def test_psi_warning_above_the_alert_names_both_variables(tmp_path: Path) -> None:

@@ -198,7 +198,9 @@ class FileRecordSource(RecordSource):
         try:
             return self._parquet().to_table(**options)
         except (pa.ArrowInvalid, OSError) as error:
-            raise SourceError(f"cannot read Parquet {self.description}: {error}") from None
+            raise SourceError(
+                f"cannot read Parquet {self.description}: {_first_line(error)}"
+            ) from None
 
     def _parquet_filter(self, start: datetime | None, end: datetime | None) -> ds.Expression | None:
         kind = self._parquet().schema.field(self.time_column).type
@@ -279,7 +281,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         try:
             return _checked_dataset(_file_key(files)).to_table().to_pandas()
         except (pa.ArrowInvalid, OSError) as error:
-            raise SourceError(f"cannot read Parquet files '{path}': {error}") from None
+            raise SourceError(f"cannot read Parquet files '{path}': {_first_line(error)}") from None
     return _concat_agreeing(files, _read_file)
 
 
@@ -287,6 +289,7 @@ def _read_file(path: Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if _is_parquet(path):
+            _parquet_schema(path)  # refuses a repeated name before pyarrow fails on it
             frame = pd.read_parquet(path)
         elif name.endswith((".csv", ".csv.gz")):
             _refuse_repeated(path, _csv_header(path))  # pandas would rename x to x.1
@@ -294,7 +297,7 @@ def _read_file(path: Path) -> pd.DataFrame:
         else:
             raise SourceError(f"unsupported file type '{path.name}': use .csv, .csv.gz or .parquet")
     except (OSError, ValueError, UnicodeDecodeError, EOFError, pa.ArrowInvalid) as error:
-        raise SourceError(f"cannot read '{path}': {error}") from None
+        raise SourceError(f"cannot read '{path}': {_first_line(error)}") from None
     _refuse_repeated(path, [str(column) for column in frame.columns])
     return frame
 
@@ -354,6 +357,11 @@ def _same_columns(first: Path, expected: list, path: Path, found: list) -> None:
         )
 
 
+def _first_line(error: Exception) -> str:
+    """pyarrow's messages go on to print whole schemas: the first line says what failed."""
+    return str(error).strip().split("\n", 1)[0]
+
+
 def _is_parquet(path: Path) -> bool:
     return path.name.lower().endswith((".parquet", ".pq"))
 
@@ -398,14 +406,16 @@ def _checked_dataset(key: FileKey) -> ds.Dataset:
     try:
         return ds.dataset([str(path) for path in files], schema=unified, format="parquet")
     except (pa.ArrowInvalid, OSError) as error:
-        raise SourceError(f"cannot read Parquet files '{first.parent}': {error}") from None
+        raise SourceError(
+            f"cannot read Parquet files '{first.parent}': {_first_line(error)}"
+        ) from None
 
 
 def _parquet_schema(path: Path) -> pa.Schema:
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as error:
-        raise SourceError(f"cannot read Parquet '{path}': {error}") from None
+        raise SourceError(f"cannot read Parquet '{path}': {_first_line(error)}") from None
     _refuse_repeated(path, schema.names)
     return schema
 

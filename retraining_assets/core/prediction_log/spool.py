@@ -87,9 +87,7 @@ class Spool:
 
     def _unusable(self, error: OSError | str) -> str:
         reason = error if isinstance(error, str) else error.strerror or str(error)
-        return (
-            f"prediction spool folder {self.folder} (under RETRAIN_HOME) cannot be used: {reason}"
-        )
+        return f"prediction spool folder {self.folder} (in RETRAIN_HOME) cannot be used: {reason}"
 
     def close(self, done_seq: int) -> None:
         """Sync what is waiting and stop; delete the segments whose rows are all in the
