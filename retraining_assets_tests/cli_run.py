@@ -10,15 +10,23 @@ import sys
 from pathlib import Path
 
 RETRAIN = str(Path(sys.executable).parent / "retrain")
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+def retrain_environment(home: Path, **env: str) -> dict[str, str]:
+    """This process's environment without RETRAIN_* and DAGSTER_HOME, then ``env``."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("RETRAIN_")}
+    kept.pop("DAGSTER_HOME", None)
+    return {**kept, "RETRAIN_HOME": str(home), **env}
 
 
 def run_retrain(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v for k, v in os.environ.items() if not k.startswith("RETRAIN_") and k != "DAGSTER_HOME"
-    }
-    environ.update(RETRAIN_HOME=str(home), **env)
     return subprocess.run(
-        [RETRAIN, *args], env=environ, capture_output=True, text=True, timeout=120
+        [RETRAIN, *args],
+        env=retrain_environment(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
