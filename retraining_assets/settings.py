@@ -291,7 +291,11 @@ class Settings(BaseSettings):
     )
 
     # --- the user's own pipeline (optional) --------------------------------------------
-    pipeline_name: str = Field("records", description="Name (asset key prefix) of your pipeline.")
+    pipeline_name: str = Field(
+        "records",
+        description="Name (asset key prefix) of your pipeline: letters, digits and underscores, "
+        "not demo.",
+    )
     source_url: str | None = Field(None, description="SQLAlchemy URL of your record table.")
     source_table: str | None = Field(None, description="Table holding your records.")
     source_path: str | None = Field(None, description="CSV/Parquet file or glob of your records.")

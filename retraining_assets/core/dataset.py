@@ -160,7 +160,9 @@ class DatasetSpec:
                 count = int(frame[column].isin([np.inf, -np.inf]).sum())
                 if count:
                     found.append(
-                        Problem(column, "infinite", f"inf or -inf in {count} of {len(frame)} rows")
+                        Problem(
+                            column, "infinite", f"inf or -inf in {count:,} of {len(frame):,} rows"
+                        )
                     )
         return found
 

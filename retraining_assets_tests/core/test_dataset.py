@@ -132,8 +132,8 @@ def test_infinite_values_are_named_with_their_column(month: pd.DataFrame) -> Non
         age=month["age"].where(month.index != 5, -float("inf")),
     )
     assert {(p.column, p.kind, p.message) for p in SPEC.problems(bad)} == {
-        ("income", "infinite", f"inf or -inf in 3 of {len(month)} rows"),
-        ("age", "infinite", f"inf or -inf in 1 of {len(month)} rows"),
+        ("income", "infinite", f"inf or -inf in 3 of {len(month):,} rows"),
+        ("age", "infinite", f"inf or -inf in 1 of {len(month):,} rows"),
     }
     # a regression target is a number the models are fitted to: the same refusal
     regression = DatasetSpec.infer(month, "event_time", "income", task="regression")
