@@ -275,7 +275,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A whole CSV (gzip too) or Parquet file, or a glob of them, as it is, nothing parsed:
     for validation and the CLI. Raises ``SourceError`` naming the file when it is missing or
     unreadable, repeats a column name, or (in a glob) differs from the first file in its
-    columns or their types; never renames or coerces a column."""
+    columns or their types; never renames a column nor casts one with loss."""
     files = matching_files(path)
     if len(files) > 1 and all(_is_parquet(file) for file in files):
         try:
