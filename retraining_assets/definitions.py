@@ -10,6 +10,7 @@ from retraining_assets.defs.factory import build_pipeline_defs
 from retraining_assets.defs.jobs import job_names
 from retraining_assets.defs.notifications import build_notification_defs
 from retraining_assets.defs.resources import CLOCK, PLATFORM, ClockResource, PlatformResource
+from retraining_assets.errors import is_input_error
 from retraining_assets.settings import Settings, load_settings
 
 
@@ -27,4 +28,9 @@ def build_definitions(
     )
 
 
-defs = build_definitions(load_settings())
+try:
+    defs = build_definitions(load_settings())
+except Exception as error:
+    if not is_input_error(error):
+        raise
+    raise error.with_traceback(None) from None  # the line naming the setting, not its frames

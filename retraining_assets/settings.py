@@ -8,6 +8,7 @@ and the defaults below. An invalid value fails at load time with a message namin
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +35,9 @@ ENV_PREFIX = "RETRAIN_"
 RolloutStrategy = Literal["immediate", "canary", "gradual", "ab"]
 ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
 CommaList = Annotated[list[str], NoDecode]
+# Dagster's VALID_NAME_REGEX_STR (dagster._core.definitions.utils): a pipeline's name prefixes
+# its asset keys, jobs and groups
+DAGSTER_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 class SettingsError(ValueError):
@@ -245,6 +249,14 @@ class Settings(BaseSettings):
         True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
     )
 
+    @field_validator("home", "artifact_root")
+    @classmethod
+    def _writable(cls, value: Path | None) -> Path | None:
+        problem = None if value is None else unwritable_folder(value)
+        if problem:
+            raise ValueError(f"cannot create or write the folder {value}: {problem}")
+        return value
+
     @field_validator("artifact_key")
     @classmethod
     def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -285,7 +297,11 @@ class Settings(BaseSettings):
     )
 
     # --- the user's own pipeline (optional) --------------------------------------------
-    pipeline_name: str = Field("records", description="Name (asset key prefix) of your pipeline.")
+    pipeline_name: str = Field(
+        "records",
+        description="Name (asset key prefix) of your pipeline: letters, digits and underscores, "
+        "not demo.",
+    )
     source_url: str | None = Field(None, description="SQLAlchemy URL of your record table.")
     source_table: str | None = Field(None, description="Table holding your records.")
     source_path: str | None = Field(None, description="CSV/Parquet file or glob of your records.")
@@ -313,6 +329,18 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("pipeline_name")
+    @classmethod
+    def _dagster_name(cls, value: str) -> str:
+        if not DAGSTER_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a valid name: letters, digits and underscores only (it "
+                "prefixes the pipeline's asset keys, jobs and groups in Dagster)"
+            )
+        if value == "demo":
+            raise ValueError("'demo' is the demo pipeline's name; choose another")
         return value
 
     @field_validator("model_families")
@@ -348,6 +376,15 @@ class Settings(BaseSettings):
                 f"set either 'source_url' ({ENV_PREFIX}SOURCE_URL) or 'source_path' "
                 f"({ENV_PREFIX}SOURCE_PATH), not both"
             )
+        if self.source_url or self.source_path:  # (cached properties would go stale)
+            unset = [name for name in ("time_column", "target") if not getattr(self, name)]
+            if unset:
+                named = " and ".join(f"'{name}' ({ENV_PREFIX}{name.upper()})" for name in unset)
+                raise ValueError(
+                    f"{'setting' if len(unset) == 1 else 'settings'} {named} "
+                    f"{'is' if len(unset) == 1 else 'are'} required with "
+                    f"{ENV_PREFIX}{'SOURCE_URL' if self.source_url else 'SOURCE_PATH'}"
+                )
         try:
             self.timescales.validate()
         except TimeScaleError as error:
@@ -402,6 +439,21 @@ class Settings(BaseSettings):
     @cached_property
     def user_pipeline_configured(self) -> bool:
         return bool(self.source_url or self.source_path)
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created and written, or None when it can; creates nothing."""
+    existing = folder.absolute()
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{existing} is a file, not a folder"
+    except OSError as error:
+        return f"{existing}: {error.strerror or error}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
 
 
 def load_settings(**overrides: object) -> Settings:

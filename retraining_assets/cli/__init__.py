@@ -7,9 +7,7 @@ import click
 
 from retraining_assets.cli import admin, data, demo, models, rollout, serve
 from retraining_assets.cli.common import fail
-from retraining_assets.core.database import DatabaseError
-from retraining_assets.core.dataset import DatasetError
-from retraining_assets.core.sources import SourceError
+from retraining_assets.errors import is_input_error
 
 __all__ = ["main", "run"]
 
@@ -42,7 +40,9 @@ def run() -> None:
     """Entry point that turns expected errors into one clear line instead of a traceback."""
     try:
         main(standalone_mode=True)
-    except (DatabaseError, SourceError, DatasetError) as error:
+    except Exception as error:
+        if not is_input_error(error):
+            raise
         fail(str(error))
 
 

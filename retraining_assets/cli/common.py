@@ -42,9 +42,13 @@ run_coordinator:
 def prepare_dagster_home(settings: Settings) -> Path:
     """Point Dagster at the project-local instance (unless DAGSTER_HOME is already set)."""
     home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not (home / "dagster.yaml").exists():
+            (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    except OSError as error:  # RETRAIN_HOME itself was checked with the settings
+        variable = "DAGSTER_HOME" if os.environ.get("DAGSTER_HOME") else "RETRAIN_HOME"
+        fail(f"cannot set up the Dagster instance in {home} ({variable}): {error.strerror}")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -64,9 +68,9 @@ class Context:
 
     @classmethod
     def open(cls, pipeline_name: str | None) -> Context:
+        settings = cli_settings()  # first: a bad setting is reported before the model stack loads
         from retraining_assets.core.pipeline import configured_pipeline_names
 
-        settings = cli_settings()
         names = configured_pipeline_names(settings)
         name = pipeline_name or names[-1]
         if name not in names:

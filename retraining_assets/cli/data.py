@@ -13,7 +13,13 @@ from retraining_assets.core.sources import SourceError, read_table
 
 
 @click.command()
-@click.option("--data", "path", required=True, type=click.Path(), help="CSV, CSV.gz or Parquet.")
+@click.option(
+    "--data",
+    "path",
+    required=True,
+    type=click.Path(),
+    help="CSV, CSV.gz or Parquet file, or a glob of them (quoted).",
+)
 @click.option("--time-column", required=True, help="The timestamp column.")
 @click.option("--target", required=True, help="The target (label) column.")
 @click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), default=None)
@@ -21,15 +27,20 @@ from retraining_assets.core.sources import SourceError, read_table
 def validate(
     path: str, time_column: str, target: str, task: str | None, drop: tuple[str, ...]
 ) -> None:
-    """Check a file against an inferred DatasetSpec and print every problem found.
+    """Check a file (or the files of a glob) against an inferred DatasetSpec and print every
+    problem found.
 
-    Exit status 0 when the file is usable, 1 when it is not.
+    Exit status 0 when the data is usable, 1 when it is not (each problem names its column),
+    2 when it cannot be read as one table or holds nothing to infer a spec from (one line
+    naming the file and column).
     """
     try:
         frame = read_table(path)
         spec = DatasetSpec.infer(frame, time_column, target, task=task, drop=list(drop))
-    except (SourceError, DatasetError) as error:
+    except SourceError as error:
         fail(str(error))
+    except DatasetError as error:
+        fail(f"{path}: {error}")
     click.echo(f"{path}: {len(frame):,} rows, {frame.shape[1]} columns")
     click.echo(f"  time column          {spec.time_column}")
     click.echo(

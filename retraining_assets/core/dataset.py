@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -92,6 +93,8 @@ class DatasetSpec:
         missing = [c for c in (time_column, target, entity_id) if c and c not in frame.columns]
         if missing:
             raise DatasetError([Problem(c, "missing_column", "not in the data") for c in missing])
+        if frame.empty:  # no values to infer a task, classes or feature types from
+            raise DatasetError([Problem(None, "no_rows", "no rows: nothing to infer a spec from")])
         excluded = {time_column, target, entity_id, *(drop or [])}
         candidates = [c for c in frame.columns if c not in excluded]
         if numeric_features is None:
@@ -135,6 +138,7 @@ class DatasetSpec:
         for column in (c for c in self.features if c in present):
             if len(frame) and frame[column].isna().all():
                 found.append(Problem(column, "all_null", "every value is null"))
+        found += self.infinite_values(frame)
         if self.target in present and len(frame):
             found += self._target_problems(frame[self.target])
         return found
@@ -146,6 +150,22 @@ class DatasetSpec:
             raise DatasetError(found, where)
         return frame.assign(**{self.time_column: parse_timestamps(frame[self.time_column])})
 
+    def infinite_values(self, frame: pd.DataFrame) -> list[Problem]:
+        """A problem for each numeric feature (and regression target) holding inf or -inf:
+        every model family's preprocessing refuses them with an error naming no column."""
+        numeric = [*self.numeric_features, *([self.target] if self.task == "regression" else [])]
+        found = []
+        for column in numeric:
+            if column in frame.columns and is_numeric_dtype(frame[column]):
+                count = int(frame[column].isin([np.inf, -np.inf]).sum())
+                if count:
+                    found.append(
+                        Problem(
+                            column, "infinite", f"inf or -inf in {count:,} of {len(frame):,} rows"
+                        )
+                    )
+        return found
+
     def _target_problems(self, target: pd.Series) -> list[Problem]:
         nulls = int(target.isna().sum())
         if nulls == len(target):
@@ -156,17 +176,26 @@ class DatasetSpec:
         if self.task == "regression":
             if not is_numeric_dtype(target):
                 found.append(_dtype_problem(target, self.target, "numeric"))
-        elif self.classes:
-            unknown = sorted(set(label_strings(target.dropna())) - set(self.classes))
-            if unknown:
-                found.append(
-                    Problem(
-                        self.target,
-                        "unknown_class",
-                        f"labels {unknown[:5]} are not among the known classes "
-                        f"{list(self.classes)}",
-                    )
+            return found
+        labels = set(label_strings(target.dropna()))
+        if len(labels) == 1:
+            found.append(
+                Problem(
+                    self.target,
+                    "single_class",
+                    f"a single class {next(iter(labels))!r} in {len(target) - nulls} labelled "
+                    "rows; a classifier needs at least two",
                 )
+            )
+        unknown = sorted(labels - set(self.classes)) if self.classes else []
+        if unknown:
+            found.append(
+                Problem(
+                    self.target,
+                    "unknown_class",
+                    f"labels {unknown[:5]} are not among the known classes {list(self.classes)}",
+                )
+            )
         return found
 
     # --- persistence ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from retraining_assets.core.evaluation import default_primary_metric, get_metric
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.reports import report_url, reports_root
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
-from retraining_assets.core.sources import RecordSource, SqlRecordSource, open_source
+from retraining_assets.core.sources import RecordSource, SourceError, SqlRecordSource, open_source
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.triggers import RetrainPolicy
 from retraining_assets.core.validation import Tolerances
@@ -220,10 +220,8 @@ def user_pipeline(settings: Settings) -> Pipeline:
 
     The spec is inferred from the first records unless features are given explicitly.
     """
-    if not settings.time_column or not settings.target:
-        raise ValueError(
-            "RETRAIN_TIME_COLUMN and RETRAIN_TARGET are required with RETRAIN_SOURCE_URL/PATH"
-        )
+    # Settings refuses a source without RETRAIN_TIME_COLUMN and RETRAIN_TARGET
+    assert settings.time_column and settings.target
     source = open_source(
         settings.time_column,
         url=settings.source_url,
@@ -232,7 +230,7 @@ def user_pipeline(settings: Settings) -> Pipeline:
     )
     span = source.time_range()
     if span is None:
-        raise ValueError(f"{source.description} holds no records")
+        raise SourceError(f"{source.description} holds no records")
     timescales = settings.timescales
     first = timescales.period_start(pd.Timestamp(settings.partition_start or span[0]).normalize())
     sample = source.load(*timescales.first_training_window(first))

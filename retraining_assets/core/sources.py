@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import glob
 from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import sqlalchemy as sa
+from pandas.api import types as ptypes
 
 from retraining_assets.core.database import check_connection, make_engine, mask_url
-from retraining_assets.core.dataset import parse_timestamps
+from retraining_assets.core.dataset import is_numeric_dtype, parse_timestamps
 from retraining_assets.core.sql_frames import read_frame
 
 
@@ -139,7 +144,9 @@ class FileRecordSource(RecordSource):
 
     Parquet windows and counts are pushed into pyarrow as filters (row groups outside the
     window are skipped by their statistics). CSV has no index, so a CSV file set is parsed
-    once per process and kept in memory; use Parquet or SQL for large tables.
+    once per process and kept in memory; use Parquet or SQL for large tables. Every file of a
+    glob must have the columns of the first, with types that agree (``SourceError`` names the
+    file and column otherwise).
     """
 
     path: str
@@ -150,11 +157,7 @@ class FileRecordSource(RecordSource):
         return f"files '{self.path}'"
 
     def files(self) -> list[Path]:
-        matches = sorted(glob.glob(self.path)) if glob.has_magic(self.path) else [self.path]
-        missing = [match for match in matches if not Path(match).is_file()]
-        if not matches or missing:
-            raise SourceError(f"no readable file at '{missing[0] if missing else self.path}'")
-        return [Path(match) for match in matches]
+        return matching_files(self.path)
 
     def load(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         if self._parquet() is None:
@@ -185,21 +188,23 @@ class FileRecordSource(RecordSource):
     # --- Parquet -------------------------------------------------------------------------
     def _parquet(self) -> ds.Dataset | None:
         files = self.files()
-        if not all(path.suffix == ".parquet" for path in files):
+        if not all(_is_parquet(path) for path in files):
             return None
-        try:
-            dataset = ds.dataset([str(path) for path in files], format="parquet")
-        except (pa.ArrowInvalid, OSError) as error:
-            raise SourceError(f"cannot read Parquet {self.description}: {error}") from None
+        dataset = _checked_dataset(_file_key(files))
         if self.time_column not in dataset.schema.names:
-            raise SourceError(f"{self.description} have no time column '{self.time_column}'")
+            raise SourceError(
+                f"{self.description} have no time column '{self.time_column}' "
+                f"(columns: {', '.join(dataset.schema.names)})"
+            )
         return dataset
 
     def _read_parquet(self, **options: object) -> pa.Table:
         try:
             return self._parquet().to_table(**options)
         except (pa.ArrowInvalid, OSError) as error:
-            raise SourceError(f"cannot read Parquet {self.description}: {error}") from None
+            raise SourceError(
+                f"cannot read Parquet {self.description}: {_first_line(error)}"
+            ) from None
 
     def _parquet_filter(self, start: datetime | None, end: datetime | None) -> ds.Expression | None:
         kind = self._parquet().schema.field(self.time_column).type
@@ -230,17 +235,20 @@ class FileRecordSource(RecordSource):
 
     def _csv(self) -> pd.DataFrame:
         files = self.files()
-        key = tuple((str(path), path.stat().st_mtime_ns) for path in files)
+        key = _file_key(files)
         if key not in _CSV_CACHE:
-            frame = pd.concat([self._read_csv(path) for path in files], ignore_index=True)
+            frame = _concat_agreeing(files, self._read_csv)
             _CSV_CACHE.clear()  # one file set in memory, not every one ever read
             _CSV_CACHE[key] = frame.sort_values(self.time_column, kind="stable")
         return _CSV_CACHE[key]
 
     def _read_csv(self, path: Path) -> pd.DataFrame:
-        frame = read_table(path)
+        frame = _read_file(path)
         if self.time_column not in frame.columns:
-            raise SourceError(f"'{path}' has no time column '{self.time_column}'")
+            raise SourceError(
+                f"'{path}' has no time column '{self.time_column}' "
+                f"(columns: {', '.join(map(str, frame.columns))})"
+            )
         try:
             frame[self.time_column] = parse_timestamps(frame[self.time_column])
         except (ValueError, TypeError) as error:
@@ -251,23 +259,169 @@ class FileRecordSource(RecordSource):
 
 
 _CSV_CACHE: dict[tuple, pd.DataFrame] = {}
+FileKey = tuple[tuple[str, int, int], ...]  # (path, mtime_ns, size) of each file
+
+
+# --- reading files -------------------------------------------------------------------------
+def matching_files(path: str | Path) -> list[Path]:
+    """The files of one path or a glob, sorted; ``SourceError`` when one is missing or a glob
+    matches nothing."""
+    pattern = str(path)
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    missing = [match for match in matches if not Path(match).is_file()]
+    if not matches or missing:
+        found = "file not found" if missing else "no file matches"
+        raise SourceError(f"no readable file at '{missing[0] if missing else pattern}' ({found})")
+    return [Path(match) for match in matches]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A whole CSV (gzip too) or Parquet file as it is, nothing parsed: for validation and the
-    CLI. Raises ``SourceError`` naming the file when it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"no readable file at '{path}' (file not found)")
+    """A whole CSV (gzip too) or Parquet file, or a glob of them, as it is, nothing parsed:
+    for validation and the CLI. Raises ``SourceError`` naming the file when it is missing or
+    unreadable, repeats a column name, or (in a glob) differs from the first file in its
+    columns or their types; never renames a column nor casts one with loss."""
+    files = matching_files(path)
+    if len(files) > 1 and all(_is_parquet(file) for file in files):
+        try:
+            return _checked_dataset(_file_key(files)).to_table().to_pandas()
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SourceError(f"cannot read Parquet files '{path}': {_first_line(error)}") from None
+    return _concat_agreeing(files, _read_file)
+
+
+def _read_file(path: Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz")):
-            return pd.read_csv(path)
-        raise SourceError(f"unsupported file type '{path.name}': use .csv, .csv.gz or .parquet")
+        if _is_parquet(path):
+            _parquet_schema(path)  # refuses a repeated name before pyarrow fails on it
+            frame = pd.read_parquet(path)
+        elif name.endswith((".csv", ".csv.gz")):
+            _refuse_repeated(path, _csv_header(path))  # pandas would rename x to x.1
+            frame = pd.read_csv(path)
+        else:
+            raise SourceError(f"unsupported file type '{path.name}': use .csv, .csv.gz or .parquet")
     except (OSError, ValueError, UnicodeDecodeError, EOFError, pa.ArrowInvalid) as error:
-        raise SourceError(f"cannot read '{path}': {error}") from None
+        raise SourceError(f"cannot read '{path}': {_first_line(error)}") from None
+    _refuse_repeated(path, [str(column) for column in frame.columns])
+    return frame
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row as written: ``read_csv`` de-duplicates names, this does not."""
+    try:
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return []
+    return header.iloc[0].tolist() if len(header) else []
+
+
+def _refuse_repeated(path: Path, names: list[str]) -> None:
+    repeated = [name for name, count in Counter(names).items() if count > 1 and name != ""]
+    if repeated:
+        raise SourceError(
+            f"'{path}': column '{repeated[0]}' appears {names.count(repeated[0])} times; "
+            "column names must be unique"
+        )
+
+
+def _concat_agreeing(files: list[Path], read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    """The files read and concatenated, once each has the first file's columns and no column
+    holds numbers in one file and text or times in another (``pd.concat`` would fill a renamed
+    column with nulls and silently mix the types)."""
+    frames = [read(path) for path in files]
+    first, head = files[0], frames[0]
+    for path, frame in zip(files[1:], frames[1:], strict=True):
+        _same_columns(first, list(head.columns), path, list(frame.columns))
+        for column in head.columns:
+            kinds = _value_kind(head[column]), _value_kind(frame[column])
+            if None not in kinds and kinds[0] != kinds[1]:
+                raise SourceError(
+                    f"'{path}': column '{column}' holds {kinds[1]}, but {kinds[0]} in '{first}'"
+                )
+    return head if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _value_kind(values: pd.Series) -> str | None:
+    """What a CSV column holds as far as a glob's files must agree (None: only nulls)."""
+    if values.isna().all():
+        return None
+    if ptypes.is_datetime64_any_dtype(values):
+        return "timestamps"
+    return "numbers" if is_numeric_dtype(values) else "text"
+
+
+def _same_columns(first: Path, expected: list, path: Path, found: list) -> None:
+    missing = [str(name) for name in expected if name not in found]
+    extra = [str(name) for name in found if name not in expected]
+    if missing or extra:
+        detail = [f"no column '{missing[0]}'"] if missing else []
+        detail += [f"an extra column '{extra[0]}'"] if extra else []
+        raise SourceError(
+            f"'{path}' has {' and '.join(detail)} (columns must match those of '{first}')"
+        )
+
+
+def _first_line(error: Exception) -> str:
+    """pyarrow's messages go on to print whole schemas: the first line says what failed."""
+    return str(error).strip().split("\n", 1)[0]
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def _file_key(files: list[Path]) -> FileKey:
+    def stamp(path: Path) -> tuple[str, int, int]:
+        stat = path.stat()
+        return str(path), stat.st_mtime_ns, stat.st_size
+
+    return tuple(stamp(path) for path in files)
+
+
+@lru_cache(maxsize=8)
+def _checked_dataset(key: FileKey) -> ds.Dataset:
+    """One pyarrow dataset over Parquet files whose columns match and whose types widen without
+    loss (int to float, string to large string, null to any): their unified schema, for every
+    file. pyarrow alone would read them all with the first file's schema, filling a renamed
+    column with nulls and casting strings to floats. Cached per file set (names, times, sizes),
+    so a source's load, count and filter share one check."""
+    files = [Path(name) for name, *_ in key]
+    schemas = [_parquet_schema(path) for path in files]
+    first, unified = files[0], schemas[0]
+    origin = dict.fromkeys(unified.names, first)  # the file whose type each column has
+    for path, schema in zip(files[1:], schemas[1:], strict=True):
+        _same_columns(first, unified.names, path, schema.names)
+        fields = []
+        for before in unified:
+            field_ = schema.field(before.name)
+            try:
+                widened = pa.unify_schemas(
+                    [pa.schema([before]), pa.schema([field_])], promote_options="permissive"
+                ).field(0)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                raise SourceError(
+                    f"'{path}': column '{before.name}' is {field_.type}, but {before.type} in "
+                    f"'{origin[before.name]}'"
+                ) from None
+            if widened.type != before.type:
+                origin[before.name] = path
+            fields.append(widened)
+        unified = pa.schema(fields, metadata=unified.metadata)
+    try:
+        return ds.dataset([str(path) for path in files], schema=unified, format="parquet")
+    except (pa.ArrowInvalid, OSError) as error:
+        raise SourceError(
+            f"cannot read Parquet files '{first.parent}': {_first_line(error)}"
+        ) from None
+
+
+def _parquet_schema(path: Path) -> pa.Schema:
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise SourceError(f"cannot read Parquet '{path}': {_first_line(error)}") from None
+    _refuse_repeated(path, schema.names)
+    return schema
 
 
 def open_source(

@@ -80,6 +80,8 @@ def split_by_time(
     nulls = int(frame[spec.target].isna().sum())
     if nulls:
         raise TrainingError(f"target '{spec.target}' is null in {nulls} of {len(frame)} rows")
+    if infinite := spec.infinite_values(frame):  # sklearn's own error names no column
+        raise TrainingError("training data: " + "; ".join(map(str, infinite)))
     times = frame[spec.time_column]
     if not pd.api.types.is_datetime64_any_dtype(times):
         times = parse_timestamps(times)

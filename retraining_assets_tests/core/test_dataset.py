@@ -5,6 +5,7 @@ import pytest
 
 from retraining_assets.core.dataset import DatasetError, DatasetSpec, infer_task
 from retraining_assets.core.demo import SPEC, DemoStream
+from retraining_assets.core.splits import TrainingError, split_by_time
 
 
 @pytest.fixture
@@ -106,3 +107,43 @@ def test_whole_number_labels_read_as_float_match_integer_classes() -> None:
     assert [p.kind for p in spec.problems(frame.dropna())] == []
     assert list(label_strings(pd.Series([2.0, 0.0]))) == ["2", "0"]
     assert list(label_strings(pd.Series(["UP", "DOWN"]))) == ["UP", "DOWN"]
+
+
+def test_an_empty_frame_has_no_spec_to_infer(month: pd.DataFrame) -> None:
+    with pytest.raises(DatasetError, match="no rows"):
+        DatasetSpec.infer(month.head(0), "event_time", "defaulted")
+
+
+def test_a_single_target_class_is_a_problem_of_the_target(month: pd.DataFrame) -> None:
+    one_class = month.assign(defaulted=1)
+    spec = DatasetSpec.infer(one_class, "event_time", "defaulted", entity_id="customer_id")
+    problems = spec.problems(one_class)
+    assert [(p.column, p.kind) for p in problems] == [("defaulted", "single_class")]
+    assert f"a single class '1' in {len(month)} labelled rows" in problems[0].message
+    # a regression target may hold one value: learnable, if dull
+    constant = month.assign(income=1000.0)
+    regression = DatasetSpec.infer(constant, "event_time", "income", task="regression")
+    assert "single_class" not in {p.kind for p in regression.problems(constant)}
+
+
+def test_infinite_values_are_named_with_their_column(month: pd.DataFrame) -> None:
+    bad = month.assign(
+        income=month["income"].where(month.index > 2, float("inf")),
+        age=month["age"].where(month.index != 5, -float("inf")),
+    )
+    assert {(p.column, p.kind, p.message) for p in SPEC.problems(bad)} == {
+        ("income", "infinite", f"inf or -inf in 3 of {len(month):,} rows"),
+        ("age", "infinite", f"inf or -inf in 1 of {len(month):,} rows"),
+    }
+    # a regression target is a number the models are fitted to: the same refusal
+    regression = DatasetSpec.infer(month, "event_time", "income", task="regression")
+    infinite = regression.infinite_values(month.assign(income=float("inf")))
+    assert [p.column for p in infinite] == ["income"]
+
+
+def test_training_refuses_infinite_values_naming_the_column(month: pd.DataFrame) -> None:
+    # scikit-learn's own refusal ("Input X contains infinity") names no column
+    bad = month.assign(income=month["income"].where(month.index != 7, float("inf")))
+    with pytest.raises(TrainingError, match=r"training data: column 'income': inf or -inf in 1 "):
+        split_by_time(bad, SPEC)
+    assert len(split_by_time(month, SPEC).train) > 0

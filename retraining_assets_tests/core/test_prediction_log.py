@@ -19,6 +19,7 @@ from retraining_assets.core.prediction_log import (
     Outcome,
     Prediction,
     PredictionLog,
+    SpoolError,
     assignment_counts,
     count_rows,
     find_prediction,
@@ -355,3 +356,14 @@ def test_a_writer_failing_outside_a_write_restarts_and_loses_nothing(
     log.close()
     assert count_rows(platform_db, "demo")["predictions"] == 2
     assert len(list(spool.glob("refused-*.jsonl"))) == 1
+
+
+def test_a_spool_folder_that_cannot_be_created_is_named_when_the_log_is_built(
+    tmp_path: Path,
+) -> None:
+    # built, not started: `retrain serve` builds the app before uvicorn, whose failed startup
+    # would print a traceback
+    (tmp_path / "spool").write_text("")
+    folder = tmp_path / "spool" / "demo"
+    with pytest.raises(SpoolError, match=rf"spool folder {folder} \(in RETRAIN_HOME\).*Not a dir"):
+        PredictionLog(make_engine("sqlite://"), spool_dir=folder)

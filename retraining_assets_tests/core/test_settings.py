@@ -139,3 +139,37 @@ def test_a_monthly_pipeline_keeps_working_with_one_setting(monkeypatch: pytest.M
 def test_a_cron_schedule_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RETRAIN_RETRAIN_SCHEDULE", "30 2 * * 1")
     assert load_settings().timescales.schedule_cron() == "30 2 * * 1"
+
+
+def test_an_unwritable_state_folder_is_named_and_nothing_is_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SettingsError, match=rf"'home' \(RETRAIN_HOME\).*{blocker} is a file"):
+        load_settings(home=blocker / "state")
+    with pytest.raises(SettingsError, match=r"'artifact_root' \(RETRAIN_ARTIFACT_ROOT\)"):
+        load_settings(artifact_root=blocker)
+    assert load_settings(home=tmp_path / "new" / "state").home == tmp_path / "new" / "state"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+@pytest.mark.parametrize("name", ["loans", "Loans_2", "my pipeline", "a-b", "dé", "x/y", ""])
+def test_a_pipeline_name_is_one_dagster_accepts(name: str) -> None:
+    # the same answer as Dagster's own name check, before any Dagster object is built
+    from dagster._core.definitions.utils import is_valid_name
+
+    if is_valid_name(name):
+        assert load_settings(pipeline_name=name).pipeline_name == name
+    else:
+        with pytest.raises(SettingsError, match=r"'pipeline_name' \(RETRAIN_PIPELINE_NAME\)"):
+            load_settings(pipeline_name=name)
+
+
+def test_the_demo_name_is_not_a_pipeline_name() -> None:
+    with pytest.raises(SettingsError, match="'demo' is the demo pipeline's name"):
+        load_settings(pipeline_name="demo")
+
+
+def test_a_record_source_needs_its_time_column_and_target() -> None:
+    with pytest.raises(SettingsError, match=r"'target' \(RETRAIN_TARGET\) is required with "
+                       "RETRAIN_SOURCE_URL"):  # fmt: skip
+        load_settings(source_url="sqlite://", source_table="t", time_column="ts")

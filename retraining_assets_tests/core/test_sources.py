@@ -3,6 +3,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -125,3 +127,73 @@ def test_unreachable_database_is_named_with_password_masked() -> None:
     message = str(caught.value)
     assert "alice:***@127.0.0.1:1/records" in message
     assert "s3cret-pw" not in message
+
+
+def _frame(n: int = 4) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts": pd.date_range("2024-01-01", periods=n, freq="D"),
+            "x1": [0.5 * i for i in range(n)],
+            "x2": list(range(n)),
+            "y": [i % 2 for i in range(n)],
+        }
+    )
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.csv.gz"])
+def test_a_repeated_csv_column_is_refused_not_renamed(tmp_path: Path, name: str) -> None:
+    # pandas reads the second 'x1' as 'x1.1', which would become a feature of its own
+    path = tmp_path / name
+    text = "ts,x1,x2,x1,y\n2024-01-01,1,2,3,0\n2024-01-02,1,2,3,1\n"
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    for read in (lambda: read_table(path), lambda: FileRecordSource(str(path), "ts").load()):
+        with pytest.raises(SourceError, match=rf"{name}': column 'x1' appears 2 times"):
+            read()
+
+
+def test_a_repeated_parquet_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.parquet"
+    columns = [pa.array([1, 2]), pa.array([3, 4]), pa.array(pd.date_range("2024-01-01", periods=2))]
+    pq.write_table(pa.table(columns, names=["x1", "x1", "ts"]), path)
+    for read in (lambda: read_table(path), lambda: FileRecordSource(str(path), "ts").count()):
+        with pytest.raises(SourceError, match=r"r\.parquet': column 'x1' appears 2 times"):
+            read()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_glob_file_with_a_renamed_column_is_named(tmp_path: Path, suffix: str) -> None:
+    _write(_frame(), tmp_path / f"a{suffix}")
+    _write(_frame().rename(columns={"x1": "x1_new"}), tmp_path / f"b{suffix}")
+    pattern = str(tmp_path / f"*{suffix}")
+    expected = rf"b{suffix}' has no column 'x1' and an extra column 'x1_new'.*a{suffix}"
+    for read in (lambda: read_table(pattern), lambda: FileRecordSource(pattern, "ts").load()):
+        with pytest.raises(SourceError, match=expected):
+            read()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_glob_file_with_text_where_numbers_were_is_named(tmp_path: Path, suffix: str) -> None:
+    _write(_frame(), tmp_path / f"a{suffix}")
+    _write(_frame().assign(x2=["low", "mid", "high", "mid"]), tmp_path / f"b{suffix}")
+    pattern = str(tmp_path / f"*{suffix}")
+    for read in (lambda: read_table(pattern), lambda: FileRecordSource(pattern, "ts").load()):
+        with pytest.raises(SourceError, match=rf"b{suffix}': column 'x2' .*a{suffix}"):
+            read()
+
+
+def test_a_glob_of_parquet_files_widens_integers_to_floats_without_loss(tmp_path: Path) -> None:
+    # pyarrow alone reads every file with the first one's schema (int64 here), which does not
+    # hold the second file's 0.5 and 1.5
+    ints = _frame().assign(x1=[0, 1, 2, 3])
+    ints.to_parquet(tmp_path / "a.parquet")
+    _frame().to_parquet(tmp_path / "b.parquet")
+    for frame in (
+        read_table(tmp_path / "*.parquet"),
+        FileRecordSource(str(tmp_path / "*.parquet"), "ts").load(),
+    ):
+        assert sorted(frame["x1"]) == sorted([0, 1, 2, 3, 0, 0.5, 1.0, 1.5])
+    assert FileRecordSource(str(tmp_path / "*.parquet"), "ts").count() == 8

@@ -11,7 +11,7 @@ from retraining_assets.cli.common import LOCAL_INSTANCE_YAML
 from retraining_assets.core.pipeline import Pipeline, configured_pipelines, user_pipeline
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import RETRAINING_TAG
-from retraining_assets.settings import Settings, load_settings
+from retraining_assets.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).parents[2]
 
@@ -141,9 +141,9 @@ def test_partition_granularity_is_a_setting(tmp_path: Path, elec2: Path) -> None
 
 
 def test_user_pipeline_needs_time_column_and_target(tmp_path: Path, elec2: Path) -> None:
-    settings = load_settings(home=tmp_path / ".retrain", source_path=str(elec2))
-    with pytest.raises(ValueError, match="RETRAIN_TIME_COLUMN and RETRAIN_TARGET"):
-        user_pipeline(settings)
+    with pytest.raises(SettingsError, match="'time_column' .RETRAIN_TIME_COLUMN. and 'target' "
+                       r".RETRAIN_TARGET. are required with RETRAIN_SOURCE_PATH"):  # fmt: skip
+        load_settings(home=tmp_path / ".retrain", source_path=str(elec2))
 
 
 STAGES = {

@@ -50,7 +50,15 @@ class Spool:
     """Append-only segments with group commit (see the module docstring)."""
 
     def __init__(self, folder: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+        """Create ``folder`` (``SpoolError`` names it when it cannot be written): before the
+        service starts, so a bad folder is one line, not a failed startup."""
         self.folder = folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SpoolError(self._unusable(error)) from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SpoolError(self._unusable("not writable"))
         self.segment_bytes = segment_bytes
         self._cond = threading.Condition()
         self._pending: list[tuple[list[Record], int]] = []  # (rows, seq of the last one)
@@ -64,19 +72,22 @@ class Spool:
 
     # --- life cycle ------------------------------------------------------------------------
     def open(self, seq: int = 0) -> list[Record]:
-        """Create the folder, take over the segments no live process holds and return their
+        """Take over the segments no live process holds and return their
         rows (to be written again; numbered ``seq + 1`` on), open a new segment, start the
         sync thread. ``SpoolError`` names the folder when it cannot be used."""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
             replayed = self._take_over(seq)
             self._durable = seq + len(replayed)
             self._segments.append(self._new_segment())
         except OSError as error:
-            raise SpoolError(f"prediction spool {self.folder}: {error.strerror or error}") from None
+            raise SpoolError(self._unusable(error)) from None
         self._thread = threading.Thread(target=self._run, name="prediction-spool", daemon=True)
         self._thread.start()
         return replayed
+
+    def _unusable(self, error: OSError | str) -> str:
+        reason = error if isinstance(error, str) else error.strerror or str(error)
+        return f"prediction spool folder {self.folder} (in RETRAIN_HOME) cannot be used: {reason}"
 
     def close(self, done_seq: int) -> None:
         """Sync what is waiting and stop; delete the segments whose rows are all in the
