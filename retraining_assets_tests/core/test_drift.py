@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -400,8 +402,17 @@ def test_html_and_png_outputs(tmp_path) -> None:
     report = detect_drift(ref, cur)
     html_path = report.to_html(tmp_path / "report.html")
     text = html_path.read_text()
-    assert text.count("<img") == len(report.features) + 1  # summary + one per feature
-    assert "data:image/png;base64," in text and len(text) > 20_000
+    assert text.count("<img") == 1 and "data:image/png;base64," in text  # the summary
+    svgs = re.findall(r"<svg.*?</svg>", text, flags=re.S)
+    assert len(svgs) == len(report.features)  # one distribution plot per feature
+    for (name, entry), svg in zip(report.features.items(), svgs, strict=True):
+        root = ElementTree.fromstring(svg)  # well-formed: labels and names are escaped
+        assert root.findtext("{http://www.w3.org/2000/svg}title").startswith(str(name))
+        assert ("DRIFT" in svg) == bool(entry["drifted"])
+        histogram = entry["histogram"]
+        if histogram and histogram["type"] == "numeric":  # a bar per bin and series + legend
+            bins = len(histogram["edges"]) - 1
+            assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == 2 * bins + 2
     png = report.plot_summary(tmp_path / "summary.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
     markdown = report.to_markdown()

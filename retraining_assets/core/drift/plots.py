@@ -39,41 +39,77 @@ def _shares(counts: list[int]) -> np.ndarray:
     return arr / arr.sum() if arr.sum() > 0 else arr
 
 
-def feature_png(name: str, entry: dict[str, Any]) -> bytes:
-    """Reference vs current distribution of one feature as PNG bytes."""
-    fig = Figure(figsize=(6.0, 2.8))
-    ax = fig.add_subplot()
-    hist = entry.get("histogram")
+SVG_WIDTH, SVG_HEIGHT, SVG_PAD = 560, 210, 40
+
+
+def feature_svg(name: str, entry: dict[str, Any]) -> str:
+    """Reference vs current distribution of one feature as inline SVG: shares of rows per bin
+    (numeric; mass outside the plotted range stays visible as a gap) or per category. Drawn as
+    rectangles because a report holds one per feature and matplotlib took ~0.25 s for each,
+    most of a monitoring run's report time (BENCHMARKS.md)."""
+    hist, status = entry.get("histogram"), "DRIFT" if entry.get("drifted") else "ok"
+    title = f"{name} ({entry['kind']}, {status})"
+    color = DRIFT_COLOR if entry.get("drifted") else "black"
+    left, right, top, bottom = SVG_PAD, SVG_WIDTH - 10, 28, SVG_HEIGHT - SVG_PAD
+    parts = [f'<text x="{SVG_WIDTH / 2}" y="16" text-anchor="middle" fill="{color}" '
+             f'font-size="13">{html.escape(title)}</text>']  # fmt: skip
     if hist is None:
-        ax.text(0.5, 0.5, entry.get("reason") or "no data", ha="center", va="center", wrap=True)
-        ax.set_axis_off()
-    elif hist["type"] == "numeric":
-        edges = np.asarray(hist["edges"])
-        # Shares of all non-null values, so mass outside the plotted range stays visible as a gap.
-        ref_total = sum(hist["reference"]) + sum(hist["reference_outside"])
-        cur_total = sum(hist["current"]) + sum(hist["current_outside"])
-        for counts, total, color, label in (
-            (hist["reference"], ref_total, REFERENCE_COLOR, "reference"),
-            (hist["current"], cur_total, CURRENT_COLOR, "current"),
-        ):
-            shares = np.asarray(counts, dtype=float) / max(total, 1)
-            ax.stairs(shares, edges, fill=True, alpha=0.45, color=color, label=label)
-        ax.set_ylabel("share of rows")
+        reason = html.escape(entry.get("reason") or "no data")
+        parts.append(f'<text x="{SVG_WIDTH / 2}" y="{SVG_HEIGHT / 2}" text-anchor="middle">'
+                     f"{reason}</text>")  # fmt: skip
+        return _svg(parts, title)
+    if hist["type"] == "numeric":
+        edges = np.asarray(hist["edges"], dtype=float)
+        series = [
+            np.asarray(hist[role], dtype=float)
+            / max(sum(hist[role]) + sum(hist[f"{role}_outside"]), 1)
+            for role in ("reference", "current")
+        ]
+        span = (edges[-1] - edges[0]) or 1.0
+        x = left + (edges - edges[0]) / span * (right - left)
+        bars = [(x[:-1], np.diff(x))] * 2
+        ticks = [(x[0], edges[0]), (x[len(x) // 2], edges[len(edges) // 2]), (x[-1], edges[-1])]
+        labels = [(position, f"{value:.3g}", False) for position, value in ticks]
     else:
-        labels = hist["labels"][:MAX_CATEGORY_BARS]
-        x = np.arange(len(labels))
-        ref = _shares(hist["reference"])[: len(labels)]
-        cur = _shares(hist["current"])[: len(labels)]
-        ax.bar(x - 0.2, ref, width=0.4, color=REFERENCE_COLOR, label="reference")
-        ax.bar(x + 0.2, cur, width=0.4, color=CURRENT_COLOR, label="current")
-        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("share of rows")
-    status = "DRIFT" if entry.get("drifted") else "ok"
-    ax.set_title(f"{name} ({entry['kind']}, {status})", color=DRIFT_COLOR if status == "DRIFT"
-                 else "black", fontsize=10)  # fmt: skip
-    if hist is not None:
-        ax.legend(fontsize=7)
-    return _png(fig)
+        names = hist["labels"][:MAX_CATEGORY_BARS]
+        series = [_shares(hist[role])[: len(names)] for role in ("reference", "current")]
+        slot = (right - left) / max(len(names), 1)
+        starts = left + np.arange(len(names)) * slot
+        bars = [(starts + 0.1 * slot, np.full(len(names), 0.4 * slot)),
+                (starts + 0.5 * slot, np.full(len(names), 0.4 * slot))]  # fmt: skip
+        labels = [
+            (start + slot / 2, str(label), True) for start, label in zip(starts, names, strict=True)
+        ]
+    peak = max((float(values.max()) for values in series if values.size), default=0.0) or 1.0
+    for (starts, widths), values, fill in zip(
+        bars, series, (REFERENCE_COLOR, CURRENT_COLOR), strict=True
+    ):
+        for start, width, value in zip(starts, widths, values, strict=True):
+            height = value / peak * (bottom - top)
+            parts.append(f'<rect x="{start:.1f}" y="{bottom - height:.1f}" width="{width:.1f}" '
+                         f'height="{height:.1f}" fill="{fill}" fill-opacity="0.55"/>')  # fmt: skip
+    parts.append(f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#444"/>')
+    for position, text, rotate in labels:
+        turn = f' transform="rotate(40 {position:.1f} {bottom + 12})"' if rotate else ""
+        parts.append(f'<text x="{position:.1f}" y="{bottom + 12}" font-size="9" '
+                     f'text-anchor="{"start" if rotate else "middle"}"{turn}>'
+                     f"{html.escape(text)}</text>")  # fmt: skip
+    parts.append(f'<text x="4" y="{top + 8}" font-size="9">{peak:.2g}</text>'
+                 f'<text x="4" y="{bottom}" font-size="9">0</text>')  # fmt: skip
+    for row, (label, fill) in enumerate((("reference", REFERENCE_COLOR),
+                                         ("current", CURRENT_COLOR))):  # fmt: skip
+        y = top + 4 + row * 14
+        parts.append(f'<rect x="{right - 80}" y="{y}" width="10" height="10" fill="{fill}" '
+                     f'fill-opacity="0.55"/><text x="{right - 66}" y="{y + 9}" '
+                     f'font-size="10">{label}</text>')  # fmt: skip
+    return _svg(parts, title)
+
+
+def _svg(parts: list[str], title: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{SVG_WIDTH}" '
+            f'height="{SVG_HEIGHT}" aria-label="{html.escape(title)}" '
+            f'font-family="sans-serif"><title>{html.escape(title)}</title>'
+            + "".join(parts) + "</svg>")  # fmt: skip
 
 
 def summary_png(report: DriftReport) -> bytes:
@@ -138,10 +174,10 @@ def write_html(
     report: DriftReport, path: str | os.PathLike[str], summary: bytes | None = None
 ) -> Path:
     """A single HTML file: verdict, summary plot (``summary``: its PNG, if already drawn) and
-    table, one distribution plot per feature."""
+    table, one distribution plot per feature (inline SVG)."""
     verdict = "DATASET DRIFT" if report.dataset_drift else "No dataset drift"
     sections = [
-        f"<h2>{html.escape(str(name))}</h2>{_img(feature_png(str(name), entry), str(name))}"
+        f"<h2>{html.escape(str(name))}</h2>{feature_svg(str(name), entry)}"
         for name, entry in report.features.items()
     ]
     notes = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings)
