@@ -6,6 +6,7 @@ import dagster as dg
 from dagster._core.definitions.utils import is_valid_owner
 
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.defs.assets.backtest import build_backtest_assets
 from retraining_assets.defs.assets.data import build_data_assets
 from retraining_assets.defs.assets.monitoring import build_monitoring_assets
 from retraining_assets.defs.assets.promotion import build_promotion_assets
@@ -47,6 +48,7 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
             *build_training_assets(pipeline, partitions_def),
             *build_promotion_assets(pipeline, partitions_def),
             *build_rollout_assets(pipeline),
+            *build_backtest_assets(pipeline),
         ],
         jobs=[*jobs, *build_model_jobs(pipeline)],
         schedules=build_schedules(pipeline, jobs),

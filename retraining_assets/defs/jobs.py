@@ -23,8 +23,14 @@ def rollout_job_name(pipeline_name: str) -> str:
     return f"{pipeline_name}_rollout_job"
 
 
+def backtest_job_name(pipeline_name: str) -> str:
+    return f"{pipeline_name}_backtest_job"
+
+
 def job_names(pipeline_name: str) -> list[str]:
-    """Every job of a pipeline: the run-failure notification watches these."""
+    """The jobs that keep a pipeline's model fresh (automation and operators): the
+    run-failure notification watches these. The on-demand backtest is not among them: the
+    person who launched it sees its failure."""
     return [
         reference_job_name(pipeline_name),
         monitoring_job_name(pipeline_name),
@@ -61,6 +67,12 @@ def build_jobs(pipeline_name: str) -> list:
             description="Measure the active rollout's experiment and carry out the decision: "
             "next step, promotion, rollback or halt.",
         ),
+        dg.define_asset_job(
+            backtest_job_name(pipeline_name),
+            selection=backtest_selection(pipeline_name),
+            description="Replay the pipeline's labelled history through its retraining "
+            "policies and promotion gate (on demand: no schedule or sensor launches it).",
+        ),
     ]
 
 
@@ -81,10 +93,16 @@ def rollout_selection(pipeline_name: str) -> dg.AssetSelection:
     )
 
 
+def backtest_selection(pipeline_name: str) -> dg.AssetSelection:
+    """The on-demand replay of the pipeline's history."""
+    return dg.AssetSelection.assets([pipeline_name, "backtest_report"])
+
+
 def retraining_selection(pipeline_name: str) -> dg.AssetSelection:
     """From the training window to the champion and the reference it brings along."""
     return (
         dg.AssetSelection.key_prefixes([pipeline_name])
         - monitoring_selection(pipeline_name)
         - rollout_selection(pipeline_name)
+        - backtest_selection(pipeline_name)
     )

@@ -19,7 +19,10 @@ def ui_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiState]:
         patch = stack.enter_context(pytest.MonkeyPatch.context())
         for name, value in environment(home, reports).items():
             patch.setenv(name, value)
-        simulation, partitions, retraining = build_state(home)
+        simulation, runs = build_state(home)
         stack.callback(simulation.instance.dispose)
         url = stack.enter_context(webserver(home, home / "webserver.log", reports))
-        yield UiState(url, simulation.instance, partitions, retraining, home, reports)
+        yield UiState(
+            url, simulation.instance, runs.partitions, runs.retraining, home, reports,
+            runs.reference, runs.backtest,
+        )  # fmt: skip

@@ -25,6 +25,11 @@ FLAGS = [
 SCREENSHOTS = Path(os.environ.get("RETRAIN_TEST_SCREENSHOTS", ROOT / "test-screenshots"))
 WAIT_MS = 120_000  # the first page compiles the UI's queries on a busy 2-core machine
 
+RUN = """
+query Run($id: ID!) { runOrError(runId: $id) { ... on Run {
+  runId status pipelineName pipelineSnapshotId parentRunId rootRunId
+  repositoryOrigin { repositoryLocationName repositoryName } } } }"""
+
 MONITORING_RUNS = """
 query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId } } } }"""
@@ -104,6 +109,11 @@ def test_the_drift_report_opens_from_the_drift_report_metadata(page, ui_state: U
     link = page.locator(f'a[href$="/reports/demo/{partition}/drift.html"]').first
     link.wait_for()
     assert link.get_attribute("href").startswith(f"{ui_state.reports_url}/reports/")
+    # the summary plot shows on the asset page itself, no "[Show Markdown]" dialog
+    plot = page.locator(f'img[src$="/reports/demo/{partition}/drift.png"]').first
+    plot.wait_for()
+    plot.scroll_into_view_if_needed()
+    _shot(page, "drift-summary-plot")
     _shot(page, "drift-report-metadata")
     with page.context.expect_page() as opened:  # the UI opens links in a new tab
         link.click()
@@ -128,3 +138,50 @@ def test_the_timeline_shows_the_demo_runs(page, ui_state: UiState) -> None:
     for job in (monitoring_job_name("demo"), "demo_retraining_job"):
         page.get_by_text(job).first.wait_for()  # a row per job that ran in the last hours
     _shot(page, "timeline")
+
+
+def test_the_backtest_plot_shows_on_its_asset_and_opens_from_the_link(
+    page, ui_state: UiState
+) -> None:
+    _open(page, ui_state, "/assets/demo/backtest_report")
+    png = f"/reports/demo/backtests/{ui_state.backtest_run}/backtest.png"
+    preview = page.locator(f'img[src$="{png}"]').first
+    preview.wait_for()  # the plot itself, inline
+    page.get_by_role("cell", name="static", exact=True).first.wait_for()  # the summary table
+    link = page.locator(f'a[href$="{png}"]').first
+    link.wait_for()
+    preview.scroll_into_view_if_needed()
+    _shot(page, "backtest-report-metadata")
+    with page.context.expect_page() as opened:
+        link.click()
+    plot = opened.value
+    plot.wait_for_load_state()
+    assert plot.url == ui_state.reports_url + png
+    assert plot.evaluate("document.contentType") == "image/png"
+    assert plot.evaluate("document.images[0].naturalWidth") > 0  # a PNG Chromium decoded
+
+
+def test_reexecuting_a_demo_run_is_the_same_version_and_launches_a_run(
+    page, ui_state: UiState
+) -> None:
+    parent = ui_state.reference_run  # a run nothing else counts (the reference job's)
+    _open(page, ui_state, f"/runs/{parent}")
+    # enabled once the UI has matched the run to the loaded job; a different origin or
+    # snapshot would put a warning (or error) icon on this button, with "may be a different
+    # version" as its tooltip
+    button = page.locator("button:enabled", has_text="Re-execute all (*)")
+    button.wait_for()
+    assert button.locator('[role="img"][aria-label="warning"]').count() == 0
+    assert button.locator('[role="img"][aria-label="error"]').count() == 0
+    _shot(page, "reexecute-run")
+    button.click()
+    page.wait_for_url(lambda url: "/runs/" in url and parent not in url)
+    child = page.url.split("/runs/")[1].split("?")[0]
+    page.get_by_text("Queued").first.wait_for()  # the instance's run queue holds it
+    _shot(page, "reexecuted-run")
+    launched = graphql(ui_state.url, RUN, id=child)["runOrError"]
+    original = graphql(ui_state.url, RUN, id=parent)["runOrError"]
+    assert launched["parentRunId"] == launched["rootRunId"] == parent
+    assert launched["status"] == "QUEUED"  # no daemon here to dequeue it
+    for field in ("pipelineName", "pipelineSnapshotId", "repositoryOrigin"):
+        assert launched[field] == original[field], field

@@ -152,6 +152,7 @@ STAGES = {
     "demo_training": {
         "training_data",
         *(f"candidate_{f}" for f in ("random_forest", "xgboost", "neural_net", "ensemble")),
+        "backtest_report",
     },
     "demo_promotion": {"model_evaluation", "champion_model"},
     "demo_serving": {"ab_test_results", "traffic_split"},
@@ -177,7 +178,7 @@ def test_the_administrators_own_the_assets_unless_owners_are_set(tmp_path: Path)
     job = build_definitions(settings).resolve_job_def("demo_retraining_job")
     selected = {key.path[-1] for key in job.asset_layer.selected_asset_keys}
     assert {"training_data", "model_evaluation", "champion_model", "reference_data"} <= selected
-    assert not selected & (STAGES["demo_monitoring"] | STAGES["demo_serving"])
+    assert not selected & (STAGES["demo_monitoring"] | STAGES["demo_serving"] | {"backtest_report"})
 
 
 def test_an_owner_dagster_cannot_show_is_named_with_its_setting(tmp_path: Path) -> None:

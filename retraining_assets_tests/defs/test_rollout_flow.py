@@ -262,6 +262,7 @@ def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
     assert "| challenger | v" in results["variants"]
     with serving_reports(world.settings.home) as get:  # one click from the UI
         assert get(results["plot"]).content.startswith(b"\x89PNG")
+    assert results["plot_preview"] == f"![rollout]({results['plot']})"  # shown inline
     # administrators heard of every traffic change before it, and of the promotion before the
     # champion moved
     assert [s.split(":")[0] for s in subjects_of(world, started)] == [

@@ -1,7 +1,8 @@
 """A small demo state and a real ``dagster-webserver`` over it, for the UI tests.
 
 The state is what ``retrain demo`` leaves behind, made the same way (``Simulation``): three
-periods of the demo stream, the first model trained and promoted. The webserver loads the code
+periods of the demo stream, the first model trained and promoted, then the backtest a person
+launches on demand (``demo_backtest_job``). The webserver loads the code
 location as ``make dev`` does (``workspace.yaml``, from the instance folder) in a subprocess
 with the same environment, so it holds exactly the definitions the runs were created from.
 """
@@ -30,6 +31,7 @@ from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import configured_pipelines
 from retraining_assets.core.validation import CHECKS
 from retraining_assets.definitions import build_definitions
+from retraining_assets.defs.jobs import backtest_job_name
 from retraining_assets.demo.launch import REPOSITORY
 from retraining_assets.demo.simulation import Simulation
 from retraining_assets.settings import load_settings
@@ -52,6 +54,8 @@ class UiState:
     retraining_runs: list[str]
     settings_home: Path
     reports_url: str
+    reference_run: str
+    backtest_run: str
 
     @property
     def data_checks(self) -> list[str]:
@@ -83,7 +87,17 @@ def environment(home: Path, reports_url: str) -> dict[str, str]:
     }
 
 
-def build_state(home: Path) -> tuple[Simulation, list[str], list[str]]:
+@dataclass
+class DemoRuns:
+    """The runs the small demo made, by what the tests look for."""
+
+    partitions: list[str]
+    retraining: list[str]
+    reference: str
+    backtest: str
+
+
+def build_state(home: Path) -> tuple[Simulation, DemoRuns]:
     settings = load_settings()
     prepare_dagster_home(settings)
     STREAM.seed_database(platform_engine(settings.platform_database_url))
@@ -91,12 +105,15 @@ def build_state(home: Path) -> tuple[Simulation, list[str], list[str]]:
     simulation = Simulation(
         build_definitions(settings, [pipeline]), pipeline, dg.DagsterInstance.get()
     )
-    simulation.refresh_reference()
+    reference = simulation.refresh_reference()
     partitions = [STREAM.partition_key(offset) for offset in range(PERIODS)]
     outcomes = [simulation.period(partition) for partition in partitions]
     retraining = [o.retraining.run_id for o in outcomes if o.retraining is not None]
     assert all(o.monitoring.success for o in outcomes) and retraining
-    return simulation, partitions, retraining
+    backtest = simulation.launch(backtest_job_name(pipeline.name))
+    assert reference.success and backtest.success
+    runs = DemoRuns(partitions, retraining, reference.run_id, backtest.run_id)
+    return simulation, runs
 
 
 def free_port() -> int:

@@ -81,12 +81,14 @@ __all__ = [
     "PolicyResult",
     "backtest_file",
     "backtest_scales",
+    "replay_history",
     "run_backtest",
 ]
 
 POLICIES: tuple[str, ...] = ("auto", "monthly", "static", "always")
 DEFAULT_FAMILIES: tuple[str, ...] = ("xgboost",)  # the fastest family; pass more to compare
 PERIOD_UNITS = {"hour": (1, "h"), "day": (1, "d"), "week": (7, "d"), "month": (1, "M")}
+PERIOD_WORDS = {period: word for word, period in PERIOD_NAMES.items()}  # "weekly" -> "week"
 
 Progress = Callable[[int, int, str], None]
 
@@ -138,8 +140,28 @@ def run_backtest(
     seed: int = 0,
 ) -> BacktestResult:
     """Replay ``frame`` period by period through each policy (see the module docstring)."""
-    started = time.perf_counter()
     scales = backtest_scales(settings, period, window, window_days, drift_window, schedule)
+    return replay_history(
+        frame, spec, scales, settings=settings, families=families, policies=policies,
+        progress=progress, seed=seed,
+    )  # fmt: skip
+
+
+def replay_history(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    scales: TimeScales,
+    *,
+    settings: Settings,
+    families: Sequence[str] = DEFAULT_FAMILIES,
+    policies: Sequence[str] = POLICIES,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> BacktestResult:
+    """``run_backtest`` on given time scales: a pipeline's own (``Pipeline.timescales``, any
+    schedule), so the replay cuts the periods and windows its sensors and jobs do."""
+    started = time.perf_counter()
+    period = PERIOD_WORDS[scales.period]
     _check_arguments(families, policies)
     notes: list[str] = []
     periods, spec = prepare(frame, spec, scales, notes)

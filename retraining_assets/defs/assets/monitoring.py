@@ -1,7 +1,6 @@
 """Monitoring assets: the trailing drift window of each period, compared with the reference
 and scored by the champion."""
 
-import base64
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -19,15 +18,13 @@ from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.periods import period_start
+from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PLATFORM
 
 
-def drift_metadata(
-    report: DriftReport, html_url: str, png_url: str, png: bytes
-) -> dict[str, dg.MetadataValue]:
+def drift_metadata(report: DriftReport, html_url: str, png_url: str) -> dict[str, dg.MetadataValue]:
     """The verdict in keys a sensor reads without loading data, the summary plot inline, and
     links to the full report and the plot on the report server."""
-    picture = base64.b64encode(png).decode()
     return {
         "drift_detected": dg.MetadataValue.bool(report.dataset_drift),
         "drifted_features": dg.MetadataValue.json(report.drifted_features),
@@ -41,7 +38,7 @@ def drift_metadata(
         "report": dg.MetadataValue.md(report.to_markdown()),
         "html_report": dg.MetadataValue.url(html_url),
         "summary_png": dg.MetadataValue.url(png_url),
-        "summary_plot": dg.MetadataValue.md(f"![drift summary](data:image/png;base64,{picture})"),
+        "summary_plot": inline_image("drift summary", png_url),
     }
 
 
@@ -141,9 +138,7 @@ def build_monitoring_assets(
                 key=f"drift:{name}:{partition}:{report.profile_hash}",
             )
             getattr(context.resources, NOTIFIER).notifier().notify(message)
-        metadata = drift_metadata(
-            report, pipeline.report_url(html), pipeline.report_url(png), png.read_bytes()
-        )
+        metadata = drift_metadata(report, pipeline.report_url(html), pipeline.report_url(png))
         metadata |= window
         return dg.Output(report.to_dict(), metadata=metadata)
 

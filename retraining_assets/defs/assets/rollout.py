@@ -14,6 +14,7 @@ from retraining_assets.core.rollout.transitions import PROMOTED, RolloutConflict
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
 from retraining_assets.defs.operations import champion_materializations, traffic_metadata
+from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PLATFORM
 
 
@@ -35,6 +36,7 @@ def experiment_metadata(experiment: Experiment, plot_url: str) -> dict[str, dg.M
         "elapsed_hours": dg.MetadataValue.float(round(decision.elapsed_hours, 3)),
         "variants": dg.MetadataValue.md(experiment.to_markdown()),
         "srm_p_value": dg.MetadataValue.float(decision.srm.p_value),
+        "plot_preview": inline_image("rollout", plot_url),
         "plot": dg.MetadataValue.url(plot_url),
         "comparison": dg.MetadataValue.text(describe(decision.comparison)),
     }
