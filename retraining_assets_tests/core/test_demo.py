@@ -66,8 +66,7 @@ def test_stable_stretch_does_not_move() -> None:
 
 def test_gradual_shift_rises_month_by_month_then_stays() -> None:
     incomes = [
-        _mean(offset, "income")
-        for offset in range(GRADUAL.first_offset, GRADUAL.last_offset + 2)
+        _mean(offset, "income") for offset in range(GRADUAL.first_offset, GRADUAL.last_offset + 2)
     ]  # the first month rises from its 12th on, the last month ends the rise on its 12th
     assert all(later > earlier for earlier, later in pairwise(incomes[:-1]))
     assert incomes[-2] > 1.25 * incomes[0]
