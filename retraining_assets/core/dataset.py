@@ -234,7 +234,10 @@ def label_strings(values: pd.Series | object) -> pd.Series:
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """Timestamps as naive UTC ``datetime64`` (time zones converted, then dropped)."""
-    parsed = pd.to_datetime(values, utc=True, errors="raise", format="mixed")
+    try:  # ISO 8601 text (SQLite's, CSV's) parses vectorised, twice as fast as "mixed"
+        parsed = pd.to_datetime(values, utc=True, errors="raise", format="ISO8601")
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(values, utc=True, errors="raise", format="mixed")
     return parsed.dt.tz_localize(None)
 
 
