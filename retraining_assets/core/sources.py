@@ -25,7 +25,6 @@ from pandas.api import types as ptypes
 
 from retraining_assets.core.database import check_connection, make_engine, mask_url
 from retraining_assets.core.dataset import is_numeric_dtype, parse_timestamps
-from retraining_assets.core.sql_frames import read_frame
 
 
 class SourceError(RuntimeError):
@@ -109,7 +108,8 @@ class SqlRecordSource(RecordSource):
 
     def load(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         table = self._table()
-        frame = read_frame(self.query(start, end), make_engine(self.url))
+        with make_engine(self.url).connect() as connection:
+            frame = pd.read_sql(self.query(start, end), connection)
         frame = frame.drop(columns=[c for c in ("id",) if c in frame and _is_surrogate(table, c)])
         return frame.assign(**{self.time_column: parse_timestamps(frame[self.time_column])})
 
