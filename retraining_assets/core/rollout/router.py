@@ -80,7 +80,8 @@ class Router:
         starts = np.searchsorted(table, np.arange(len(order)), side="left")
         stops = np.searchsorted(table, np.arange(len(order)), side="right")
         for name, lo, hi in zip(order, starts, stops, strict=True):
-            if weights[name] > 0 and hi <= lo:
+            # GrowthBook would serve a share below 1e-4 a whole bucket (or none)
+            if weights[name] > 0 and (weights[name] < 1 / N_BUCKETS or hi <= lo):
                 raise ValueError(
                     f"weight of {name!r} ({weights[name]:g}) is below the bucket resolution "
                     f"1/{N_BUCKETS}"
