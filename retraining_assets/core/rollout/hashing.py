@@ -133,7 +133,7 @@ def buckets_and_exclusions(
     prefix: int, ids: Any, engine: Engine = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Buckets of many ids from the salt's FNV state, and which ids :func:`is_excluded`."""
-    kind, payload = _prepare_ids(ids)
+    kind, payload, zeros = _prepare_ids(ids)
     kernels = _kernels() if engine != "numpy" else None
     if engine == "numba" and kernels is None:
         raise RuntimeError("engine='numba' requested but numba is not installed")
@@ -143,10 +143,12 @@ def buckets_and_exclusions(
         excluded = payload[0][:, 0] == 0  # numpy cannot tell "" from trailing NULs
     else:
         excluded = payload[1][1:] == payload[1][:-1]
+    if zeros is not None:
+        excluded |= zeros
     if kernels is None and kind == "ucs4":
         # UTF-8 through Arrow via a list: pyarrow cuts numpy unicode at the first NUL
         (codes,) = payload
-        kind, payload = _prepare_ids(codes.view(f"<U{codes.shape[1]}").ravel().tolist())
+        kind, payload, _ = _prepare_ids(codes.view(f"<U{codes.shape[1]}").ravel().tolist())
     if kernels is None:
         if kind == "int":
             out = _ints_numpy(*payload, prefix)
@@ -172,17 +174,18 @@ def _fix_unsafe_integers(values: np.ndarray, prefix: int, out: np.ndarray) -> No
 # ---- input preparation ---------------------------------------------------------------------
 
 
-def _prepare_ids(ids: Any) -> tuple[str, tuple[np.ndarray, ...]]:
-    """Normalise ids to ("int", values) | ("ucs4", codepoints 2-D) | ("flat", bytes, offsets)."""
+def _prepare_ids(ids: Any) -> tuple[str, tuple[np.ndarray, ...], np.ndarray | None]:
+    """Normalise ids to ("int", values) | ("ucs4", codepoints 2-D) | ("flat", bytes, offsets),
+    with the mask of integer zeros when they became text (mixed ids), else None."""
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1:
             raise ValueError(f"entity ids must be one-dimensional, got shape {ids.shape}")
         if ids.dtype.kind in "iu":
-            return "int", (ids,)
+            return "int", (ids,), None
         if ids.dtype.kind == "U":
             width = max(ids.dtype.itemsize // 4, 1)
             codes = np.ascontiguousarray(ids.astype(f"<U{width}", copy=False)).view(np.uint32)
-            return "ucs4", (codes.reshape(ids.size, width),)
+            return "ucs4", (codes.reshape(ids.size, width),), None
         if ids.dtype.kind != "O":
             raise TypeError(f"entity ids must be strings or integers, got dtype {ids.dtype}")
     if isinstance(ids, pa.ChunkedArray):
@@ -195,8 +198,10 @@ def _prepare_ids(ids: Any) -> tuple[str, tuple[np.ndarray, ...]]:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
             # mixed str/int, ints beyond 64 bits, lone surrogates or bad types: per-element
             # text (names the bad id)
-            return _flat_texts([_id_text(x, i) for i, x in enumerate(ids)])
-    return _prepare_arrow(ids)
+            texts = [_id_text(x, i) for i, x in enumerate(ids)]
+            zeros = np.array([type(x) is not str and x == 0 for x in ids], bool)
+            return *_flat_texts(texts), zeros
+    return *_prepare_arrow(ids), None
 
 
 def _flat_texts(texts: list[str]) -> tuple[str, tuple[np.ndarray, ...]]:
