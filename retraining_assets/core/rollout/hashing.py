@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -73,8 +72,14 @@ def js_integer_text(value: int) -> str:
     if -_JS_SAFE <= value <= _JS_SAFE:
         return str(value)
     x = float(value)  # OverflowError beyond the doubles (JavaScript's Infinity)
-    text = repr(x)
-    return text if abs(x) >= 1e21 else str(int(Decimal(text)))
+    text = repr(x)  # the shortest digits that round-trip, as JavaScript's
+    if "e" not in text:  # below 1e16: "9007199254740994.0"
+        return text[:-2]
+    if abs(x) >= 1e21:  # Python's exponent form is JavaScript's here: "1.2e+21"
+        return text
+    mantissa, exponent = text.split("e")
+    sign, digits = ("-", mantissa[1:]) if x < 0 else ("", mantissa)
+    return sign + digits.replace(".", "").ljust(int(exponent) + 1, "0")
 
 
 def _id_text(entity_id: object, position: int | None = None) -> str:
@@ -158,17 +163,15 @@ def buckets_and_exclusions(
         out = np.empty(payload[-1].shape[0] - (kind == "flat"), np.int32)
         getattr(kernels, kind)(*payload, np.uint64(prefix), out)
     if kind == "int":
-        _fix_unsafe_integers(payload[0], prefix, out)
+        # beyond 2**53 the JavaScript text is the nearest double's, not the decimal digits
+        values = payload[0]
+        unsafe = values > _JS_SAFE
+        if values.dtype.kind == "i":
+            unsafe |= values < -_JS_SAFE
+        if unsafe.any():
+            texts = [js_integer_text(v) for v in values[unsafe].tolist()]
+            out[unsafe] = buckets_and_exclusions(prefix, texts, engine)[0]
     return out, excluded
-
-
-def _fix_unsafe_integers(values: np.ndarray, prefix: int, out: np.ndarray) -> None:
-    """Rehash ids beyond 2**53, whose JavaScript text is not their decimal digits (rare)."""
-    unsafe = values > _JS_SAFE
-    if values.dtype.kind == "i":
-        unsafe |= values < -_JS_SAFE
-    for i in np.flatnonzero(unsafe).tolist():
-        out[i] = _second_round(fnv1a32_text(js_integer_text(int(values[i])), prefix))
 
 
 # ---- input preparation ---------------------------------------------------------------------
