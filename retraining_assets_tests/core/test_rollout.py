@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from growthbook.core import _js_number_to_string
 from scipy import stats
 
 from retraining_assets.core import rollout
@@ -29,6 +30,7 @@ from retraining_assets.core.rollout import (
     buckets,
     decide,
     fnv1a32,
+    is_excluded,
     msprt,
     proportion_ztest,
     srm_check,
@@ -39,35 +41,42 @@ from retraining_assets.core.rollout import (
 WEIGHTS = {"champion": 0.9, "challenger": 0.1}
 ENGINES = ["numpy", "numba"]
 
-# (salt, id, bucket, variant for WEIGHTS); the same vectors ship in rollout_vectors.json
+# (salt, id, bucket, in experiment, variant for WEIGHTS); the same ship in rollout_vectors.json
 VECTORS = [
-    ("", "a", 2812, "champion"),
-    ("exp", "user-1", 6500, "champion"),
-    ("exp", "user-2", 3931, "champion"),
-    ("exp", 42, 3437, "champion"),
-    ("exp", "42", 3437, "champion"),
-    ("exp", -7, 3955, "champion"),
-    ("exp", "", 6480, "champion"),
-    ("model-v7", "550e8400-e29b-41d4-a716-446655440000", 5486, "champion"),
-    ("model-v7", "é", 3029, "champion"),
-    ("model-v7", "日本語", 3151, "champion"),
-    ("rollout:2026-11", 0, 4427, "champion"),
-    ("rollout:2026-11", 9223372036854775807, 7581, "champion"),
-    ("exp", "user-12", 826, "challenger"),
-    ("exp", "user-17", 73, "challenger"),
+    ("", "a", 2812, True, "champion"),
+    ("exp", "user-1", 6500, True, "champion"),
+    ("exp", "user-2", 3931, True, "champion"),
+    ("exp", 42, 3437, True, "champion"),
+    ("exp", "42", 3437, True, "champion"),
+    ("exp", -7, 3955, True, "champion"),
+    ("exp", "", 6480, False, "champion"),  # GrowthBook leaves the empty id out: the control
+    ("model-v7", "550e8400-e29b-41d4-a716-446655440000", 5486, True, "champion"),
+    ("model-v7", "é", 9326, True, "champion"),  # UTF-16 code units, not UTF-8 bytes
+    ("model-v7", "日本語", 3502, True, "champion"),
+    ("rollout:2026-11", 0, 4427, False, "champion"),  # the number 0 is left out too
+    ("rollout:2026-11", 9223372036854775807, 4657, True, "champion"),  # "9223372036854776000"
+    ("exp", "user-12", 826, True, "challenger"),
+    ("exp", "user-17", 73, True, "challenger"),
+    ("exp", "😀", 2609, True, "champion"),  # a surrogate pair
+    ("exp", 2**53 + 1, 5198, True, "champion"),  # "9007199254740992", as 2**53
+    ("exp", -(2**60), 8454, True, "champion"),  # "-1152921504606847000"
 ]
 
 
 def spec_bucket(salt: str, entity_id: str | int) -> int:
-    """The documented algorithm, written out independently of the module."""
+    """The documented algorithm, written out independently of the module (GrowthBook's SDK
+    formats integer ids as JavaScript numbers)."""
 
-    def fnv(data: bytes) -> int:
+    def fnv(units: list[int]) -> int:
         h = 0x811C9DC5
-        for byte in data:
-            h = ((h ^ byte) * 0x01000193) % 2**32
+        for unit in units:
+            h = ((h ^ unit) * 0x01000193) % 2**32
         return h
 
-    return fnv(str(fnv(f"{salt}:{entity_id}".encode())).encode()) % 10_000
+    text = entity_id if isinstance(entity_id, str) else _js_number_to_string(entity_id)
+    raw = f"{salt}:{text}".encode("utf-16-le", "surrogatepass")
+    h1 = fnv([raw[i] | raw[i + 1] << 8 for i in range(0, len(raw), 2)])
+    return fnv(list(str(h1).encode())) % 10_000
 
 
 def binary(name: str, n: int, wins: int) -> VariantSummary:
@@ -93,8 +102,13 @@ def test_fnv1a32_reference_values() -> None:
 def test_shipped_vectors_match_table_spec_and_every_path() -> None:
     shipped = json.loads((Path(rollout.__file__).parent / "rollout_vectors.json").read_text())
     assert shipped["weights"] == WEIGHTS
-    assert [(v["salt"], v["id"], v["bucket"], v["variant"]) for v in shipped["vectors"]] == VECTORS
-    for salt, entity_id, expected, variant in VECTORS:
+    table = [
+        (v["salt"], v["id"], v["bucket"], v["in_experiment"], v["variant"])
+        for v in shipped["vectors"]
+    ]
+    assert table == VECTORS
+    for salt, entity_id, expected, included, variant in VECTORS:
+        assert is_excluded(entity_id) is not included
         router = Router(salt, WEIGHTS)
         assert spec_bucket(salt, entity_id) == expected
         assert bucket(salt, entity_id) == expected
@@ -102,17 +116,25 @@ def test_shipped_vectors_match_table_spec_and_every_path() -> None:
         assert router.assign(entity_id) == variant
         for engine in ENGINES:
             assert buckets(salt, [entity_id], engine=engine).tolist() == [expected]
+            assert router.assign_many([entity_id], engine=engine).tolist() == [variant]
 
 
-def test_integer_and_decimal_text_ids_share_a_bucket() -> None:
-    ints = np.array([0, 7, -7, 10**18, np.iinfo(np.int64).min, np.iinfo(np.int64).max])
-    texts = [str(int(x)) for x in ints]
+def test_integer_ids_share_a_bucket_with_their_javascript_text() -> None:
+    ints = np.array([0, 7, -7, 2**53, -(2**53), 2**53 + 1, 10**18, -(2**63), 2**63 - 1])
+    texts = [_js_number_to_string(int(x)) for x in ints]
+    assert texts[:5] == ["0", "7", "-7", str(2**53), str(-(2**53))]  # exact up to 2**53
+    assert texts[5:] == ["9007199254740992", "1000000000000000000", "-9223372036854776000",
+                         "9223372036854776000"]  # fmt: skip
     for engine in ENGINES:
         assert (
             buckets("s", ints, engine=engine).tolist()
             == buckets("s", texts, engine=engine).tolist()
         )
-    assert buckets("s", [2**70]).tolist() == [spec_bucket("s", 2**70)]
+    big = [2**64 + 1, -(2**70), 10**21, 12345678901234567890123]  # Python ints beyond int64
+    assert buckets("s", big).tolist() == [spec_bucket("s", x) for x in big]
+    assert [_js_number_to_string(x) for x in big[2:]] == ["1e+21", "1.2345678901234568e+22"]
+    with pytest.raises(ValueError, match="position 1 is beyond the range of a double"):
+        buckets("s", [1, 10**400])
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -8,11 +8,11 @@ Bucket layout (nested ramps)
 ----------------------------
 Variants take consecutive bucket ranges starting at 0, in the order of the weights mapping,
 except the *control* (``"champion"`` by default), which always takes the top of the line. With
-one challenger it owns ``[0, round(w * 10000))``: raising its share from 5 % to 25 % to 100 % only
-moves entities champion -> challenger, never back. Range ends are cumulative and rounded, so
-the widths add up to exactly 10,000. With several treatments the guarantee holds for changes of
-the *last* listed treatment's share (the one next to the control); growing an earlier one
-shifts the ranges after it.
+one challenger it owns the buckets ``b`` with ``b / 10000 < w``: raising its share from 5 % to
+25 % to 100 % only moves entities champion -> challenger, never back. Range ends are
+GrowthBook's running float sums of the weights, so every bucket has exactly one variant.
+With several treatments the guarantee holds for changes of the *last* listed treatment's share
+(the one next to the control); growing an earlier one shifts the ranges after it.
 
 Modules: ``hashing`` (the bucket hash), ``router``, ``plan``, ``stats``, ``decision`` (the one
 place a rollout decision is made), ``transitions`` (the audited state changes of a rollout in
@@ -34,6 +34,9 @@ from retraining_assets.core.rollout.hashing import (
     bucket,
     buckets,
     fnv1a32,
+    fnv1a32_text,
+    hash_v2,
+    is_excluded,
 )
 from retraining_assets.core.rollout.plan import (
     RolloutPlan,
@@ -78,6 +81,9 @@ __all__ = [
     "decide",
     "describe",
     "fnv1a32",
+    "fnv1a32_text",
+    "hash_v2",
+    "is_excluded",
     "msprt",
     "proportion_ztest",
     "rollout_metric",

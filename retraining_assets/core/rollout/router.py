@@ -1,5 +1,9 @@
 """The router: variants take consecutive bucket ranges (the control at the top), so a
-nested ramp only ever moves entities from champion to challenger."""
+nested ramp only ever moves entities from champion to challenger. Bucket ``b`` goes to the
+variant whose range ``[start, start + weight)`` holds ``b / 10000``, the starts being
+GrowthBook's floating cumulative sums, so weights that are not multiples of 1e-4 split at the
+same bucket as GrowthBook's ``getBucketRanges``/``chooseVariation``. Ids GrowthBook leaves out
+of an experiment (``""`` and the number 0, see ``hashing.is_excluded``) get the control."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ import numpy as np
 from retraining_assets.core.rollout.hashing import (
     N_BUCKETS,
     Engine,
-    buckets,
-    fnv1a32,
+    buckets_and_exclusions,
+    fnv1a32_text,
+    is_excluded,
     prefixed_bucket,
 )
 
@@ -65,25 +70,31 @@ class Router:
         weights = validate_weights(self.weights)
         order = [v for v in weights if v != self.control]
         order += [self.control] if self.control in weights else []
-        ends = np.rint(np.cumsum([weights[v] for v in order]) * N_BUCKETS).astype(np.int64)
-        ends[-1] = N_BUCKETS
-        starts = np.concatenate([[0], ends[:-1]])
-        for name, lo, hi in zip(order, starts, ends, strict=True):
-            if weights[name] > 0 and hi <= lo:
+        cumulative, ends = 0.0, []
+        for name in order:  # GrowthBook's getBucketRanges: a running float sum
+            cumulative += weights[name]
+            ends.append(cumulative)
+        points = np.arange(N_BUCKETS) / N_BUCKETS  # GrowthBook's hash values
+        table = np.minimum(np.searchsorted(ends, points, side="right"), len(order) - 1)
+        table = table.astype(np.uint8)
+        starts = np.searchsorted(table, np.arange(len(order)), side="left")
+        stops = np.searchsorted(table, np.arange(len(order)), side="right")
+        for name, lo, hi in zip(order, starts, stops, strict=True):
+            # GrowthBook would serve a share below 1e-4 a whole bucket (or none)
+            if weights[name] > 0 and (weights[name] < 1 / N_BUCKETS or hi <= lo):
                 raise ValueError(
                     f"weight of {name!r} ({weights[name]:g}) is below the bucket resolution "
                     f"1/{N_BUCKETS}"
                 )
-        table = np.repeat(np.arange(len(order), dtype=np.uint8), ends - starts)
         names = np.array(order, dtype=object)
         set_ = object.__setattr__
         set_(self, "weights", weights)
-        ranges = {v: (int(a), int(b)) for v, a, b in zip(order, starts, ends, strict=True)}
+        ranges = {v: (int(a), int(b)) for v, a, b in zip(order, starts, stops, strict=True)}
         set_(self, "ranges", ranges)
         set_(self, "_table", table)
         set_(self, "_names", names)
         set_(self, "_by_bucket", tuple(names[table].tolist()))
-        set_(self, "_prefix", fnv1a32(f"{self.salt}:".encode()))
+        set_(self, "_prefix", fnv1a32_text(f"{self.salt}:"))
         set_(self, "_prefix_u64", np.uint64(self._prefix))
 
     def bucket(self, entity_id: str | int) -> int:
@@ -91,12 +102,16 @@ class Router:
         return prefixed_bucket(self._prefix, self._prefix_u64, entity_id)
 
     def assign(self, entity_id: str | int) -> str:
-        """Variant of one id."""
-        return self._by_bucket[self.bucket(entity_id)]
+        """Variant of one id (the control for an id GrowthBook leaves out)."""
+        variant = self._by_bucket[self.bucket(entity_id)]
+        return self.control if is_excluded(entity_id) else variant
 
     def buckets(self, ids: Any, *, engine: Engine = "auto") -> np.ndarray:
-        return buckets(self.salt, ids, engine=engine)
+        return buckets_and_exclusions(self._prefix, ids, engine)[0]
 
     def assign_many(self, ids: Any, *, engine: Engine = "auto") -> np.ndarray:
         """Variants of many ids: an object array of variant names, in input order."""
-        return self._names.take(self._table[self.buckets(ids, engine=engine)])
+        bucket_of, excluded = buckets_and_exclusions(self._prefix, ids, engine)
+        variants = self._names.take(self._table[bucket_of])
+        variants[excluded] = self.control
+        return variants
