@@ -578,6 +578,8 @@ def test_no_secret_or_record_value_reaches_any_peer_or_the_outbox(
         **smtp_settings(smtp_server),
         smtp_password=smtp_password,
         source_url=f"postgresql://reader:{db_password}@db/records",
+        time_column="event_time",
+        target="defaulted",
         slack_webhook_url=webhook_server.url("/hook"),
     )
     record = {"customer_id": "CUST-991-XY", "income": 73456.25, "ssn": "987-65-4321"}
