@@ -35,6 +35,8 @@ PERIOD_NAMES: dict[str, Period] = {
     "month": "monthly",
 }
 """The user-facing names of the CLI (``--period day``) and the period each one means."""
+PERIOD_WORDS: dict[Period, str] = {period: word for word, period in PERIOD_NAMES.items()}
+"""The other way round: ``"weekly"`` -> ``"week"`` (a backtest's ``settings``)."""
 
 STEPS: dict[Period, pd.DateOffset] = {
     "hourly": pd.DateOffset(hours=1),

@@ -66,7 +66,13 @@ from retraining_assets.core.dataset import DatasetError, DatasetSpec
 from retraining_assets.core.evaluation import default_primary_metric, get_metric
 from retraining_assets.core.pipeline import drift_thresholds, promotion_policy, retrain_policy
 from retraining_assets.core.sources import SourceError, read_table
-from retraining_assets.core.timescales import PERIOD_NAMES, Duration, TimeScaleError, TimeScales
+from retraining_assets.core.timescales import (
+    PERIOD_NAMES,
+    PERIOD_WORDS,
+    Duration,
+    TimeScaleError,
+    TimeScales,
+)
 from retraining_assets.core.training import split_for_training
 from retraining_assets.settings import Settings, load_settings
 
@@ -88,7 +94,6 @@ __all__ = [
 POLICIES: tuple[str, ...] = ("auto", "monthly", "static", "always")
 DEFAULT_FAMILIES: tuple[str, ...] = ("xgboost",)  # the fastest family; pass more to compare
 PERIOD_UNITS = {"hour": (1, "h"), "day": (1, "d"), "week": (7, "d"), "month": (1, "M")}
-PERIOD_WORDS = {period: word for word, period in PERIOD_NAMES.items()}  # "weekly" -> "week"
 
 Progress = Callable[[int, int, str], None]
 

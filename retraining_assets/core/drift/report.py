@@ -89,8 +89,9 @@ class DriftReport:
         return "\n".join(lines)
 
     def to_html(self, path: str | os.PathLike[str], summary: Path | None = None) -> Path:
-        """Write a self-contained HTML report (plots embedded as base64 PNGs); ``summary``: the
-        summary plot already written by :meth:`plot_summary`, embedded rather than redrawn."""
+        """Write a self-contained HTML report (the summary plot as an embedded PNG, a plot per
+        feature as inline SVG); ``summary``: the summary plot already written by
+        :meth:`plot_summary`, embedded rather than redrawn."""
         return write_html(self, path, summary.read_bytes() if summary else None)
 
     def plot_summary(self, path: str | os.PathLike[str]) -> Path:

@@ -11,6 +11,7 @@ from retraining_assets.core.backtest import (
     POLICIES,
     BacktestError,
     BacktestResult,
+    Progress,
     replay_history,
 )
 from retraining_assets.core.files import write_atomically
@@ -134,7 +135,7 @@ def build_backtest_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
     return [backtest_report]
 
 
-def _logger(context: dg.AssetExecutionContext):
+def _logger(context: dg.AssetExecutionContext) -> Progress:
     """Progress in the run's log, about ten lines for any number of periods."""
 
     def progress(done: int, total: int, message: str) -> None:
