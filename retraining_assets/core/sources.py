@@ -25,6 +25,7 @@ from pandas.api import types as ptypes
 
 from retraining_assets.core.database import check_connection, make_engine, mask_url
 from retraining_assets.core.dataset import is_numeric_dtype, parse_timestamps
+from retraining_assets.core.sampling import MODULUS, MULTIPLIER, WindowSample
 
 
 class SourceError(RuntimeError):
@@ -45,6 +46,11 @@ class RecordSource(ABC):
     def load(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """Records with ``start <= time < end`` (open ends when None), time column parsed,
         ordered by time."""
+
+    def sample(self, start: datetime, end: datetime, sample: WindowSample) -> pd.DataFrame:
+        """The ``sample`` of the window ``[start, end)``, in time order (``core.sampling``).
+        This default reads the window and keeps the sample; a database draws it itself."""
+        return sample.take(self.load(start, end))
 
     @abstractmethod
     def count(self, start: datetime | None = None, end: datetime | None = None) -> int:
@@ -107,9 +113,33 @@ class SqlRecordSource(RecordSource):
         return query.order_by(table.c[self.time_column])
 
     def load(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        return self._read(self.query(start, end))
+
+    def sample(self, start: datetime, end: datetime, sample: WindowSample) -> pd.DataFrame:
+        """The sample drawn by the database: ``ROW_NUMBER()`` over the window's time order,
+        kept by the same integer hash as ``WindowSample.keeps``; only the sample is read."""
+        if sample.everything:
+            return self.load(start, end)
+        table = self._table()
+        time = table.c[self.time_column]
+        position = sa.func.row_number().over(order_by=[time, *table.primary_key.columns]) - 1
+        numbered = (
+            sa.select(table, position.label("_position"))
+            .where(*self._window(table, start, end))
+            .subquery()
+        )
+        hashed = (numbered.c._position * MULTIPLIER + sample.seed) % MODULUS
+        query = (
+            sa.select(*(numbered.c[column.name] for column in table.c))
+            .where(hashed < sample.threshold)
+            .order_by(numbered.c._position)
+        )
+        return self._read(query)
+
+    def _read(self, query: sa.Select) -> pd.DataFrame:
         table = self._table()
         with make_engine(self.url).connect() as connection:
-            frame = pd.read_sql(self.query(start, end), connection)
+            frame = pd.read_sql(query, connection)
         frame = frame.drop(columns=[c for c in ("id",) if c in frame and _is_surrogate(table, c)])
         return frame.assign(**{self.time_column: parse_timestamps(frame[self.time_column])})
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import itertools
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
 
-import numpy as np
 import pandas as pd
 from croniter import croniter
+
+from retraining_assets.core.sampling import WindowSample
 
 Period = Literal["hourly", "daily", "weekly", "monthly"]
 PERIODS: tuple[Period, ...] = get_args(Period)
@@ -174,16 +174,10 @@ class TimeScales:
             start = self.shift(start, -1)
         return start, end
 
-    def drift_sample(self, window: pd.DataFrame, period_key: str) -> pd.DataFrame:
-        """At most ``drift_max_records`` records of a drift window, drawn uniformly over the
-        whole window (time order kept) with a seed from the period's key, so a re-run of the
-        period reaches the same verdict. Past 100k records a test on more rows only finds
-        smaller differences significant, while reading and scoring them grows linearly."""
-        if not self.drift_max_records or len(window) <= self.drift_max_records:
-            return window
-        seed = zlib.crc32(period_key.encode())
-        rows = np.random.default_rng(seed).choice(len(window), self.drift_max_records, False)
-        return window.iloc[np.sort(rows)]
+    def drift_sample(self, n_window: int, period_key: str) -> WindowSample:
+        """About ``drift_max_records`` of a drift window's ``n_window`` records, spread over
+        the whole window (``core.sampling``), seeded by the period's key."""
+        return WindowSample.of(n_window, self.drift_max_records, period_key)
 
     def training_window_of(
         self, period_start: datetime, data_start: datetime | None = None

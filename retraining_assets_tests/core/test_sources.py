@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from retraining_assets.core.database import DatabaseError, make_engine, platform_engine
 from retraining_assets.core.demo import DemoStream
+from retraining_assets.core.sampling import WindowSample
 from retraining_assets.core.sources import (
     FileRecordSource,
     RecordSource,
@@ -40,6 +41,13 @@ def _assert_window_semantics(source: RecordSource, frame: pd.DataFrame) -> None:
     first, last = source.time_range()
     assert (first, last) == (frame.event_time.min(), frame.event_time.max())
     assert source.load(datetime(2030, 1, 1), datetime(2030, 2, 1)).empty
+    # a drift window's sample: the same records on every backend (a database draws it itself)
+    sample = WindowSample.of(len(in_march), len(in_march) // 3, "2024-03-31")
+    drawn = source.sample(MARCH, APRIL, sample)
+    expected = sample.take(in_march.sort_values("event_time", kind="stable"))
+    assert abs(len(drawn) - len(in_march) // 3) <= 2
+    assert drawn["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert drawn["event_time"].tolist() == expected["event_time"].tolist()
 
 
 @pytest.fixture

@@ -3,9 +3,11 @@
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
+from retraining_assets.core.sampling import WindowSample
 from retraining_assets.core.timescales import (
     PERIOD_NAMES,
     Duration,
@@ -193,13 +195,25 @@ def test_fitting_scales_validate() -> None:
 def test_a_large_drift_window_is_sampled_uniformly_and_reproducibly() -> None:
     window = pd.DataFrame({"t": pd.date_range("2024-03-01", periods=7_000, freq="86s")})
     scales = TimeScales(drift_min_records=500, drift_max_records=1_000)
-    sample = scales.drift_sample(window, "2024-03-07")
-    assert len(sample) == 1_000 and sample["t"].is_monotonic_increasing
-    assert sample.index.is_unique
-    pd.testing.assert_frame_equal(sample, scales.drift_sample(window, "2024-03-07"))
-    assert not sample.index.equals(scales.drift_sample(window, "2024-03-08").index)
+    sample = scales.drift_sample(len(window), "2024-03-07").take(window)
+    assert abs(len(sample) - 1_000) <= 2 and sample["t"].is_monotonic_increasing
+    again = scales.drift_sample(len(window), "2024-03-07").take(window)
+    pd.testing.assert_frame_equal(sample, again)
+    other = scales.drift_sample(len(window), "2024-03-08").take(window)
+    assert not sample.index.equals(other.index)
     # uniform over the window: each of the seven days keeps about a seventh of the sample
     per_day = sample["t"].dt.day.value_counts()
-    assert len(per_day) == 7 and per_day.min() > 100
-    assert scales.drift_sample(window.head(900), "2024-03-07").equals(window.head(900))
-    assert TimeScales(drift_max_records=0).drift_sample(window, "x").equals(window)
+    assert len(per_day) == 7 and per_day.min() > 130
+    assert scales.drift_sample(900, "2024-03-07").take(window.head(900)).equals(window.head(900))
+    assert TimeScales(drift_max_records=0).drift_sample(7_000, "x").take(window).equals(window)
+
+
+@pytest.mark.parametrize("sources", [2, 3, 7, 24])
+def test_records_arriving_round_robin_are_sampled_alike(sources: int) -> None:
+    """A fixed stride of 7 would read one of 7 interleaved sources only; the sample keeps
+    every residue class of positions at the same rate."""
+    sample = WindowSample.of(700_000, 100_000, "2024-03-07")
+    kept = sample.keeps(np.arange(700_000))
+    per_source = np.bincount(np.arange(700_000)[kept] % sources, minlength=sources)
+    expected = kept.sum() / sources
+    assert np.all(np.abs(per_source - expected) < 0.01 * expected)

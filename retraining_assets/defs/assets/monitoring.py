@@ -83,14 +83,14 @@ def build_monitoring_assets(
         start, end = scales.drift_window_of(
             period_start(partitions_def, partition), source.count, pipeline.data_start
         )
-        window = source.load(start, end)
-        sample = scales.drift_sample(window, partition)
+        n_window = source.count(start, end)
+        sample = source.sample(start, end, scales.drift_sample(n_window, partition))
         context.log.info(
             f"{partition}: drift window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
-            f"{len(window)} records"
-            + (f", a seeded sample of {len(sample)}" if len(sample) < len(window) else "")
+            f"{n_window} records"
+            + (f", a seeded sample of {len(sample)}" if len(sample) < n_window else "")
         )
-        return sample, window_metadata(start, end, len(window), len(sample))
+        return sample, window_metadata(start, end, n_window, len(sample))
 
     @dg.asset(
         key=[name, "drift_report"],
