@@ -63,10 +63,13 @@ def split_by_time(
 ) -> Split:
     """Order rows by time; the holdout is the most recent tail, valid the block before it.
 
-    With ``holdout_records`` (``valid_records``) the holdout (valid part) is the newest that
-    many rows, at most ``holdout_share`` (``valid_share``) of the window: a long window then
-    still trains on data up to a few days before its end, so a model retrained soon after a
-    change has seen the change, and is judged on the newest records, as the champion is.
+    With ``holdout_records`` the holdout is the newest that many rows (at most
+    ``holdout_share`` of the window), so a candidate is judged on the newest records, as the
+    champion is. With ``valid_records`` the valid part is that many rows (at most
+    ``valid_share``) drawn, seeded, from everything before the holdout, in proportion to the
+    recency weights: the newest records before the holdout are then trained on, not set
+    aside, so a model retrained a few days after a change has seen the change, and early
+    stopping and ensemble weights are judged on the mix the fit weighs.
 
     With ``half_life`` a train row weighs half as much as one ``half_life`` newer (weights
     relative to the newest train row, mean 1), so the recent records dominate the fit.
@@ -97,11 +100,20 @@ def split_by_time(
                 f"the {part} part would be empty: {n} rows with valid_share={valid_share}, "
                 f"holdout_share={holdout_share}"
             )
+    ordered_times = times.to_numpy()[order]
+    n_fit = n_train + n_valid
+    if valid_records:
+        is_valid = _weighted_draw(
+            n_fit, _recency_weights(ordered_times[:n_fit], half_life), n_valid
+        )
+    else:  # the block before the holdout, as before records were counted
+        is_valid = np.arange(n_fit) >= n_train
+    train_rows = np.flatnonzero(~is_valid)
     split = Split(
-        train=ordered.iloc[:n_train],
-        valid=ordered.iloc[n_train : n_train + n_valid],
-        holdout=ordered.iloc[n_train + n_valid :],
-        train_weight=_recency_weights(times.to_numpy()[order][:n_train], half_life),
+        train=ordered.iloc[train_rows],
+        valid=ordered.iloc[np.flatnonzero(is_valid)],
+        holdout=ordered.iloc[n_fit:],
+        train_weight=_recency_weights(ordered_times[train_rows], half_life),
     )
     if spec.task != "regression":
         present = label_strings(split.train[spec.target]).unique()
@@ -111,6 +123,15 @@ def split_by_time(
                 "a classifier needs at least two"
             )
     return split
+
+
+def _weighted_draw(n: int, weights: np.ndarray | None, size: int, seed: int = 0) -> np.ndarray:
+    """A mask of ``size`` of ``n`` rows drawn without replacement, each in proportion to its
+    weight (uniformly when None); seeded, so a window always splits the same way."""
+    p = None if weights is None else weights / weights.sum()
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(seed).choice(n, size, replace=False, p=p)] = True
+    return mask
 
 
 def _recency_weights(times: np.ndarray, half_life: timedelta | None) -> np.ndarray | None:

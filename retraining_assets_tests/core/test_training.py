@@ -183,13 +183,36 @@ def test_split_by_records_holds_out_the_newest_records(rows: int, holdout: int, 
     """The pipeline's split (RETRAIN_HOLDOUT_RECORDS, RETRAIN_VALIDATION_RECORDS): a long
     window trains on data up to its newest 1,000 records, not up to its newest 35%."""
     frame = DemoStream(rows_per_month=rows * 2, months=1).generate(0).head(rows)
-    split = split_for_training(load_settings())(frame.sample(frac=1.0, random_state=2), SPEC)
+    shuffled = frame.sample(frac=1.0, random_state=2)
+    split = split_for_training(load_settings())(shuffled, SPEC)
     assert (len(split.holdout), len(split.valid)) == (holdout, valid)
     assert len(split.train) == len(frame) - holdout - valid
     time = SPEC.time_column
-    newest = frame.sort_values(time, kind="stable")[time].iloc[-holdout:]
-    assert split.holdout[time].tolist() == newest.tolist()
-    assert split.train[time].max() <= split.valid[time].min() <= split.holdout[time].min()
+    ordered = frame.sort_values(time, kind="stable")
+    assert split.holdout[time].tolist() == ordered[time].iloc[-holdout:].tolist()
+    # valid is drawn from everything before the holdout: the newest of it is trained on
+    before = set(ordered["customer_id"].iloc[:-holdout])
+    assert set(split.train["customer_id"]) | set(split.valid["customer_id"]) == before
+    assert not set(split.train["customer_id"]) & set(split.valid["customer_id"])
+    assert split.train[time].max() > split.valid[time].min()
+    assert max(split.train[time].max(), split.valid[time].max()) <= split.holdout[time].min()
+    again = split_for_training(load_settings())(shuffled, SPEC)
+    assert again.valid["customer_id"].tolist() == split.valid["customer_id"].tolist()
+
+
+def test_validation_is_drawn_in_proportion_to_the_recency_weights() -> None:
+    """With a half-life the valid part leans to the newest records, as the fit does; without,
+    it is uniform over the time before the holdout."""
+    frame = DemoStream(rows_per_month=20_000, months=1).generate(0)
+    time, start = SPEC.time_column, frame[SPEC.time_column].min()
+
+    def valid_age_share(half_life: str) -> float:
+        split = split_for_training(load_settings(training_half_life=half_life))(frame, SPEC)
+        cut = start + (split.holdout[time].min() - start) / 2
+        return float((split.valid[time] >= cut).mean())  # share in the newer half
+
+    assert valid_age_share("3d") > 0.9
+    assert 0.4 < valid_age_share("") < 0.6
 
 
 def test_recent_records_weigh_more_with_a_half_life() -> None:
