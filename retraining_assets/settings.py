@@ -176,8 +176,9 @@ class Settings(BaseSettings):
     validation_records: int = Field(
         500,
         ge=0,
-        description="Records before the holdout used for early stopping and ensemble weights "
-        "(at most 15% of the window; 0: 15%).",
+        description="Records drawn (seeded, by recency weight) from before the holdout for "
+        "early stopping and ensemble weights (at most 15% of the window; 0: the 15% before the "
+        "holdout).",
     )
     training_half_life: str | None = Field(
         "10d",
