@@ -66,10 +66,13 @@ def split_by_time(
     With ``holdout_records`` the holdout is the newest that many rows (at most
     ``holdout_share`` of the window), so a candidate is judged on the newest records, as the
     champion is. With ``valid_records`` the valid part is that many rows (at most
-    ``valid_share``) drawn, seeded, from everything before the holdout, in proportion to the
-    recency weights: the newest records before the holdout are then trained on, not set
-    aside, so a model retrained a few days after a change has seen the change, and early
-    stopping and ensemble weights are judged on the mix the fit weighs.
+    ``valid_share``). When the window is large enough that the record count, not the share,
+    sizes it, those rows are drawn, seeded, from everything before the holdout, in proportion
+    to the recency weights: the newest records before the holdout are then trained on, not
+    set aside, so a model retrained a few days after a change has seen the change, and early
+    stopping and ensemble weights are judged on the mix the fit weighs. A small window keeps
+    the block before the holdout: its gap keeps the holdout an honest forecast on an
+    autocorrelated series (measured on weather, README "New data can win quickly").
 
     With ``half_life`` a train row weighs half as much as one ``half_life`` newer (weights
     relative to the newest train row, mean 1), so the recent records dominate the fit.
@@ -102,7 +105,7 @@ def split_by_time(
             )
     ordered_times = times.to_numpy()[order]
     n_fit = n_train + n_valid
-    if valid_records:
+    if valid_records and n_valid == valid_records:  # sized by records, not capped by share
         is_valid = _weighted_draw(
             n_fit, _recency_weights(ordered_times[:n_fit], half_life), n_valid
         )
