@@ -132,11 +132,13 @@ def summarise_scores(model: TrainedModel, raw: np.ndarray) -> np.ndarray:
 
 
 def load_model(registry: Registry, pipeline: str, version: int) -> TrainedModel:
-    """A registered model, its artifact's signature always verified first (so a legacy pickle
-    artifact is unpickled only then; new ones hold no pickle). Within one process (the
-    in-process executor, the demo) the loaded model is reused for identical bytes: the
-    ensemble and the evaluation load models the same run has just trained."""
-    artifact = registry.load_model_bytes(pipeline, version)  # refuses a bad signature
+    """A registered model, its artifact's signature always verified first: a legacy pickle
+    artifact is unpickled only then, and only when the registry allows legacy pickles (new
+    ones hold no pickle). Within one process (the in-process executor, the demo) the loaded
+    model is reused for identical bytes: the ensemble and the evaluation load models the same
+    run has just trained."""
+    # refuses a bad signature, and a legacy pickle when RETRAIN_LEGACY_PICKLES is off
+    artifact = registry.load_model_bytes(pipeline, version)
     cached = _LOADED.get(_digest(artifact))
     if cached is not None:
         return cached

@@ -31,6 +31,7 @@ from sklearn.compose import ColumnTransformer
 from skops.io.exceptions import UntrustedTypesFoundException
 from xgboost import XGBClassifier, XGBModel, XGBRegressor
 
+from retraining_assets.core.files import is_zip
 from retraining_assets.core.neural_net import TorchMLP
 from retraining_assets.core.splits import TrainingError
 from retraining_assets.core.trained_model import FittedEstimator, SoftVote, TrainedModel
@@ -47,7 +48,6 @@ __all__ = [
 FORMAT = "retraining_assets.model"
 FORMAT_VERSION = 1
 MANIFEST = "model.json"
-_ZIP_MAGIC = b"PK\x03\x04"
 
 # What our preprocessors and forests hold beyond the types skops trusts by default, and
 # nothing more: a skops file naming any other type (``os.system``, a user's class) is refused.
@@ -158,7 +158,7 @@ def model_from_bytes(
 
     A legacy pickle is refused unless ``allow_pickle`` (pass it only for bytes whose signature
     has been verified: unpickling runs whatever the file says)."""
-    if bytes(data[:4]) != _ZIP_MAGIC:
+    if not is_zip(data):
         if not allow_pickle:
             raise TrainingError(
                 f"{name} cannot be loaded: it is not a model zip, and a legacy pickle is only "

@@ -23,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from retraining_assets.core import lifecycle, model_files, preprocessing, trained_model, training
 from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.neural_net import MLPConfig, TorchMLP
-from retraining_assets.core.registry import CorruptArtifactError, Registry
+from retraining_assets.core.registry import CorruptArtifactError, LegacyPickleError, Registry
 from retraining_assets.core.training import (
     FAMILIES,
     Split,
@@ -34,6 +34,7 @@ from retraining_assets.core.training import (
     split_by_time,
     train_candidates,
 )
+from retraining_assets.settings import load_settings
 from retraining_assets_tests.core.test_training import DATASETS
 
 TrainedSet = tuple[Split, dict[str, TrainedModel]]
@@ -286,4 +287,24 @@ def test_a_legacy_pickle_artifact_still_loads_after_its_signature_check(
     )
     with pytest.raises(CorruptArtifactError, match=f"demo v{version}"):
         load_model(registry, "demo", version)
+    assert not marker.exists()
+
+
+def test_with_legacy_pickles_off_even_a_signed_pickle_is_refused_and_nothing_runs(
+    platform_db: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone holding the signing key can sign a pickle; with RETRAIN_LEGACY_PICKLES=false no
+    model load (nor a champion move's artifact check) unpickles it."""
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RETRAIN_LEGACY_PICKLES", "false")
+    registry = Registry.from_settings(load_settings())
+    assert registry.legacy_pickles is False
+    registry = Registry(platform_db, registry.artifact_root, legacy_pickles=False)
+    marker = tmp_path / "marker"
+    version = _register(registry, pickle.dumps(_Payload(marker)))  # correctly signed
+    refused = f"demo v{version} is a legacy pickle"
+    with pytest.raises(LegacyPickleError, match=refused):
+        load_model(registry, "demo", version)
+    with pytest.raises(LegacyPickleError, match=refused):  # what every champion move checks
+        registry.verify_artifacts("demo", version)
     assert not marker.exists()
