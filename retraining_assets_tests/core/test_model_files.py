@@ -14,6 +14,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io as sio
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer
 
 from retraining_assets.core import lifecycle, model_files, preprocessing, trained_model, training
+from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.neural_net import MLPConfig, TorchMLP
 from retraining_assets.core.registry import CorruptArtifactError, LegacyPickleError, Registry
@@ -119,6 +121,41 @@ def test_every_family_round_trips_with_identical_predictions(trained: TrainedSet
     ensemble = model_from_bytes(model_to_bytes(models["ensemble"]))
     assert [m.family for m in ensemble.scorer.members] == list(models)[:-1]
     np.testing.assert_array_equal(ensemble.scorer.weights, models["ensemble"].scorer.weights)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
+def test_awkward_columns_round_trip_within_the_trusted_types() -> None:
+    """Rare categories past MAX_CATEGORIES, bool and integer categoricals, nullable integers and
+    an all-missing column: the preprocessor still holds only trusted types."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    frame = pd.DataFrame(
+        {
+            "many": rng.choice([f"c{i}" for i in range(60)], n),
+            "flag": rng.random(n) < 0.5,
+            "code": rng.integers(0, 5, n),
+            "nullable": pd.array(rng.integers(0, 100, n), dtype="Int64"),
+            "x": rng.normal(size=n),
+            "empty": np.nan,
+        }
+    )
+    frame.loc[::7, "nullable"] = pd.NA
+    frame["y"] = (frame["x"] + (frame["code"] == 2) > 0.3).astype(int)
+    frame["t"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(n), unit="h")
+    spec = DatasetSpec(
+        time_column="t",
+        target="y",
+        task="binary",
+        numeric_features=("x", "nullable", "empty"),
+        categorical_features=("many", "flag", "code"),
+        classes=("0", "1"),
+    )
+    split = split_by_time(frame, spec)
+    for family, model in train_candidates(split, spec, ("random_forest", "neural_net")).items():
+        restored = model_from_bytes(model_to_bytes(model))
+        np.testing.assert_array_equal(
+            restored.scores(split.holdout), model.scores(split.holdout), err_msg=family
+        )
 
 
 def test_the_zip_holds_no_pickle_and_loads_with_pickle_disabled(
