@@ -451,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"decision: {measured['decision']}; peak RSS {measured['peak RSS (MB)']:.0f} MB")
         print("not compared: " + ", ".join(f"{k} {v:.1f}s" for k, v in measured["setup"].items()))
         print(
-            "artifacts (joblib, time / MB): "
+            "model files (model_to_bytes, time / MB): "
             + ", ".join(f"{k} {s:.2f}s / {mb:.1f}" for k, (s, mb) in measured["artifacts"].items())
         )
 

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="Secret (32+ bytes) that signs model artifacts (never logged, never in the "
         "database). Default: the key file home/artifact.key, created on first use (0600).",
     )
+    legacy_pickles: bool = Field(
+        True,
+        description="Load model files that versions from before the zip format stored as "
+        "pickles (only after their signature check). Set false once none is needed: then no "
+        "model load can run pickle, even with a stolen signing key.",
+    )
 
     # --- time scales ---------------------------------------------------------------------
     partition: Period = Field(

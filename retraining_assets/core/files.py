@@ -7,7 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["is_zip", "write_atomically"]
+
+ZIP_MAGIC = b"PK\x03\x04"  # the local file header every zip starts with
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -25,3 +27,8 @@ def write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def is_zip(data: bytes) -> bool:
+    """Whether ``data`` starts like a zip file (model files do; legacy pickles do not)."""
+    return bytes(data[:4]) == ZIP_MAGIC

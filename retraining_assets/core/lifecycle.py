@@ -132,11 +132,18 @@ def summarise_scores(model: TrainedModel, raw: np.ndarray) -> np.ndarray:
 
 
 def load_model(registry: Registry, pipeline: str, version: int) -> TrainedModel:
-    """A registered model, its artifact's checksum always verified first. Within one process
-    (the in-process executor, the demo) the unpickled model is reused for identical bytes:
-    the ensemble and the evaluation load models the same run has just trained."""
+    """A registered model, its artifact's signature always verified first: a legacy pickle
+    artifact is unpickled only then, and only when the registry allows legacy pickles (new
+    ones hold no pickle). Within one process (the in-process executor, the demo) the loaded
+    model is reused for identical bytes: the ensemble and the evaluation load models the same
+    run has just trained."""
+    # refuses a bad signature, and a legacy pickle when RETRAIN_LEGACY_PICKLES is off
     artifact = registry.load_model_bytes(pipeline, version)
-    return _LOADED.get(_digest(artifact)) or _remember(artifact, model_from_bytes(artifact))
+    cached = _LOADED.get(_digest(artifact))
+    if cached is not None:
+        return cached
+    name = f"the model artifact of {pipeline} {version_name(version)}"
+    return _remember(artifact, model_from_bytes(artifact, name=name, allow_pickle=True))
 
 
 _LOADED: OrderedDict[str, TrainedModel] = OrderedDict()  # artifact SHA-256 -> model

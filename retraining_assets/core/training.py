@@ -11,28 +11,26 @@ part only, and every trained model is a ``TrainedModel`` that takes a raw pandas
 Classification labels are handled as strings (``DatasetSpec.classes`` are strings), so a 0/1
 integer target and its spec ``("0", "1")`` agree. Thread counts follow ``OMP_NUM_THREADS``
 (default 1) so that parallel Dagster steps do not oversubscribe the machine.
+
+The preprocessing lives in ``preprocessing``, the model object in ``trained_model``, the torch
+network in ``neural_net`` and the model files in ``model_files``; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.impute import SimpleImputer
 from sklearn.metrics import log_loss, mean_squared_error
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier, XGBRegressor
 
 from retraining_assets.core.dataset import (
@@ -41,6 +39,16 @@ from retraining_assets.core.dataset import (
     class_labels,
     label_strings,
 )
+from retraining_assets.core.model_files import model_from_bytes, model_to_bytes
+from retraining_assets.core.neural_net import MLPConfig, TorchMLP
+from retraining_assets.core.preprocessing import (  # noqa: F401 (_as_*: legacy pickles)
+    MAX_CATEGORIES,
+    MISSING_CATEGORY,
+    _as_float,
+    _as_strings,
+    build_preprocessor,
+    feature_matrix,
+)
 from retraining_assets.core.splits import (  # the split is re-exported: trainers take it
     Split,
     TrainingError,
@@ -48,6 +56,12 @@ from retraining_assets.core.splits import (  # the split is re-exported: trainer
     split_by_time,
     split_for_training,
 )
+from retraining_assets.core.trained_model import FittedEstimator, SoftVote, TrainedModel
+
+# Legacy pickled artifacts name their classes and functions ``retraining_assets.core.training.
+# <name>`` (_as_float, _as_strings, _FittedEstimator, _SoftVote, MLPConfig, TorchMLP, ...) and
+# unpickling looks them up here: keep every one of them importable from this module.
+_FittedEstimator, _SoftVote = FittedEstimator, SoftVote
 
 __all__ = [
     "BASE_FAMILIES",
@@ -77,8 +91,6 @@ __all__ = [
 
 BASE_FAMILIES: tuple[str, ...] = ("random_forest", "xgboost", "neural_net")
 FAMILIES: tuple[str, ...] = (*BASE_FAMILIES, "ensemble")
-MISSING_CATEGORY = "__missing__"
-MAX_CATEGORIES = 20  # one-hot columns per feature; rarer levels share an "infrequent" column
 RF_MAX_ROWS_PER_TREE = 50_000  # bounds forest cost on large tables; more rows add little
 
 
@@ -88,61 +100,6 @@ def thread_count() -> int:
         return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
     except ValueError:
         return 1
-
-
-# --- preprocessing ---------------------------------------------------------------------------
-def _as_float(X: pd.DataFrame) -> pd.DataFrame:
-    # Nullable integer columns (pd.NA) become float NaN, which SimpleImputer understands.
-    return X.astype("float64")
-
-
-def _as_strings(X: pd.DataFrame) -> pd.DataFrame:
-    # One label type per column (bools, ints, pandas str dtype all become Python str) and one
-    # missing marker (NaN), so the encoder never sees mixed types.
-    return (
-        X.apply(lambda column: column.map(str, na_action="ignore"))
-        .astype(object)
-        .where(X.notna(), np.nan)
-    )
-
-
-def build_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
-    """The one preprocessing pipeline shared by every family.
-
-    Numeric: median imputation with missing-indicator columns, then standard scaling (the MLP
-    needs it; trees are indifferent). Categorical: constant imputation, then one-hot with
-    ``handle_unknown="ignore"`` (an unseen category becomes all zeros) and at most
-    ``MAX_CATEGORIES`` columns per feature. One-hot rather than ordinal codes because the MLP
-    cannot use arbitrary codes, and sharing one encoding keeps the families comparable; for
-    trees the cost is a few more columns, which the category cap bounds.
-    """
-    transformers: list[tuple[str, Pipeline, list[str]]] = []
-    if spec.numeric_features:
-        numeric = make_pipeline(
-            FunctionTransformer(_as_float, feature_names_out="one-to-one"),
-            SimpleImputer(strategy="median", add_indicator=True),
-            StandardScaler(),
-        )
-        transformers.append(("numeric", numeric, list(spec.numeric_features)))
-    if spec.categorical_features:
-        categorical = make_pipeline(
-            FunctionTransformer(_as_strings, feature_names_out="one-to-one"),
-            SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY),
-            OneHotEncoder(
-                handle_unknown="ignore",
-                max_categories=MAX_CATEGORIES,
-                sparse_output=False,
-                dtype=np.float32,
-            ),
-        )
-        transformers.append(("categorical", categorical, list(spec.categorical_features)))
-    if not transformers:
-        raise TrainingError("the spec has no features to train on")
-    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
-
-
-def _matrix(preprocessor: ColumnTransformer, frame: pd.DataFrame) -> np.ndarray:
-    return np.ascontiguousarray(preprocessor.transform(frame), dtype=np.float32)
 
 
 # --- labels ----------------------------------------------------------------------------------
@@ -173,216 +130,6 @@ def _targets(frame: pd.DataFrame, spec: DatasetSpec, classes: Sequence[str]) -> 
     if spec.task == "regression":
         return frame[spec.target].to_numpy(dtype=np.float64)
     return encode_labels(frame[spec.target], classes)
-
-
-# --- the trained model -----------------------------------------------------------------------
-class _Scorer(Protocol):
-    def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probabilities (n, k) over the model's classes, or regression values (n,)."""
-        ...
-
-
-@dataclass
-class _FittedEstimator:
-    """A preprocessor plus an estimator trained on the classes present in the train part."""
-
-    preprocessor: ColumnTransformer
-    estimator: Any  # sklearn-style: predict_proba (classification) or predict (regression)
-    task: Task
-    present: np.ndarray  # indices (into the model's classes) the estimator was trained on
-    n_classes: int
-
-    def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        X = _matrix(self.preprocessor, frame)
-        if self.task == "regression":
-            return np.asarray(self.estimator.predict(X), dtype=np.float64)
-        proba = np.zeros((len(frame), self.n_classes))
-        raw = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
-        # float32 outputs (XGBoost) sum to 1 only approximately; metrics expect exact rows.
-        proba[:, self.present] = raw / raw.sum(axis=1, keepdims=True)
-        return proba
-
-
-# The public name; pickled artifacts refer to the class by its original name.
-FittedEstimator = _FittedEstimator
-
-
-@dataclass
-class _SoftVote:
-    members: list[TrainedModel]
-    weights: np.ndarray
-
-    def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        stacked = np.stack([member.scores(frame) for member in self.members])
-        return np.tensordot(self.weights, stacked, axes=1)
-
-
-@dataclass
-class TrainedModel:
-    """A trained candidate: what it is, how it was trained, and how to predict with it."""
-
-    family: str
-    task: Task
-    params: dict[str, Any]
-    training_seconds: float
-    classes: tuple[str, ...]
-    features: tuple[str, ...]
-    scorer: _Scorer = field(repr=False)
-
-    def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probabilities (n, k) in ``classes`` order, or regression predictions (n,)."""
-        require_columns(frame, self.features, f"{self.family} model input")
-        if len(frame) == 0:
-            return np.zeros((0, len(self.classes))) if self.classes else np.zeros(0)
-        return self.scorer.scores(frame)
-
-    @property
-    def fitted(self) -> FittedEstimator | None:
-        """The one preprocessor and estimator behind ``scores`` (None for an ensemble): what
-        the service's compiled scorer is built from."""
-        return self.scorer if isinstance(self.scorer, _FittedEstimator) else None
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.task == "regression":
-            raise TrainingError(f"{self.family}: predict_proba needs a classification model")
-        return self.scores(frame)
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Class labels (strings from ``classes``) or regression values (floats)."""
-        scores = self.scores(frame)
-        if self.task == "regression":
-            return scores
-        return np.asarray(self.classes, dtype=object)[scores.argmax(axis=1)]
-
-
-# --- the torch MLP ---------------------------------------------------------------------------
-@dataclass
-class MLPConfig:
-    hidden: tuple[int, int] = (64, 32)
-    dropout: float = 0.1
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 256
-    max_epochs: int = 50
-    patience: int = 5
-
-
-def _network(n_inputs: int, n_outputs: int, config: MLPConfig) -> torch.nn.Sequential:
-    first, second = config.hidden
-    return torch.nn.Sequential(
-        torch.nn.Linear(n_inputs, first),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(config.dropout),
-        torch.nn.Linear(first, second),
-        torch.nn.ReLU(),
-        torch.nn.Linear(second, n_outputs),
-    )
-
-
-class TorchMLP:
-    """A small MLP with an sklearn-like face. Inputs arrive standardised by the preprocessor;
-    regression targets are standardised here. Pickles as a state_dict, not as a module."""
-
-    def __init__(self, task: Task, config: MLPConfig, seed: int) -> None:
-        self.task, self.config, self.seed = task, config, seed
-        self.n_inputs = self.n_outputs = 0
-        self.y_mean, self.y_std = 0.0, 1.0
-        self.epochs_trained = self.best_epoch = 0
-        self.net: torch.nn.Sequential | None = None
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_valid: np.ndarray,
-        y_valid: np.ndarray,
-        weight: np.ndarray | None = None,
-    ) -> None:
-        regression = self.task == "regression"
-        if regression:
-            self.y_mean, self.y_std = float(y.mean()), float(y.std()) or 1.0
-        self.n_inputs = X.shape[1]
-        self.n_outputs = 1 if regression else int(y.max()) + 1
-        loss_fn = torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss()
-        row_loss = (
-            torch.nn.MSELoss(reduction="none")
-            if regression
-            else torch.nn.CrossEntropyLoss(reduction="none")
-        )
-        w_train = torch.from_numpy(
-            (np.ones(len(X)) if weight is None else weight).astype(np.float32)
-        )
-        x_train, y_train = torch.from_numpy(X), self._target_tensor(y)
-        x_valid, y_valid_t = torch.from_numpy(X_valid), self._target_tensor(y_valid)
-        # fork_rng: fixed seeds for init, dropout and shuffling without touching the caller's RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            net = _network(self.n_inputs, self.n_outputs, self.config)
-            optimiser = torch.optim.Adam(
-                net.parameters(),
-                lr=self.config.learning_rate,
-                weight_decay=self.config.weight_decay,
-            )
-            best_loss, best_state, stale = float("inf"), net.state_dict(), 0
-            for epoch in range(1, self.config.max_epochs + 1):
-                net.train()
-                for batch in torch.randperm(len(x_train)).split(self.config.batch_size):
-                    optimiser.zero_grad()
-                    losses = row_loss(self._forward(net, x_train[batch]), y_train[batch])
-                    (losses * w_train[batch]).mean().backward()
-                    optimiser.step()
-                net.eval()
-                with torch.no_grad():
-                    valid_loss = float(loss_fn(self._forward(net, x_valid), y_valid_t))
-                self.epochs_trained = epoch
-                if valid_loss < best_loss - 1e-6:
-                    best_loss, stale, self.best_epoch = valid_loss, 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
-                    if stale >= self.config.patience:
-                        break
-            net.load_state_dict(best_state)
-        self.net = net.eval()
-
-    def _target_tensor(self, y: np.ndarray) -> torch.Tensor:
-        if self.task == "regression":
-            return torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))
-        return torch.from_numpy(y.astype(np.int64))
-
-    def _forward(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = net(x)
-        return out.squeeze(1) if self.task == "regression" else out
-
-    def _outputs(self, X: np.ndarray) -> np.ndarray:
-        assert self.net is not None, "TorchMLP used before fit"
-        with torch.no_grad():
-            return self._forward(self.net, torch.from_numpy(X)).numpy().astype(np.float64)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        logits = self._outputs(X)
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self._outputs(X) * self.y_std + self.y_mean
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        net = state.pop("net")
-        state["weights"] = (
-            None if net is None else {k: v.numpy() for k, v in net.state_dict().items()}
-        )
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        weights = state.pop("weights")
-        self.__dict__.update(state, net=None)
-        if weights is not None:
-            net = _network(self.n_inputs, self.n_outputs, self.config)
-            net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-            self.net = net.eval()
 
 
 # --- family trainers -------------------------------------------------------------------------
@@ -499,9 +246,9 @@ def train_model(
         keep = np.ones(len(split.valid), dtype=bool)
     preprocessor = build_preprocessor(spec).fit(split.train)
     data = _Data(
-        X=_matrix(preprocessor, split.train),
+        X=feature_matrix(preprocessor, split.train),
         y=y,
-        X_valid=_matrix(preprocessor, split.valid)[keep],
+        X_valid=feature_matrix(preprocessor, split.valid)[keep],
         y_valid=y_valid,
         task=spec.task,
         seed=seed,
@@ -515,7 +262,7 @@ def train_model(
         "n_valid": len(split.valid),
         "n_inputs": int(data.X.shape[1]),
     }
-    scorer = _FittedEstimator(preprocessor, estimator, spec.task, present, len(classes))
+    scorer = FittedEstimator(preprocessor, estimator, spec.task, present, len(classes))
     return TrainedModel(
         family=family,
         task=spec.task,
@@ -561,7 +308,7 @@ def train_ensemble(members: list[TrainedModel], split: Split, spec: DatasetSpec)
         training_seconds=time.perf_counter() - started,
         classes=first.classes,
         features=tuple(dict.fromkeys(f for m in members for f in m.features)),
-        scorer=_SoftVote(list(members), weights),
+        scorer=SoftVote(list(members), weights),
     )
 
 
@@ -602,29 +349,7 @@ def train_candidates(
     return trained
 
 
-# --- persistence and fingerprints ------------------------------------------------------------
-def model_to_bytes(model: TrainedModel) -> bytes:
-    """An uncompressed pickle (joblib) of the model, as MLflow stores scikit-learn models: zlib
-    made every registration and load of a forest ~4x slower for a 3.5x smaller file. Torch
-    weights travel as a state_dict.
-
-    Loading runs pickle: load only artifacts whose SHA-256 the registry has verified.
-    """
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=0)
-    return buffer.getvalue()
-
-
-def model_from_bytes(data: bytes) -> TrainedModel:
-    try:
-        model = joblib.load(io.BytesIO(data))
-    except Exception as error:  # any unpickling failure means a corrupt or foreign artifact
-        raise TrainingError(f"model artifact cannot be loaded: {error}") from error
-    if not isinstance(model, TrainedModel):
-        raise TrainingError(f"model artifact holds a {type(model).__name__}, not a TrainedModel")
-    return model
-
-
+# --- fingerprints ------------------------------------------------------------------------
 def data_fingerprint(frame: pd.DataFrame, spec: DatasetSpec) -> str:
     """SHA-256 of the spec's columns of ``frame``: same rows in any order -> same fingerprint.
 

@@ -54,6 +54,7 @@ class PlatformResource(dg.ConfigurableResource):
     artifact_key_file: str
     # the signing secret travels as an EnvVar reference: the UI shows its name, never its value
     artifact_key: str | None = None
+    legacy_pickles: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlatformResource:
@@ -62,6 +63,7 @@ class PlatformResource(dg.ConfigurableResource):
             artifact_root=str(settings.artifact_path),
             artifact_key_file=str(settings.artifact_key_path),
             artifact_key=_secret("RETRAIN_ARTIFACT_KEY", settings.artifact_key),
+            legacy_pickles=settings.legacy_pickles,
         )
 
     def engine(self) -> sa.Engine:
@@ -73,6 +75,7 @@ class PlatformResource(dg.ConfigurableResource):
             Path(self.artifact_root),
             Path(self.artifact_key_file),
             key=self.artifact_key,
+            legacy_pickles=self.legacy_pickles,
         )
 
     def references(self) -> ReferenceStore:

@@ -70,7 +70,7 @@ class CompiledScorer:
         X = self.preprocess(columns, n)
         if self.task == "regression":
             return np.asarray(self.predict(X), dtype=np.float64)
-        # as core.training._FittedEstimator.scores: present classes, rows renormalised
+        # as core.trained_model.FittedEstimator.scores: present classes, rows renormalised
         proba = np.zeros((n, self.n_classes))
         raw = np.asarray(self.predict(X), dtype=np.float64)
         proba[:, self.present] = raw / raw.sum(axis=1, keepdims=True)

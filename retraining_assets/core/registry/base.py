@@ -23,12 +23,14 @@ class RegistryBase:
 
     def __init__(
         self, engine: sa.Engine, artifact_root: Path, key_file: Path | None = None,
-        *, key: str | None = None,
+        *, key: str | None = None, legacy_pickles: bool = True,
     ) -> None:  # fmt: skip
         """``key`` (``RETRAIN_ARTIFACT_KEY``) signs the artifacts; without it the key file
         (default: ``artifact.key`` beside the artifact root, i.e. in ``RETRAIN_HOME``),
-        created on first use."""
+        created on first use. ``legacy_pickles`` (``RETRAIN_LEGACY_PICKLES``): whether model
+        files stored as pickles (before the zip format) may be loaded, after their signature."""
         self.engine = engine
+        self.legacy_pickles = legacy_pickles
         self.artifact_root = Path(artifact_root).resolve()
         self._key = key
         self.key_file = Path(key_file) if key_file else self.artifact_root.parent / KEY_FILE

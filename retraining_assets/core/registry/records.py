@@ -74,6 +74,10 @@ class UnsignedArtifactError(CorruptArtifactError):
     """The version's row carries no signature: registered before signing, or forged."""
 
 
+class LegacyPickleError(ArtifactError):
+    """The model file is a legacy pickle and this registry loads no pickles."""
+
+
 def version_name(version: int | None) -> str | None:
     """How a model version appears in messages and notifications: ``v3``."""
     return None if version is None else f"v{version}"

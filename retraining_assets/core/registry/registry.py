@@ -50,4 +50,5 @@ class Registry(Approvals, Watermarks):
             settings.artifact_path,
             settings.artifact_key_path,
             key=settings.artifact_key.get_secret_value() if settings.artifact_key else None,
+            legacy_pickles=settings.legacy_pickles,
         )

@@ -4,7 +4,7 @@ A SHA-256 stored beside the file it checks proves nothing to someone who can wri
 The signature binds the file's content to its pipeline, version and place under the artifact
 root with a key only the hosts that train and load models hold: ``RETRAIN_ARTIFACT_KEY``, or a
 key file created on first use (``<RETRAIN_HOME>/artifact.key``, mode 0600). A row or file
-forged without the key fails verification, and it is verified before any byte is unpickled.
+forged without the key fails verification, and it is verified before any byte is loaded.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from retraining_assets.core import schema as tables
+from retraining_assets.core.files import is_zip
 from retraining_assets.core.registry.artifacts import (
     confined_path,
     read_verified,
@@ -25,6 +26,7 @@ from retraining_assets.core.registry.records import (
     REGISTERED,
     STATUSES,
     ArtifactError,
+    LegacyPickleError,
     ModelVersion,
     UnknownVersionError,
     check_name,
@@ -199,9 +201,17 @@ class Versions(AuditLog):
         self, pipeline: str, version: int, *, connection: sa.Connection | None = None
     ) -> bytes:
         """The model file, refused (``ArtifactError`` naming the version) unless it lies
-        inside the artifact root and carries a valid signature of the recorded SHA-256."""
+        inside the artifact root and carries a valid signature of the recorded SHA-256, and
+        (with ``legacy_pickles`` off) unless it is a model zip rather than a legacy pickle."""
         record = self.get_version(pipeline, version, connection=connection)
-        return self._read_verified(record, _files_of(record)[0])
+        data = self._read_verified(record, _files_of(record)[0])
+        if not self.legacy_pickles and not is_zip(data):
+            raise LegacyPickleError(
+                f"the model file of {pipeline} v{version} is a legacy pickle and "
+                "RETRAIN_LEGACY_PICKLES is off; refusing to load it (retrain the model, or set "
+                "RETRAIN_LEGACY_PICKLES=true if you trust this deployment's signing key)"
+            )
+        return data
 
     def load_profile_bytes(
         self, pipeline: str, version: int, *, connection: sa.Connection | None = None
