@@ -24,8 +24,8 @@ from retraining_assets.core.registry import (
 )
 from retraining_assets.core.rollout.transitions import Rollout
 from retraining_assets.defs.identity import actor_of
-from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
-from retraining_assets.defs.resources import PLATFORM, PlatformResource
+from retraining_assets.defs.notifications import NotifierResource
+from retraining_assets.defs.resources import PlatformResource
 
 
 class ModelChange(dg.Config):
@@ -114,10 +114,8 @@ def traffic_materialization(rollout: Rollout, reason: str, via: str) -> dg.Asset
 
 def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
     name = pipeline.name
-    resources = {PLATFORM, NOTIFIER}
 
-    def changed(context: dg.OpExecutionContext, move: AliasMove):
-        platform = getattr(context.resources, PLATFORM)
+    def changed(platform: PlatformResource, move: AliasMove) -> Iterator[dg.AssetMaterialization]:
         yield from champion_materializations(
             name, platform.registry(), platform.references(), move, "Dagster job"
         )
@@ -135,40 +133,52 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
             raise dg.Failure("config 'version' is required: the candidate to approve or reject")
         return config.version
 
-    @dg.op(name=f"{name}_approve", required_resource_keys=resources, out={})
-    def approve(context: dg.OpExecutionContext, config: ModelChange):
+    @dg.op(name=f"{name}_approve", out={})
+    def approve(
+        context: dg.OpExecutionContext,
+        config: ModelChange,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+    ) -> Iterator[dg.AssetMaterialization]:
         """Approve a pending candidate: it becomes the champion."""
         with refused_clearly():
             move = lifecycle.approve(
-                getattr(context.resources, PLATFORM).registry(),
-                getattr(context.resources, NOTIFIER).notifier(),
+                platform.registry(),
+                notifier.notifier(),
                 name,
                 required(config),
                 actor=actor_of(context, config.user),
                 reason=config.reason,
             )
-        yield from changed(context, move)
+        yield from changed(platform, move)
 
-    @dg.op(name=f"{name}_reject", required_resource_keys=resources)
-    def reject(context: dg.OpExecutionContext, config: ModelChange) -> None:
+    @dg.op(name=f"{name}_reject")
+    def reject(
+        context: dg.OpExecutionContext, config: ModelChange, platform: PlatformResource
+    ) -> None:
         """Reject a pending candidate: the champion stays."""
         with refused_clearly():
             lifecycle.reject(
-                getattr(context.resources, PLATFORM).registry(),
+                platform.registry(),
                 name,
                 required(config),
                 actor=actor_of(context, config.user),
                 reason=config.reason,
             )
 
-    @dg.op(name=f"{name}_rollback", required_resource_keys=resources, out={})
-    def rollback(context: dg.OpExecutionContext, config: ModelChange):
+    @dg.op(name=f"{name}_rollback", out={})
+    def rollback(
+        context: dg.OpExecutionContext,
+        config: ModelChange,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+    ) -> Iterator[dg.AssetMaterialization]:
         """Roll back what is live: an active rollout (all traffic back to the champion), else
         the champion (to an earlier version; default: the one before this)."""
         with refused_clearly():
             undone = lifecycle.rollback_live(
-                getattr(context.resources, PLATFORM).registry(),
-                getattr(context.resources, NOTIFIER).notifier(),
+                platform.registry(),
+                notifier.notifier(),
                 name,
                 to_version=config.version,
                 actor=actor_of(context, config.user),
@@ -177,7 +187,7 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
         if isinstance(undone, Rollout):
             yield traffic_materialization(undone, config.reason, f"{config.user} (Dagster job)")
         else:
-            yield from changed(context, undone)
+            yield from changed(platform, undone)
 
     ops = {"approve": approve, "reject": reject, "rollback": rollback}
     return [

@@ -9,7 +9,7 @@ from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import utc_now
 from retraining_assets.core.rollout import transitions
 from retraining_assets.defs.jobs import rollout_job_name
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PlatformResource
 from retraining_assets.defs.sensors import ACTIVE, automation_status
 
 STATE_TAG = "retrain/rollout_state"  # the state a rollout run judged: never judged twice
@@ -24,12 +24,13 @@ def build_rollout_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
         job_name=job_name,
         minimum_interval_seconds=pipeline.settings.rollout_check_seconds,
         default_status=automation_status(pipeline),
-        required_resource_keys={PLATFORM},
         description="Judges the active rollout again when its current step has new outcomes or "
         "has just run for its minimum time. Reads the rollout row and a COUNT of outcomes only.",
     )
-    def rollout_sensor(context: dg.SensorEvaluationContext):
-        registry = getattr(context.resources, PLATFORM).registry()
+    def rollout_sensor(
+        context: dg.SensorEvaluationContext, platform: PlatformResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        registry = platform.registry()
         active = transitions.active_rollout(registry, name)
         if active is None:
             return dg.SkipReason(f"no active rollout of '{name}'")

@@ -15,6 +15,7 @@ from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
+from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.core.registry import CHAMPION, CorruptArtifactError, Registry
 from retraining_assets.core.schema import notification_outbox
@@ -105,7 +106,7 @@ def test_a_failing_gate_keeps_the_champion_without_failing_the_run(state) -> Non
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
     (evaluation,) = result.asset_materializations_for_node("demo__model_evaluation")
     metadata = evaluation.metadata
-    if metadata["decision"].value == "pending":  # a gain below the bar: a person decides
+    if metadata["decision"].value == Verdict.PENDING:  # a gain below the bar: a person decides
         version = metadata["candidate_version"].value
         assert f"retrain approve {version} --pipeline demo" in metadata["to_approve"].value
         assert "demo_reject_job" in metadata["to_reject"].value
