@@ -4,42 +4,26 @@ as the code location gives them; the end-to-end runs are in test_promotion_flow.
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 import pytest
 
-from retraining_assets.core.demo import SPEC
-from retraining_assets.core.lifecycle import (
-    TrainingWindow,
-    change_champion,
-    decision_of_run,
-    register_candidate,
-)
+from retraining_assets.core.lifecycle import TrainingWindow, change_champion, decision_of_run
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.registry import CHAMPION, Actor
-from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
 from retraining_assets.settings import Settings
-from retraining_assets_tests.conftest import SMALL_STREAM
+from retraining_assets_tests.conftest import SMALL_STREAM, trained_version, training_window
 
 PARTITION = SMALL_STREAM.partition_key(2)
 
 
 def _gate_inputs(settings: Settings, seed: int = 0) -> tuple[dg.Definitions, TrainingWindow, int]:
-    """The definitions of a random-forest-only demo, a real training window and a candidate
-    trained on it, registered."""
-    pipeline = demo_pipeline(settings, SMALL_STREAM)
-    defs = build_definitions(settings, [pipeline])
-    frame = pd.concat([SMALL_STREAM.generate(m) for m in range(3)], ignore_index=True)
-    split = split_by_time(frame, SPEC)
-    start, end = SMALL_STREAM.month_start(0).to_pydatetime(), SMALL_STREAM.month_start(3)
-    window = TrainingWindow(split, start, end.to_pydatetime(), fingerprint="direct")
-    model = train_model("random_forest", split, SPEC, seed=seed)
+    """The definitions of a random-forest-only demo, a real three-month training window and a
+    candidate trained on it, registered."""
+    defs = build_definitions(settings, [demo_pipeline(settings, SMALL_STREAM)])
     registry = defs.resources["platform"].registry()
-    candidate = register_candidate(
-        registry, "demo", model, window, SPEC, run_id=None, actor=Actor("test", "test")
-    )
-    return defs, window, candidate.version
+    version = trained_version(registry, SMALL_STREAM, seed=seed, months=3)
+    return defs, training_window(SMALL_STREAM, 3), version
 
 
 def _evaluate(defs: dg.Definitions, window: TrainingWindow, version: int) -> list:
