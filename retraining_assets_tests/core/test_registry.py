@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 
 from retraining_assets.core import schema
-from retraining_assets.core.database import platform_engine
 from retraining_assets.core.registry import (
     AliasConflictError,
     ApprovalError,
@@ -35,15 +33,6 @@ from retraining_assets.settings import Settings
 
 WORKERS = 8
 WHO = {"by": "alice", "actual_user": "os-alice"}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    if request.param == "sqlite":
-        engine = request.getfixturevalue("platform_db")
-    else:
-        engine = platform_engine(request.getfixturevalue("postgres_database"))
-    return Registry(engine, tmp_path / "artifacts")
 
 
 def register(registry: Registry, pipeline: str = "demo", **overrides: Any) -> ModelVersion:

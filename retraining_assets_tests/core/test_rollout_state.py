@@ -37,15 +37,6 @@ GRADUAL = RolloutPlan.from_dict(
 CANARY = RolloutPlan.from_dict({"strategy": "canary", "share": 0.1})
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    if request.param == "sqlite":
-        engine = request.getfixturevalue("platform_db")
-    else:
-        engine = platform_engine(request.getfixturevalue("postgres_database"))
-    return Registry(engine, tmp_path / "artifacts")
-
-
 @pytest.fixture
 def notifier(registry: Registry) -> Notifier:
     return Notifier(registry.engine, [LogChannel()])
