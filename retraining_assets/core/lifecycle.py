@@ -49,6 +49,7 @@ from retraining_assets.core.registry import (
 )
 from retraining_assets.core.rollout.records import Rollout, RolloutError, active_rollout
 from retraining_assets.core.rollout.transitions import rollback_rollout
+from retraining_assets.core.timestamps import iso_utc
 from retraining_assets.core.training import (
     Split,
     TrainedModel,
@@ -571,8 +572,8 @@ def status(registry: Registry, pipeline: str, *, audit_limit: int = 50) -> dict[
             "version": champion.version,
             "family": champion.family,
             "metrics": champion.metrics,
-            "promoted_at": promoted_at.isoformat() if promoted_at else None,
-            "trained_on": [str(champion.train_start), str(champion.train_end)],
+            "promoted_at": iso_utc(promoted_at),
+            "trained_on": [iso_utc(champion.train_start), iso_utc(champion.train_end)],
         },
         "pending_approvals": [
             {k: v for k, v in a.to_dict().items() if k in ("version", "requested_at", "decision")}

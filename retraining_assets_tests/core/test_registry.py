@@ -117,8 +117,8 @@ def test_versions_are_numbered_per_pipeline_and_keep_every_field(registry: Regis
     assert stored.artifact_size == len(b"model-bytes")
     assert stored.profile_hash == stored.profile_sha256  # defaults to the file checksum
     as_dict = json.loads(json.dumps(stored.to_dict()))
-    assert as_dict["train_start"] == "2024-01-01T00:00:00+00:00"
-    assert as_dict["created_at"].endswith("+00:00")
+    assert as_dict["train_start"] == "2024-01-01T00:00:00Z"
+    assert as_dict["created_at"].endswith("Z")
 
 
 def test_concurrent_registrations_get_distinct_consecutive_numbers(registry: Registry) -> None:
