@@ -51,21 +51,19 @@ class Judgements(RegistryBase):
     def decision_of_run(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
         """The decision recorded by run ``run_id`` (the newest, if it judged twice)."""
         table = tables.judgements
-        query = (
-            sa.select(table.c.decision)
-            .where(table.c.run_id == run_id, table.c.pipeline == pipeline)
-            .order_by(table.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as connection:
-            return connection.execute(query).scalar()
+        return self._newest(table.c.decision, table.c.run_id == run_id, pipeline)
 
     def judged_scores(self, pipeline: str, version: int) -> dict[str, Any] | None:
         """The holdout metrics ``version`` had when it was last judged."""
         table = tables.judgements
+        return self._newest(table.c.scores, table.c.version == version, pipeline)
+
+    def _newest(self, column: sa.Column, where: sa.ColumnElement[bool], pipeline: str) -> Any:
+        """``column`` of the newest judgement row of ``pipeline`` matching ``where``."""
+        table = tables.judgements
         query = (
-            sa.select(table.c.scores)
-            .where(table.c.pipeline == pipeline, table.c.version == version)
+            sa.select(column)
+            .where(where, table.c.pipeline == pipeline)
             .order_by(table.c.id.desc())
             .limit(1)
         )
