@@ -1,7 +1,5 @@
 """The rollout sensor: asks for a judgement of the active rollout whenever there is news."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from retraining_assets.core import prediction_log
@@ -38,7 +36,7 @@ def build_rollout_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
             registry.engine, name, active.id, None, step=active.step
         )
         elapsed = utc_now() - active.step_started_at
-        timed = elapsed >= timedelta(hours=active.plan.steps[active.step].min_hours)
+        timed = active.plan.step_timed(active.step, elapsed)
         if outcomes == 0 and not active.plan.step_ready(active.step, elapsed, 0):
             return dg.SkipReason(f"rollout {active.id}: no outcomes yet at step {active.step + 1}")
         # what a judgement depends on: the step, its outcomes, whether its time is up

@@ -26,8 +26,8 @@ from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
 from retraining_assets.defs.checks import partitioned_check_spec
 from retraining_assets.defs.identity import actor_of, run_id
+from retraining_assets.defs.materializations import champion_metadata, traffic_materialization
 from retraining_assets.defs.notifications import NotifierResource
-from retraining_assets.defs.operations import champion_metadata, traffic_materialization
 from retraining_assets.defs.resources import PlatformResource
 
 GATE = "promotion_threshold"

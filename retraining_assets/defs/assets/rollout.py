@@ -12,8 +12,8 @@ from retraining_assets.core.rollout import Action, describe, transitions
 from retraining_assets.core.rollout.experiment import Experiment, measure
 from retraining_assets.core.rollout.transitions import PROMOTED, RolloutConflictError
 from retraining_assets.defs.identity import actor_of
+from retraining_assets.defs.materializations import champion_materializations, traffic_metadata
 from retraining_assets.defs.notifications import NotifierResource
-from retraining_assets.defs.operations import champion_materializations, traffic_metadata
 from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PlatformResource
 
