@@ -9,7 +9,14 @@ from retraining_assets.core.pipeline import Pipeline, configured_pipelines
 from retraining_assets.defs.factory import build_pipeline_defs
 from retraining_assets.defs.jobs import job_names
 from retraining_assets.defs.notifications import build_notification_defs
-from retraining_assets.defs.resources import CLOCK, PLATFORM, ClockResource, PlatformResource
+from retraining_assets.defs.resources import (
+    CLOCK,
+    PLATFORM,
+    RECORDS,
+    ClockResource,
+    PlatformResource,
+    RecordsResource,
+)
 from retraining_assets.errors import is_input_error
 from retraining_assets.settings import Settings, load_settings
 
@@ -23,7 +30,11 @@ def build_definitions(
         *(build_pipeline_defs(pipeline) for pipeline in pipelines),
         build_notification_defs(watched, settings),
         dg.Definitions(
-            resources={PLATFORM: PlatformResource.from_settings(settings), CLOCK: ClockResource()}
+            resources={
+                PLATFORM: PlatformResource.from_settings(settings),
+                CLOCK: ClockResource(),
+                RECORDS: RecordsResource.of(pipelines),
+            }
         ),
     )
 

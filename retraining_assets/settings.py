@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from retraining_assets.core.strategies import Strategy
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
     Duration,
@@ -32,7 +33,6 @@ from retraining_assets.core.timescales import (
 )
 
 ENV_PREFIX = "RETRAIN_"
-RolloutStrategy = Literal["immediate", "canary", "gradual", "ab"]
 ModelFamily = Literal["random_forest", "xgboost", "neural_net", "ensemble"]
 CommaList = Annotated[list[str], NoDecode]
 # Dagster's VALID_NAME_REGEX_STR (dagster._core.definitions.utils): a pipeline's name prefixes
@@ -200,8 +200,8 @@ class Settings(BaseSettings):
     )
 
     # --- gradual rollout and A/B tests ---------------------------------------------------
-    promotion_strategy: RolloutStrategy = Field(
-        "immediate",
+    promotion_strategy: Strategy = Field(
+        Strategy.IMMEDIATE,
         description="How a candidate that passes the gate reaches traffic: immediate (becomes "
         "champion at once), or canary/gradual/ab (enters a rollout as challenger).",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from retraining_assets.core.database import make_engine, mask_url, platform_engine
+from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
+from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
+from retraining_assets.core.registry import Actor, Registry
+from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.settings import Settings, load_settings
 from retraining_assets_tests.conftest_notify import (  # noqa: F401  (fixtures: real SMTP/HTTP peers)
     certificate_fixture,
@@ -122,3 +127,35 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def training_window(
+    stream: DemoStream, months: int = 1, *, flipped: bool = False
+) -> TrainingWindow:
+    """The first ``months`` of a demo stream as a training window; ``flipped`` swaps the
+    labels (what a deliberately bad model learns)."""
+    frame = pd.concat([stream.generate(month) for month in range(months)], ignore_index=True)
+    if flipped:
+        frame[DEMO_SPEC.target] = 1 - frame[DEMO_SPEC.target]
+    start, end = stream.month_start(0).to_pydatetime(), stream.month_start(months).to_pydatetime()
+    fingerprint = f"test-{months}-{flipped}"
+    return TrainingWindow(split_by_time(frame, DEMO_SPEC), start, end, fingerprint=fingerprint)
+
+
+def trained_version(
+    registry: Registry,
+    stream: DemoStream = SMALL_STREAM,
+    *,
+    seed: int = 0,
+    months: int = 1,
+    flipped: bool = False,
+) -> int:
+    """A real random forest trained on a demo stream's first months, registered as a new
+    version of the demo pipeline (the version number)."""
+    window = training_window(stream, months, flipped=flipped)
+    window = dataclasses.replace(window, fingerprint=f"{window.fingerprint}-{seed}")
+    model = train_model("random_forest", window.split, DEMO_SPEC, seed=seed)
+    actor = Actor(by="test", actual_user="test")
+    return register_candidate(
+        registry, "demo", model, window, DEMO_SPEC, run_id=None, actor=actor
+    ).version

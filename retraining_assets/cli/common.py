@@ -102,7 +102,7 @@ class Context:
         import dagster as dg
 
         from retraining_assets.core.reference import ReferenceStore
-        from retraining_assets.defs.operations import champion_materializations
+        from retraining_assets.defs.materializations import champion_materializations
 
         prepare_dagster_home(self.settings)
         instance = dg.DagsterInstance.get()

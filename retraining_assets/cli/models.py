@@ -75,7 +75,7 @@ def rollback(to_version: int | None, by: str, reason: str, pipeline_name: str | 
         return
     import dagster as dg
 
-    from retraining_assets.defs.operations import traffic_materialization
+    from retraining_assets.defs.materializations import traffic_materialization
 
     prepare_dagster_home(context.settings)
     dg.DagsterInstance.get().report_runless_asset_event(

@@ -13,10 +13,9 @@ from typing import Any
 import click
 
 from retraining_assets.cli.common import Context, actor, fail, guarded, pipeline_option
+from retraining_assets.core.strategies import STRATEGIES
 
 rollout = click.Group("rollout", help="Roll a challenger out gradually: start, status, stop.")
-
-STRATEGIES = ["immediate", "canary", "gradual", "ab"]
 
 
 def parse_shares(steps: str | None) -> list[float] | None:

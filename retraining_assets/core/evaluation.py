@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from retraining_assets.core.dataset import DatasetSpec, Task
+from retraining_assets.core.registry.records import CHAMPION
 from retraining_assets.core.training import TrainedModel, encode_labels
 
 EPSILON = float(np.finfo(np.float64).eps)  # log loss clip, as scikit-learn
@@ -67,6 +68,12 @@ def metrics_for(task: Task | str) -> list[str]:
 
 def default_primary_metric(task: Task | str) -> str:
     return "rmse" if task == "regression" else "accuracy"
+
+
+def primary_metric_for(task: Task | str, chosen: str | None = None) -> str:
+    """The metric promotion compares on: ``chosen`` (``RETRAIN_PRIMARY_METRIC``) when set,
+    else the task's default. The pipeline, the backtest and the comparison all ask here."""
+    return chosen or default_primary_metric(task)
 
 
 def get_metric(name: str) -> Metric:
@@ -339,7 +346,7 @@ def mcnemar(
 
 
 # --- comparison on the holdout -------------------------------------------------------------
-CHAMPION = "champion"
+# the champion's row in a comparison bears the registry alias's name (CHAMPION)
 
 
 @dataclass(frozen=True)
@@ -429,7 +436,7 @@ def compare_on_holdout(
         raise ValueError("compare_on_holdout needs at least one candidate")
     if CHAMPION in candidates:
         raise ValueError(f"{CHAMPION!r} is reserved for the champion; pass it as champion=")
-    primary = primary_metric or default_primary_metric(spec.task)
+    primary = primary_metric_for(spec.task, primary_metric)
     info = get_metric(primary)
     if info.task != _kind(spec.task):
         raise ValueError(f"metric {primary!r} does not apply to a {spec.task} task")

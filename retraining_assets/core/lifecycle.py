@@ -49,6 +49,7 @@ from retraining_assets.core.registry import (
 )
 from retraining_assets.core.rollout.records import Rollout, RolloutError, active_rollout
 from retraining_assets.core.rollout.transitions import rollback_rollout
+from retraining_assets.core.timestamps import iso_utc
 from retraining_assets.core.training import (
     Split,
     TrainedModel,
@@ -241,7 +242,7 @@ def record_judgement(
     # for the message only: the request below supersedes these, in its own transaction
     earlier = [a.version for a in registry.pending_approvals(pipeline) if a.version != version]
     with registry.transaction() as connection:
-        registry.audit(
+        entry = registry.audit(
             pipeline,
             "decision",
             version=version,
@@ -249,6 +250,16 @@ def record_judgement(
             actual_user=actor.actual_user,
             reason=decision.reason,
             details=details,
+            connection=connection,
+        )
+        registry.add_judgement(
+            pipeline,
+            audit_id=entry.id,
+            run_id=run_id,
+            versions=judgement.versions,
+            decision=details["decision"],
+            scores=details["comparison"]["scores"],
+            at=entry.at,
             connection=connection,
         )
         if decision.verdict is Verdict.PENDING:
@@ -314,10 +325,7 @@ def how_to_decide(pipeline: str, version: int) -> dict[str, str]:
 
 def decision_of_run(registry: Registry, pipeline: str, run_id: str) -> dict[str, Any] | None:
     """The decision ``model_evaluation`` recorded in run ``run_id`` (None if none)."""
-    for entry in reversed(registry.audit_log(pipeline)):
-        if entry.action == "decision" and (entry.details or {}).get("run_id") == run_id:
-            return entry.details["decision"]
-    return None
+    return registry.decision_of_run(pipeline, run_id)
 
 
 def change_champion(
@@ -571,8 +579,8 @@ def status(registry: Registry, pipeline: str, *, audit_limit: int = 50) -> dict[
             "version": champion.version,
             "family": champion.family,
             "metrics": champion.metrics,
-            "promoted_at": promoted_at.isoformat() if promoted_at else None,
-            "trained_on": [str(champion.train_start), str(champion.train_end)],
+            "promoted_at": iso_utc(promoted_at),
+            "trained_on": [iso_utc(champion.train_start), iso_utc(champion.train_end)],
         },
         "pending_approvals": [
             {k: v for k, v in a.to_dict().items() if k in ("version", "requested_at", "decision")}
@@ -591,10 +599,4 @@ def status(registry: Registry, pipeline: str, *, audit_limit: int = 50) -> dict[
 
 def evaluation_baseline(registry: Registry, pipeline: str, version: int) -> dict[str, Any] | None:
     """The holdout metrics ``version`` had when it was judged (what live metrics compare to)."""
-    for entry in reversed(registry.audit_log(pipeline)):
-        details = entry.details or {}
-        versions = details.get("versions") or {}
-        for name, candidate in versions.items():
-            if candidate == version:
-                return details["comparison"]["scores"][name]
-    return None
+    return registry.judged_scores(pipeline, version)

@@ -20,7 +20,7 @@ from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
-from retraining_assets.core.evaluation import default_primary_metric, get_metric
+from retraining_assets.core.evaluation import get_metric, primary_metric_for
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.reports import report_url, reports_root
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
@@ -64,7 +64,7 @@ class Pipeline:
 
     @property
     def primary_metric(self) -> str:
-        return self.settings.primary_metric or default_primary_metric(self.spec.task)
+        return primary_metric_for(self.spec.task, self.settings.primary_metric)
 
     @property
     def higher_is_better(self) -> bool:

@@ -171,6 +171,24 @@ training_watermarks = sa.Table(
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
+# One row per candidate a promotion decision judged, written in the transaction of its
+# ``decision`` audit row (migration 0007 backfilled them from the audit log): the champion
+# asset finds its run's decision, and the live metric its champion's holdout scores, by index.
+judgements = sa.Table(
+    "judgements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("audit_id", sa.Integer, sa.ForeignKey("audit_log.id"), nullable=False),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(64), nullable=False),  # its name in the comparison
+    sa.Column("decision", sa.JSON, nullable=False),
+    sa.Column("scores", sa.JSON, nullable=True),  # its holdout metrics
+    sa.Column("judged_at", sa.DateTime, nullable=False),
+    sa.Index("ix_judgements_run_id", "run_id", "pipeline"),
+    sa.Index("ix_judgements_pipeline_version", "pipeline", "version"),
+)
 # --- end model registry --------------------------------------------------------------------
 
 # --- rollouts (core/rollout/transitions.py; migration 0004) --------------------------------------

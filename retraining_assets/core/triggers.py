@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from retraining_assets.core.evaluation import relative_lift
+
 
 class Cause(StrEnum):
     NO_CHAMPION = "no_champion"
@@ -143,9 +145,9 @@ class RetrainPolicy:
 def relative_drop(
     live: float | None, baseline: float | None, higher_is_better: bool
 ) -> float | None:
-    """How much worse ``live`` is than ``baseline`` as a share of |baseline| (positive: worse);
-    None when either is unknown or the baseline is zero."""
-    if live is None or baseline is None or baseline == 0:
+    """How much worse ``live`` is than ``baseline`` (positive: worse): ``relative_lift`` of
+    the live metric over the baseline, negated, so both share one formula and one handling of
+    a baseline near zero (the plain difference); None when either is unknown."""
+    if live is None or baseline is None:
         return None
-    worse = (baseline - live) if higher_is_better else (live - baseline)
-    return worse / abs(baseline)
+    return -relative_lift(live, baseline, higher_is_better)

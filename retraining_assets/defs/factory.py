@@ -15,7 +15,6 @@ from retraining_assets.defs.assets.training import build_training_assets
 from retraining_assets.defs.jobs import build_jobs
 from retraining_assets.defs.operations import build_champion_sensor, build_model_jobs
 from retraining_assets.defs.periods import partitions_for
-from retraining_assets.defs.resources import RecordSourceResource
 from retraining_assets.defs.rollout_sensor import build_rollout_sensor
 from retraining_assets.defs.schedules import build_schedules
 from retraining_assets.defs.sensors import build_retraining_sensor
@@ -35,9 +34,10 @@ def asset_owners(pipeline: Pipeline) -> list[str]:
 
 
 def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
-    """Assets, checks, jobs and resources of one pipeline, keys prefixed by its name, each
+    """Assets, checks and jobs of one pipeline, keys prefixed by its name, each
     asset in the group of its stage (``<pipeline>_data``, ``_monitoring``, ``_training``,
-    ``_promotion``, ``_serving``) and owned by the pipeline's owners."""
+    ``_promotion``, ``_serving``) and owned by the pipeline's owners. The resources are shared
+    by every pipeline (``definitions.build_definitions``): one key per kind."""
     partitions_def = partitions_for(pipeline)
     jobs = build_jobs(pipeline.name)
     owners = asset_owners(pipeline)
@@ -57,7 +57,6 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
             build_rollout_sensor(pipeline),
             build_champion_sensor(pipeline),
         ],
-        resources={f"{pipeline.name}_records": RecordSourceResource.of(pipeline.source)},
     )
     if not owners:
         return defs

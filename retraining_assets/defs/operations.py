@@ -1,31 +1,32 @@
-"""Jobs a person launches from the Dagster UI (with config): approve, reject, roll back.
+"""Jobs a person launches from the Dagster UI (with config): approve, reject, roll back; and
+the sensor that catches Dagster up with a champion move it missed.
 
-They call the same core functions as the ``retrain`` CLI; every champion change refreshes the
-reference and is recorded as a materialization of ``champion_model`` and ``reference_data``,
-and every traffic change as one of ``traffic_split``, so the UI never shows a stale state.
+They call the same core functions as the ``retrain`` CLI; every change is reported through
+``defs.materializations`` (champion, reference, traffic split), so the UI never shows a stale
+state.
 """
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
 
 from retraining_assets.core import lifecycle
 from retraining_assets.core.lifecycle import change_job_name
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.core.registry import (
     CHAMPION,
     AliasMove,
-    ModelVersion,
-    Registry,
     RegistryError,
 )
 from retraining_assets.core.rollout.transitions import Rollout
 from retraining_assets.defs.identity import actor_of
-from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
-from retraining_assets.defs.resources import PLATFORM, PlatformResource
+from retraining_assets.defs.materializations import (
+    champion_materializations,
+    traffic_materialization,
+)
+from retraining_assets.defs.notifications import NotifierResource
+from retraining_assets.defs.resources import PlatformResource
 
 
 class ModelChange(dg.Config):
@@ -36,88 +37,10 @@ class ModelChange(dg.Config):
     reason: str
 
 
-def champion_metadata(
-    registry: Registry, champion: ModelVersion, move: AliasMove
-) -> dict[str, dg.MetadataValue]:
-    """What the UI shows of a new champion, however it moved: the version, where its
-    artifact is (its URI relative to the artifact root, and the file) and the SHA-256 every
-    load verifies, and why it moved."""
-    return {
-        "version": dg.MetadataValue.int(move.version),
-        "family": dg.MetadataValue.text(champion.family),
-        "previous_version": dg.MetadataValue.int(move.previous_version or 0),
-        "reason": dg.MetadataValue.text(move.reason),
-        "artifact_uri": dg.MetadataValue.text(champion.artifact_uri),
-        "artifact_path": dg.MetadataValue.path(str(registry.artifact_root / champion.artifact_uri)),
-        "artifact_sha256": dg.MetadataValue.text(champion.artifact_sha256),
-        "metrics": dg.MetadataValue.json(champion.metrics),
-    }
-
-
-def champion_materializations(
-    pipeline: str,
-    registry: Registry,
-    store: ReferenceStore,
-    move: AliasMove,
-    via: str,
-) -> list[dg.AssetMaterialization]:
-    """Point the reference at the new champion; what Dagster should record about both. Reads
-    only the registry: an emergency change never waits for a record source."""
-    reference = store.current(pipeline, registry)
-    champion = registry.get_version(pipeline, move.version)
-    events = [
-        dg.AssetMaterialization(
-            asset_key=[pipeline, "champion_model"],
-            metadata={
-                **champion_metadata(registry, champion, move),
-                "action": move.action,
-                "changed_by": f"{move.by} ({via})",
-            },
-        )
-    ]
-    if reference is not None:
-        events.append(
-            dg.AssetMaterialization(
-                asset_key=[pipeline, "reference_data"],
-                metadata={
-                    "origin": reference.origin,
-                    "window": reference.window,
-                    "profile_hash": reference.profile.content_hash,
-                },
-            )
-        )
-    return events
-
-
-def traffic_metadata(rollout: Rollout, reason: str, via: str) -> dict[str, Any]:
-    """What ``traffic_split`` records about a rollout's live share."""
-    return {
-        "share": rollout.share,
-        "status": rollout.status,
-        "rollout_id": rollout.id,
-        "step": f"{rollout.step + 1}/{len(rollout.plan.steps)}",
-        "strategy": str(rollout.plan.strategy),
-        "challenger_version": rollout.challenger_version,
-        "champion_version": rollout.champion_version,
-        "reason": reason,
-        "changed_by": via,
-    }
-
-
-def traffic_materialization(rollout: Rollout, reason: str, via: str) -> dg.AssetMaterialization:
-    """A traffic change made outside the rollout job (a start, a rollback by a person)."""
-    return dg.AssetMaterialization(
-        asset_key=[rollout.pipeline, "traffic_split"],
-        metadata=traffic_metadata(rollout, reason, via),
-    )
-
-
 def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
     name = pipeline.name
-    resources = {PLATFORM, NOTIFIER}
 
-    def changed(context: dg.OpExecutionContext, move: AliasMove):
-        platform = getattr(context.resources, PLATFORM)
+    def changed(platform: PlatformResource, move: AliasMove) -> Iterator[dg.AssetMaterialization]:
         yield from champion_materializations(
             name, platform.registry(), platform.references(), move, "Dagster job"
         )
@@ -135,40 +58,52 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
             raise dg.Failure("config 'version' is required: the candidate to approve or reject")
         return config.version
 
-    @dg.op(name=f"{name}_approve", required_resource_keys=resources, out={})
-    def approve(context: dg.OpExecutionContext, config: ModelChange):
+    @dg.op(name=f"{name}_approve", out={})
+    def approve(
+        context: dg.OpExecutionContext,
+        config: ModelChange,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+    ) -> Iterator[dg.AssetMaterialization]:
         """Approve a pending candidate: it becomes the champion."""
         with refused_clearly():
             move = lifecycle.approve(
-                getattr(context.resources, PLATFORM).registry(),
-                getattr(context.resources, NOTIFIER).notifier(),
+                platform.registry(),
+                notifier.notifier(),
                 name,
                 required(config),
                 actor=actor_of(context, config.user),
                 reason=config.reason,
             )
-        yield from changed(context, move)
+        yield from changed(platform, move)
 
-    @dg.op(name=f"{name}_reject", required_resource_keys=resources)
-    def reject(context: dg.OpExecutionContext, config: ModelChange) -> None:
+    @dg.op(name=f"{name}_reject")
+    def reject(
+        context: dg.OpExecutionContext, config: ModelChange, platform: PlatformResource
+    ) -> None:
         """Reject a pending candidate: the champion stays."""
         with refused_clearly():
             lifecycle.reject(
-                getattr(context.resources, PLATFORM).registry(),
+                platform.registry(),
                 name,
                 required(config),
                 actor=actor_of(context, config.user),
                 reason=config.reason,
             )
 
-    @dg.op(name=f"{name}_rollback", required_resource_keys=resources, out={})
-    def rollback(context: dg.OpExecutionContext, config: ModelChange):
+    @dg.op(name=f"{name}_rollback", out={})
+    def rollback(
+        context: dg.OpExecutionContext,
+        config: ModelChange,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+    ) -> Iterator[dg.AssetMaterialization]:
         """Roll back what is live: an active rollout (all traffic back to the champion), else
         the champion (to an earlier version; default: the one before this)."""
         with refused_clearly():
             undone = lifecycle.rollback_live(
-                getattr(context.resources, PLATFORM).registry(),
-                getattr(context.resources, NOTIFIER).notifier(),
+                platform.registry(),
+                notifier.notifier(),
                 name,
                 to_version=config.version,
                 actor=actor_of(context, config.user),
@@ -177,7 +112,7 @@ def build_model_jobs(pipeline: Pipeline) -> list[dg.JobDefinition]:
         if isinstance(undone, Rollout):
             yield traffic_materialization(undone, config.reason, f"{config.user} (Dagster job)")
         else:
-            yield from changed(context, undone)
+            yield from changed(platform, undone)
 
     ops = {"approve": approve, "reject": reject, "rollback": rollback}
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from retraining_assets.core.database import platform_engine
+from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.core.registry import Registry
 from retraining_assets.core.sources import (
@@ -23,10 +25,11 @@ from retraining_assets.settings import Settings
 
 PLATFORM = "platform"
 CLOCK = "clock"
+RECORDS = "records"
 
 
-class RecordSourceResource(dg.ConfigurableResource):
-    """A pipeline's labelled records: a SQL table (``url`` + ``table``) or files (``path``)."""
+class RecordSourceConfig(dg.Config):
+    """One pipeline's labelled records: a SQL table (``url`` + ``table``) or files (``path``)."""
 
     time_column: str
     url: str | None = None
@@ -34,7 +37,7 @@ class RecordSourceResource(dg.ConfigurableResource):
     path: str | None = None
 
     @classmethod
-    def of(cls, source: RecordSource) -> RecordSourceResource:
+    def of(cls, source: RecordSource) -> RecordSourceConfig:
         if isinstance(source, SqlRecordSource):
             return cls(time_column=source.time_column, url=source.url, table=source.table)
         if isinstance(source, FileRecordSource):
@@ -43,6 +46,24 @@ class RecordSourceResource(dg.ConfigurableResource):
 
     def source(self) -> RecordSource:
         return open_source(self.time_column, url=self.url, table=self.table, path=self.path)
+
+
+class RecordsResource(dg.ConfigurableResource):
+    """Every pipeline's record source under one resource key, found by the pipeline's name:
+    assets and sensors take it as a typed parameter (``records: RecordsResource``)."""
+
+    sources: dict[str, RecordSourceConfig]
+
+    @classmethod
+    def of(cls, pipelines: Iterable[Pipeline]) -> RecordsResource:
+        return cls(sources={p.name: RecordSourceConfig.of(p.source) for p in pipelines})
+
+    def source(self, pipeline: str) -> RecordSource:
+        config = self.sources.get(pipeline)
+        if config is None:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise KeyError(f"no record source for pipeline '{pipeline}' (configured: {known})")
+        return config.source()
 
 
 class PlatformResource(dg.ConfigurableResource):

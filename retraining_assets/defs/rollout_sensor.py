@@ -1,7 +1,5 @@
 """The rollout sensor: asks for a judgement of the active rollout whenever there is news."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from retraining_assets.core import prediction_log
@@ -9,7 +7,7 @@ from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import utc_now
 from retraining_assets.core.rollout import transitions
 from retraining_assets.defs.jobs import rollout_job_name
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PlatformResource
 from retraining_assets.defs.sensors import ACTIVE, automation_status
 
 STATE_TAG = "retrain/rollout_state"  # the state a rollout run judged: never judged twice
@@ -24,12 +22,13 @@ def build_rollout_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
         job_name=job_name,
         minimum_interval_seconds=pipeline.settings.rollout_check_seconds,
         default_status=automation_status(pipeline),
-        required_resource_keys={PLATFORM},
         description="Judges the active rollout again when its current step has new outcomes or "
         "has just run for its minimum time. Reads the rollout row and a COUNT of outcomes only.",
     )
-    def rollout_sensor(context: dg.SensorEvaluationContext):
-        registry = getattr(context.resources, PLATFORM).registry()
+    def rollout_sensor(
+        context: dg.SensorEvaluationContext, platform: PlatformResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        registry = platform.registry()
         active = transitions.active_rollout(registry, name)
         if active is None:
             return dg.SkipReason(f"no active rollout of '{name}'")
@@ -37,7 +36,7 @@ def build_rollout_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
             registry.engine, name, active.id, None, step=active.step
         )
         elapsed = utc_now() - active.step_started_at
-        timed = elapsed >= timedelta(hours=active.plan.steps[active.step].min_hours)
+        timed = active.plan.step_timed(active.step, elapsed)
         if outcomes == 0 and not active.plan.step_ready(active.step, elapsed, 0):
             return dg.SkipReason(f"rollout {active.id}: no outcomes yet at step {active.step + 1}")
         # what a judgement depends on: the step, its outcomes, whether its time is up

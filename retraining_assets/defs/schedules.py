@@ -9,7 +9,7 @@ from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.core.triggers import Signals
 from retraining_assets.defs.jobs import monitoring_job_name, retraining_job_name
 from retraining_assets.defs.periods import naive_utc, retraining_target
-from retraining_assets.defs.resources import CLOCK
+from retraining_assets.defs.resources import ClockResource
 from retraining_assets.defs.signals import request_tags
 
 
@@ -49,12 +49,13 @@ def build_retraining_schedule(pipeline: Pipeline, job) -> dg.ScheduleDefinition 
         job=job,
         execution_timezone="UTC",
         default_status=schedule_status(pipeline),
-        required_resource_keys={CLOCK},
         description=f"Retrains on the newest complete {scales.period} period on the calendar "
         f"'{scales.schedule}' ({cron}, UTC): the backstop when no trigger fired.",
     )
-    def retraining_schedule(context: dg.ScheduleEvaluationContext):
-        moment = scheduled_moment(context)
+    def retraining_schedule(
+        context: dg.ScheduleEvaluationContext, clock: ClockResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        moment = scheduled_moment(context, clock)
         target = retraining_target(pipeline, moment)
         if isinstance(target, dg.SkipReason):
             return target
@@ -68,8 +69,8 @@ def build_retraining_schedule(pipeline: Pipeline, job) -> dg.ScheduleDefinition 
     return retraining_schedule
 
 
-def scheduled_moment(context: dg.ScheduleEvaluationContext) -> datetime:
+def scheduled_moment(context: dg.ScheduleEvaluationContext, clock: ClockResource) -> datetime:
     """The tick's own time (naive UTC); the clock's now when evaluated by hand."""
     if context.scheduled_execution_time is not None:
         return naive_utc(context.scheduled_execution_time)
-    return getattr(context.resources, CLOCK).now()
+    return clock.now()

@@ -5,7 +5,7 @@ import dagster as dg
 from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.defs.jobs import retraining_job_name
 from retraining_assets.defs.periods import retraining_target
-from retraining_assets.defs.resources import CLOCK, PLATFORM
+from retraining_assets.defs.resources import ClockResource, PlatformResource, RecordsResource
 from retraining_assets.defs.signals import gather_signals, request_tags
 
 ACTIVE = [
@@ -24,7 +24,6 @@ def automation_status(pipeline: Pipeline) -> dg.DefaultSensorStatus:
 def build_retraining_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
     name = pipeline.name
     job_name = retraining_job_name(name)
-    records = f"{name}_records"
     policy = retrain_policy(pipeline.settings)
     scales = pipeline.timescales
 
@@ -33,14 +32,18 @@ def build_retraining_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
         job_name=job_name,
         minimum_interval_seconds=60,
         default_status=automation_status(pipeline),
-        required_resource_keys={PLATFORM, CLOCK, records},
         description="Every minute, asks RetrainPolicy whether to retrain on the newest complete "
         "monitoring period: no champion, drift or a live-metric drop in that period's "
         "monitoring, or more than RETRAIN_VOLUME_TRIGGER new records in its training window. "
         "Reads metadata and a COUNT only; every reason goes into the run's tags.",
     )
-    def retraining_sensor(context: dg.SensorEvaluationContext):
-        now = getattr(context.resources, CLOCK).now()
+    def retraining_sensor(
+        context: dg.SensorEvaluationContext,
+        platform: PlatformResource,
+        clock: ClockResource,
+        records: RecordsResource,
+    ) -> dg.RunRequest | dg.SkipReason:
+        now = clock.now()
         # the newest complete period, whatever was monitored last: a backfill of an old
         # period does not move the target, and the window holds every record up to its end
         target = retraining_target(pipeline, now)
@@ -54,8 +57,8 @@ def build_retraining_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
             return dg.SkipReason(
                 f"a retraining run is already in progress ({active[0].dagster_run.run_id})"
             )
-        registry = getattr(context.resources, PLATFORM).registry()
-        source = getattr(context.resources, records).source()
+        registry = platform.registry()
+        source = records.source(name)
         signals = gather_signals(
             context.instance,
             pipeline,

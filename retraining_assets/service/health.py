@@ -11,11 +11,11 @@ cannot write to disk, so no answer could be made durable.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.prediction_log import PredictionLog
+from retraining_assets.core.timestamps import iso_utc
 from retraining_assets.service.batching import MicroBatcher
 from retraining_assets.service.models import Snapshot
 
@@ -59,7 +59,7 @@ def health_body(
         "challenger": None if snapshot.challenger is None else snapshot.challenger.to_dict(),
         "rollout_id": None if snapshot.rollout is None else snapshot.rollout.id,
         "problems": problems,
-        "checked_at": _iso(snapshot.checked_at),
+        "checked_at": iso_utc(snapshot.checked_at),
         "log": log,
         "batching": {
             "max_batch": batcher.max_batch,
@@ -71,7 +71,3 @@ def health_body(
     if reason is not None:
         body["reason"] = reason
     return body
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat() + "Z"

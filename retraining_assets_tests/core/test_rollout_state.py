@@ -37,15 +37,6 @@ GRADUAL = RolloutPlan.from_dict(
 CANARY = RolloutPlan.from_dict({"strategy": "canary", "share": 0.1})
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    if request.param == "sqlite":
-        engine = request.getfixturevalue("platform_db")
-    else:
-        engine = platform_engine(request.getfixturevalue("postgres_database"))
-    return Registry(engine, tmp_path / "artifacts")
-
-
 @pytest.fixture
 def notifier(registry: Registry) -> Notifier:
     return Notifier(registry.engine, [LogChannel()])
@@ -176,15 +167,15 @@ def test_advance_then_finish_promotes_the_challenger(
 ) -> None:
     started = rs.start_rollout(registry, notifier, PIPELINE, 2, GRADUAL, actor=ACTOR, reason="go")
     with pytest.raises(rs.RolloutError, match="not its final step"):
-        rs.finish(registry, notifier, started, actor=ACTOR, reason="too early")
+        rs.promote_challenger(registry, notifier, started, actor=ACTOR, reason="too early")
     second = rs.advance(registry, notifier, started, actor=ACTOR, reason="step 0 fine")
     assert second.step == 1 and second.router().weights["challenger"] == 0.5
     assert second.step_started_at >= started.step_started_at
     _notified_before(registry, "rollout_advance", ":advance:1")
     last = rs.advance(registry, notifier, second, actor=ACTOR, reason="step 1 fine")
-    with pytest.raises(rs.RolloutError, match="final step; finish it"):
+    with pytest.raises(rs.RolloutError, match="final step; promote it"):
         rs.advance(registry, notifier, last, actor=ACTOR, reason="beyond")
-    ended = rs.finish(registry, notifier, last, actor=ACTOR, reason="not worse")
+    ended = rs.promote_challenger(registry, notifier, last, actor=ACTOR, reason="not worse")
     assert (ended.status, ended.share, ended.ended_at is not None) == ("promoted", 1.0, True)
     assert ended.router().weights == {"challenger": 1.0, "champion": 0.0}
     assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (2, None)
@@ -274,7 +265,7 @@ def test_finish_is_refused_when_the_champion_moved(
         PIPELINE, CHAMPION, 3, expected_current=1, by="bob", actual_user="bob", reason="manual"
     )
     with pytest.raises(AliasConflictError):
-        rs.finish(registry, notifier, started, actor=ACTOR, reason="done")
+        rs.promote_challenger(registry, notifier, started, actor=ACTOR, reason="done")
     assert rs.active_rollout(registry, PIPELINE) == started
     assert (_alias(registry, CHAMPION), _alias(registry, CHALLENGER)) == (3, 2)
 
@@ -484,6 +475,6 @@ def test_a_challenger_whose_artifact_fails_is_neither_started_nor_promoted_nor_a
     _damage(registry, 2)  # after the start: the promotion checks again
     before = _written(registry)
     with pytest.raises(ArtifactError, match="demo v2"):
-        rs.finish(registry, notifier, started, actor=ACTOR, reason="done")
+        rs.promote_challenger(registry, notifier, started, actor=ACTOR, reason="done")
     assert _written(registry) == before
     assert (_alias(registry, CHAMPION), rs.active_rollout(registry, PIPELINE).id) == (1, started.id)

@@ -86,7 +86,8 @@ def test_relative_drop() -> None:
     assert relative_drop(0.72, 0.8, True) == pytest.approx(0.1)
     assert relative_drop(1.1, 1.0, False) == pytest.approx(0.1)
     assert relative_drop(-0.6, -0.5, True) == pytest.approx(0.2)  # negative baseline (R²)
-    assert relative_drop(0.5, 0.0, True) is None
+    assert relative_drop(0.5, 0.0, True) == pytest.approx(-0.5)  # near zero: the difference
+    assert relative_drop(None, 0.8, True) is None
 
 
 def test_a_drift_the_last_training_acted_on_is_not_a_reason_again() -> None:

@@ -234,6 +234,7 @@ def test_the_monthly_schedule_asks_for_the_last_complete_month(history) -> None:
         instance=history["instance"],
         scheduled_execution_time=pd.Timestamp("2024-12-01 03:00", tz="UTC").to_pydatetime(),
         repository_def=history["defs"].get_repository_def(),
+        resources=history["defs"].resources,  # the schedule takes the clock as a parameter
     ) as context:
         result = schedule.evaluate_tick(context)
     [request] = result.run_requests

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
+from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.core.registry import CHAMPION, CorruptArtifactError, Registry
 from retraining_assets.core.schema import notification_outbox
@@ -27,24 +29,41 @@ STREAM = DemoStream(rows_per_month=600, months=5, end_month=pd.Timestamp("2024-0
 
 
 @pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory):
-    """Three months monitored and the first model promoted, as the demo does it."""
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """Three months monitored and the first model promoted, as the demo does it: built once
+    per module, then copied for each test (``state``), so no test sees another's changes."""
     home = tmp_path_factory.mktemp("state") / ".retrain"
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)
         settings = load_settings(home=home, **MONTHLY)
+        patch.setenv("DAGSTER_HOME", str(settings.dagster_home))
         prepare_dagster_home(settings)
-        STREAM.seed_database(platform_engine(settings.platform_database_url))
+        engine = platform_engine(settings.platform_database_url)
+        STREAM.seed_database(engine)
         instance = dg.DagsterInstance.get()
-        simulation = Simulation(
-            build_definitions(settings, [demo_pipeline(settings, STREAM)]),
-            demo_pipeline(settings, STREAM),
-            instance,
-        )
+        pipeline = demo_pipeline(settings, STREAM)
+        simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
         simulation.refresh_reference()
         outcomes = [simulation.period(STREAM.partition_key(offset)) for offset in range(3)]
-        yield settings, simulation, outcomes
         instance.dispose()
+        with engine.connect() as connection:  # everything in the database file, for the copy
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return home, outcomes
+
+
+@pytest.fixture
+def state(template: tuple[Path, list], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private copy of the template state: its settings, a simulation on its own Dagster
+    instance, and the template's period outcomes (read-only)."""
+    source, outcomes = template
+    home = tmp_path / "copy" / ".retrain"
+    shutil.copytree(source, home)
+    settings = load_settings(home=home, **MONTHLY)
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+    instance = dg.DagsterInstance.get()
+    pipeline = demo_pipeline(settings, STREAM)
+    simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
+    yield settings, simulation, outcomes
+    instance.dispose()
 
 
 @pytest.fixture
@@ -75,9 +94,9 @@ def test_first_model_is_promoted_through_the_gate(state) -> None:
     # the UI shows where the champion's artifact is and the checksum every load verifies
     uri = first.value("champion_model", "artifact_uri")
     assert uri == _registry(settings).get_version("demo", champion.version).artifact_uri
-    path = first.value("champion_model", "artifact_path")
-    assert Path(path) == settings.artifact_path / uri
-    artifact = Path(path).read_bytes()
+    path = first.value("champion_model", "artifact_path")  # where the template wrote it
+    assert Path(path).parts[-len(Path(uri).parts) :] == Path(uri).parts and Path(path).is_file()
+    artifact = (settings.artifact_path / uri).read_bytes()
     assert first.value("champion_model", "artifact_sha256") == hashlib.sha256(artifact).hexdigest()
     subjects = _subjects(settings)
     pending = next(i for i, s in enumerate(subjects) if s.startswith("Promotion pending:"))
@@ -105,7 +124,7 @@ def test_a_failing_gate_keeps_the_champion_without_failing_the_run(state) -> Non
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
     (evaluation,) = result.asset_materializations_for_node("demo__model_evaluation")
     metadata = evaluation.metadata
-    if metadata["decision"].value == "pending":  # a gain below the bar: a person decides
+    if metadata["decision"].value == Verdict.PENDING:  # a gain below the bar: a person decides
         version = metadata["candidate_version"].value
         assert f"retrain approve {version} --pipeline demo" in metadata["to_approve"].value
         assert "demo_reject_job" in metadata["to_reject"].value
@@ -122,9 +141,9 @@ def test_approve_from_the_cli_moves_the_champion_and_tells_dagster(state, cli_en
     candidate = next(
         v.version for v in reversed(registry.list_versions("demo")) if v.version != champion
     )
-    if registry.get_approval("demo", candidate) is None:
-        registry.request_approval("demo", candidate, decision={"champion_version": champion,
-                                  "metric": "accuracy", "lift": 0.02}, by="test")  # fmt: skip
+    assert registry.get_approval("demo", candidate) is None  # the first model was promoted
+    registry.request_approval("demo", candidate, decision={"champion_version": champion,
+                              "metric": "accuracy", "lift": 0.02}, by="test")  # fmt: skip
     result = CliRunner().invoke(
         main, ["approve", str(candidate), "--by", "alice", "--reason", "ok"]
     )
@@ -147,13 +166,13 @@ def test_approve_from_the_cli_moves_the_champion_and_tells_dagster(state, cli_en
 def test_rollback_job_restores_the_previous_champion_and_its_reference(state) -> None:
     settings, simulation, _ = state
     registry = _registry(settings)
-    if registry.alias_history("demo", CHAMPION)[-1].previous_version is None:
-        # make sure there is a champion to go back to (this test may run on its own)
-        first = registry.get_alias("demo", CHAMPION).version
-        other = next(v.version for v in registry.list_versions("demo") if v.version != first)
-        registry.move_alias(
-            "demo", CHAMPION, other, expected_current=first, by="t", actual_user="t", reason="setup"
-        )
+    # the first champion has none before it: move to another version to go back from
+    assert registry.alias_history("demo", CHAMPION)[-1].previous_version is None
+    first = registry.get_alias("demo", CHAMPION).version
+    other = next(v.version for v in registry.list_versions("demo") if v.version != first)
+    registry.move_alias(
+        "demo", CHAMPION, other, expected_current=first, by="t", actual_user="t", reason="setup"
+    )
     current = registry.get_alias("demo", CHAMPION).version
     previous = registry.alias_history("demo", CHAMPION)[-1].previous_version
     result = simulation.defs.resolve_job_def("demo_rollback_job").execute_in_process(
@@ -192,25 +211,22 @@ def test_unknown_versions_are_refused_and_nothing_is_written(state, cli_env, com
     assert len(_registry(settings).audit_log("demo")) == audit
 
 
-def test_a_corrupt_champion_artifact_stops_evaluation_clearly(state, tmp_path: Path) -> None:
+def test_a_corrupt_champion_artifact_stops_evaluation_clearly(state) -> None:
     settings, simulation, _ = state
     registry = _registry(settings)
     champion = registry.get_alias("demo", CHAMPION)
     path = registry.artifact_root / champion.artifact_uri
     original = path.read_bytes()
-    path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
-    try:
-        with pytest.raises(CorruptArtifactError, match=str(path.name)):
-            registry.load_model_bytes("demo", champion.version)
-        result = simulation.defs.resolve_job_def("demo_retraining_job").execute_in_process(
-            instance=simulation.instance,
-            partition_key=STREAM.partition_key(2),
-            tags={"retrain/force": "true"},
-            raise_on_error=False,
-        )
-        assert not result.success
-        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        assert failure.step_key == "demo__model_evaluation"
-        assert registry.get_alias("demo", CHAMPION).version == champion.version
-    finally:
-        path.write_bytes(original)
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # this test's copy only
+    with pytest.raises(CorruptArtifactError, match=str(path.name)):
+        registry.load_model_bytes("demo", champion.version)
+    result = simulation.defs.resolve_job_def("demo_retraining_job").execute_in_process(
+        instance=simulation.instance,
+        partition_key=STREAM.partition_key(2),
+        tags={"retrain/force": "true"},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "demo__model_evaluation"
+    assert registry.get_alias("demo", CHAMPION).version == champion.version

@@ -22,21 +22,19 @@ from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core import schema
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Actor, Registry, utc_now
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError
 from retraining_assets.core.rollout import transitions as rs
 from retraining_assets.core.schema import notification_outbox
-from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.jobs import job_names
 from retraining_assets.demo.launch import QUIET
 from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
 from retraining_assets.settings import Settings, load_settings
-from retraining_assets_tests.conftest import MONTHLY
+from retraining_assets_tests.conftest import MONTHLY, trained_version
 from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
@@ -113,17 +111,7 @@ def _notifier(world: World):
 def register_model(world: World, seed: int, *, flipped: bool = False, months: int = 1) -> int:
     """A real random forest trained on the first ``months`` demo months (400 rows each);
     ``flipped`` learns the opposite labels (a deliberately bad model)."""
-    frame = pd.concat([STREAM.generate(m) for m in range(months)], ignore_index=True)
-    if flipped:
-        frame[SPEC.target] = 1 - frame[SPEC.target]
-    split = split_by_time(frame, SPEC)
-    model = train_model("random_forest", split, SPEC, seed=seed)
-    start = STREAM.month_start(0).to_pydatetime()
-    window = TrainingWindow(split, start, start, fingerprint=f"test-{seed}-{flipped}")
-    version = register_candidate(
-        world.registry, "demo", model, window, SPEC, run_id=None, actor=ACTOR
-    )
-    return version.version
+    return trained_version(world.registry, STREAM, seed=seed, flipped=flipped, months=months)
 
 
 def start(world: World, plan: RolloutPlan | None = None, **model: bool | int) -> rs.Rollout:

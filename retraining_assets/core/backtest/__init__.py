@@ -63,7 +63,7 @@ from retraining_assets.core.backtest.replay import (
 )
 from retraining_assets.core.backtest.results import BacktestResult, PeriodRow, PolicyResult
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
-from retraining_assets.core.evaluation import default_primary_metric, get_metric
+from retraining_assets.core.evaluation import get_metric, primary_metric_for
 from retraining_assets.core.pipeline import drift_thresholds, promotion_policy, retrain_policy
 from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.core.timescales import (
@@ -241,7 +241,7 @@ def _check_arguments(families: Sequence[str], policies: Sequence[str]) -> None:
 
 def _metric(settings: Settings, spec: DatasetSpec) -> str:
     """The promotion's primary metric, checked against the task."""
-    name = settings.primary_metric or default_primary_metric(spec.task)
+    name = primary_metric_for(spec.task, settings.primary_metric)
     try:
         info = get_metric(name)
     except ValueError as error:

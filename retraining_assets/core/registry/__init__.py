@@ -2,7 +2,8 @@
 an append-only audit log, pending approvals and the training watermark.
 
 ``records`` holds the rows and errors, ``artifacts`` the files, ``signing`` their HMAC,
-``versions``, ``aliases``, ``audit``, ``approvals`` and ``watermark`` one table each,
+``versions``, ``aliases``, ``audit``, ``approvals``, ``watermark`` and ``judgements`` one
+table each,
 ``registry`` the facade that joins them. Import from here:
 ``from retraining_assets.core.registry import Registry``.
 """

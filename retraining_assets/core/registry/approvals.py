@@ -21,11 +21,10 @@ from retraining_assets.core.registry.records import (
     AliasMove,
     ApprovalError,
     PendingApproval,
-    iso,
     jsonable,
     record_from_row,
 )
-from retraining_assets.core.timestamps import utc_now
+from retraining_assets.core.timestamps import iso_utc, utc_now
 
 
 class Approvals(Aliases):
@@ -193,7 +192,7 @@ class Approvals(Aliases):
                 raise ApprovalError(
                     f"the approval of {pipeline} v{version} was already resolved "
                     f"({existing.status} by {existing.resolved_by} at "
-                    f"{existing.resolved_at and iso(existing.resolved_at)})"
+                    f"{iso_utc(existing.resolved_at)})"
                 )
             return self._approval(conn, pipeline, version)  # type: ignore[return-value]
 

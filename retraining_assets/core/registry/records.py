@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from retraining_assets.core.timestamps import iso_utc
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 REGISTERED, REJECTED, PENDING_APPROVAL, APPROVED, ARCHIVED = (
@@ -86,15 +88,11 @@ def version_name(version: int | None) -> str | None:
 # --- records ---------------------------------------------------------------------------------
 
 
-def iso(value: datetime) -> str:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
 class _Record:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: datetimes as ISO 8601 UTC."""
         return {
-            key: iso(value) if isinstance(value, datetime) else value
+            key: iso_utc(value) if isinstance(value, datetime) else value
             for key, value in asdict(self).items()  # type: ignore[call-overload]
         }
 
@@ -198,7 +196,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, datetime):
-        return iso(value)
+        return iso_utc(value)
     if isinstance(value, date | Path):
         return str(value)
     if hasattr(value, "tolist"):  # numpy scalar or array

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.registry.approvals import Approvals
+from retraining_assets.core.registry.judgements import Judgements
 from retraining_assets.core.registry.watermark import Watermarks
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["Registry"]
 
 
-class Registry(Approvals, Watermarks):
-    """Model versions, aliases, audit log, approvals and watermarks of every pipeline.
+class Registry(Approvals, Watermarks, Judgements):
+    """Model versions, aliases, audit log, approvals, watermarks and judgements of every
+    pipeline.
 
     Methods that change state accept an optional ``connection``: pass the one yielded by
     :meth:`transaction` to make several changes (e.g. resolve an approval and move the

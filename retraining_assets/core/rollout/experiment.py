@@ -23,6 +23,7 @@ from retraining_assets.core import prediction_log
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, utc_now
 from retraining_assets.core.rollout import RolloutDecision, VariantSummary, decide
 from retraining_assets.core.rollout.transitions import Rollout
+from retraining_assets.core.timestamps import iso_utc
 
 COLORS = {CHAMPION: "#4c72b0", CHALLENGER: "#dd8452"}
 
@@ -95,7 +96,7 @@ class Experiment:
                 "rollout": self.rollout.to_dict(),
                 "variants": variants,
                 "decision": self.decision.to_dict(),
-                "measured_at": self.measured_at.isoformat() + "Z",
+                "measured_at": iso_utc(self.measured_at),
             }
         )
 

@@ -7,15 +7,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any, Literal
 
-
-class Strategy(StrEnum):
-    IMMEDIATE = "immediate"
-    CANARY = "canary"
-    GRADUAL = "gradual"
-    AB = "ab"
+from retraining_assets.core.strategies import Strategy
 
 
 class RolloutPlanError(ValueError):
@@ -158,11 +152,14 @@ class RolloutPlan:
         share = self.share_at(step)
         return {self.challenger: share, self.champion: 1.0 - share}
 
+    def step_timed(self, step: int, elapsed: timedelta | float) -> bool:
+        """Whether ``step`` has run for its minimum time (``elapsed``: timedelta or hours)."""
+        return _hours(elapsed) >= self._check_step(step).min_hours
+
     def step_ready(self, step: int, elapsed: timedelta | float, samples: int) -> bool:
-        """Whether ``step`` has run long enough (``elapsed``: timedelta or hours) on enough
-        outcomes per arm."""
-        current = self._check_step(step)
-        return _hours(elapsed) >= current.min_hours and samples >= current.min_samples
+        """Whether ``step`` has run long enough on enough outcomes per arm."""
+        enough = samples >= self._check_step(step).min_samples
+        return self.step_timed(step, elapsed) and enough
 
 
 def rollout_metric(task: str) -> tuple[Literal["binary", "continuous"], bool]:

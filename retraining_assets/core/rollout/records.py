@@ -13,6 +13,7 @@ from retraining_assets.core import schema as tables
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from retraining_assets.core.rollout.plan import RolloutPlan, RolloutStep
 from retraining_assets.core.rollout.router import Router
+from retraining_assets.core.timestamps import iso_utc
 
 ACTIVE, PROMOTED, ROLLED_BACK, HALTED, STOPPED = (
     "active",
@@ -73,7 +74,7 @@ class Rollout:
         }
         out |= {"strategy": str(self.plan.strategy), "step": self.step, "status": self.status}
         out |= {"share": self.share, "plan": self.plan.to_dict()}
-        out |= {key: _iso(getattr(self, key)) for key in times}
+        out |= {key: iso_utc(getattr(self, key)) for key in times}
         return out | {"started_by": self.started_by, "reason": self.reason}
 
 
@@ -116,7 +117,3 @@ def _rollout(row: Any) -> Rollout:
     steps = tuple(RolloutStep(**step) for step in plan.pop("steps"))
     values = {k: row[k] for k in Rollout.__dataclass_fields__ if k != "plan"}
     return Rollout(**values, plan=RolloutPlan(steps=steps, **plan))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat() + "Z"

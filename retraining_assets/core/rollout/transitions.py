@@ -68,9 +68,9 @@ __all__ = [
     "advance",
     "carry_out",
     "decision_evidence",
-    "finish",
     "get_rollout",
     "halt",
+    "promote_challenger",
     "rollback_rollout",
     "start_rollout",
     "stop",
@@ -194,7 +194,7 @@ def _check_start(
     if running is not None:
         raise RolloutError(
             f"pipeline '{pipeline}' already has an active rollout (id {running.id}, "
-            f"v{running.challenger_version}); stop or finish it first"
+            f"v{running.challenger_version}); stop or promote it first"
         )
     current = registry.get_alias(pipeline, CHALLENGER, connection=connection)
     return champion.version, None if current is None else current.version
@@ -249,7 +249,7 @@ def advance(
     active at ``rollout.step``; notified before."""
     if rollout.step >= rollout.plan.final_step:
         raise RolloutError(
-            f"rollout {rollout.id} of '{rollout.pipeline}' is at its final step; finish it"
+            f"rollout {rollout.id} of '{rollout.pipeline}' is at its final step; promote it"
         )
     to_step = rollout.step + 1
     share = rollout.plan.share_at(to_step)
@@ -280,7 +280,7 @@ def advance(
         return get_rollout(registry, rollout.id, connection=connection)
 
 
-def finish(
+def promote_challenger(
     registry: Registry,
     notifier: Notifier,
     rollout: Rollout,
@@ -414,7 +414,7 @@ def _end(
 
 _CHANGES = {
     Action.ADVANCE: advance,
-    Action.PROMOTE: finish,
+    Action.PROMOTE: promote_challenger,
     Action.ROLLBACK: rollback_rollout,
     Action.HALT: halt,
 }
@@ -438,7 +438,7 @@ def carry_out(
     *,
     actor: Actor,
 ) -> Rollout | None:
-    """Apply ``decide()``'s decision for ``rollout``: advance, promote (finish), roll back or
+    """Apply ``decide()``'s decision for ``rollout``: advance, promote, roll back or
     halt; None for ``continue``. A decision made at another step than the rollout's, or a
     rollout that moved since it was read, raises ``RolloutConflictError`` with nothing
     changed (a stale decision is never applied)."""

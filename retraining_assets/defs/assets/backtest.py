@@ -18,6 +18,7 @@ from retraining_assets.core.files import write_atomically
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reports import reports_root
 from retraining_assets.defs.plots import inline_image
+from retraining_assets.defs.resources import RecordsResource
 
 # "always" retrains every period: a baseline worth its cost only when asked for
 DEFAULT_POLICIES = ["auto", "monthly", "static"]
@@ -97,16 +98,14 @@ def backtest_metadata(
 
 def build_backtest_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
     name = pipeline.name
-    records = f"{name}_records"
 
     @dg.asset(
         key=[name, "backtest_report"],
         group_name=f"{name}_training",
-        required_resource_keys={records},
         kinds={"python"},
     )
     def backtest_report(
-        context: dg.AssetExecutionContext, config: BacktestConfig
+        context: dg.AssetExecutionContext, config: BacktestConfig, records: RecordsResource
     ) -> dg.MaterializeResult:
         """Would the pipeline's policies have paid off on its own records? Every labelled
         record replayed period by period (`retrain backtest`'s engine) with this pipeline's
@@ -116,7 +115,7 @@ def build_backtest_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         it, or launch `<pipeline>_backtest_job`."""
         try:
             families = replay_families(pipeline, config.families)
-            frame = getattr(context.resources, records).source().load()
+            frame = records.source(name).load()
             result = replay_history(
                 frame, pipeline.spec, pipeline.timescales, settings=pipeline.settings,
                 families=families, policies=config.policies, progress=_logger(context),

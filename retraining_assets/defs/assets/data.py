@@ -10,7 +10,7 @@ from retraining_assets.core.reference import refresh_reference
 from retraining_assets.core.validation import validate_period
 from retraining_assets.defs.checks import check_results, period_check_specs
 from retraining_assets.defs.periods import naive_utc
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PlatformResource, RecordsResource
 
 
 def frame_summary(frame: pd.DataFrame, time_column: str) -> dict[str, dg.MetadataValue]:
@@ -35,7 +35,6 @@ def build_data_assets(
     pipeline: Pipeline, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     name, spec = pipeline.name, pipeline.spec
-    records = f"{name}_records"
     reference_key = dg.AssetKey([name, "reference_data"])
     current_key = dg.AssetKey([name, "current_data"])
 
@@ -43,15 +42,15 @@ def build_data_assets(
         key=reference_key,
         group_name=f"{name}_data",
         deps=[dg.AssetKey([name, "champion_model"])],
-        required_resource_keys={records, PLATFORM},
         kinds={"pandas"},
     )
-    def reference_data(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def reference_data(
+        context: dg.AssetExecutionContext, platform: PlatformResource, records: RecordsResource
+    ) -> dg.MaterializeResult:
         """What every period is validated and compared against: range/domain bounds and the
         drift profile of the champion's training window (before the first champion, the first
         complete training window of the records). Refreshed whenever the champion changes."""
-        platform = getattr(context.resources, PLATFORM)
-        source = getattr(context.resources, records).source()
+        source = records.source(name)
         store = platform.references()
         reference = refresh_reference(pipeline, platform.registry(), store, source)
         path = store.path(name)
@@ -72,22 +71,20 @@ def build_data_assets(
         key=current_key,
         group_name=f"{name}_data",
         partitions_def=partitions_def,
-        required_resource_keys={records, PLATFORM},
         check_specs=period_check_specs(current_key, partitions_def),
         kinds={"pandas", "great_expectations"},
     )
     def current_data(
-        context: dg.AssetExecutionContext,
+        context: dg.AssetExecutionContext, platform: PlatformResource, records: RecordsResource
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """One monitoring period (`RETRAIN_PARTITION`) of labelled records, validated with
         Great Expectations: schema, target and a non-empty period block downstream assets;
         ranges, domains and null rates learned from the reference only warn, because drifted
         periods must still reach drift detection."""
         window = context.partition_time_window
-        source = getattr(context.resources, records).source()
+        source = records.source(name)
         frame = source.load(naive_utc(window.start), naive_utc(window.end))
         context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
-        platform = getattr(context.resources, PLATFORM)
         reference = platform.references().current(name, platform.registry())
         bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
         outcomes = validate_period(frame, spec, bounds, validation_tolerances(pipeline.settings))

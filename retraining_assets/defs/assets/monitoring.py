@@ -16,10 +16,10 @@ from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
-from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
 from retraining_assets.defs.plots import inline_image
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PlatformResource, RecordsResource
 
 
 def drift_metadata(report: DriftReport, html_url: str, png_url: str) -> dict[str, dg.MetadataValue]:
@@ -69,16 +69,15 @@ def build_monitoring_assets(
     pipeline: Pipeline, partitions_def: dg.TimeWindowPartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     name = pipeline.name
-    records = f"{name}_records"
     current_key = dg.AssetKey([name, "current_data"])
 
     def trailing_window(
-        context: dg.AssetExecutionContext,
+        context: dg.AssetExecutionContext, records: RecordsResource
     ) -> tuple[pd.DataFrame, dict[str, dg.MetadataValue]]:
         """The period's drift window (``core.timescales``): the trailing
         ``RETRAIN_DRIFT_WINDOW`` periods, widened to ``RETRAIN_DRIFT_MIN_RECORDS`` records,
         sampled down to ``RETRAIN_DRIFT_MAX_RECORDS``; with its metadata."""
-        source: RecordSource = getattr(context.resources, records).source()
+        source: RecordSource = records.source(name)
         scales, partition = pipeline.timescales, context.partition_key
         start, end = scales.drift_window_of(
             period_start(partitions_def, partition), source.count, pipeline.data_start
@@ -98,21 +97,24 @@ def build_monitoring_assets(
         partitions_def=partitions_def,
         # the period's blocking data checks gate it; the records come from the drift window
         deps=[current_key, dg.AssetKey([name, "reference_data"])],
-        required_resource_keys={NOTIFIER, PLATFORM, records},
         kinds={"scipy"},
     )
-    def drift_report(context: dg.AssetExecutionContext) -> dg.Output[dict]:
+    def drift_report(
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+        records: RecordsResource,
+    ) -> dg.Output[dict]:
         """The trailing drift window ending with this period (`RETRAIN_DRIFT_WINDOW` periods,
         widened until it holds `RETRAIN_DRIFT_MIN_RECORDS` records) against the reference: KS,
         PSI, Wasserstein, Jensen-Shannon, chi-square per feature with Benjamini-Hochberg
         q-values, the dataset verdict, target drift, and an HTML report with a plot per
         feature. Administrators are told when it finds drift."""
         partition = context.partition_key
-        platform = getattr(context.resources, PLATFORM)
         reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
-        current, window = trailing_window(context)
+        current, window = trailing_window(context, records)
         report = reference.profile.compare(
             current,
             pipeline.drift_thresholds(),
@@ -137,7 +139,7 @@ def build_monitoring_assets(
                 report_url=pipeline.report_url(html),
                 key=f"drift:{name}:{partition}:{report.profile_hash}",
             )
-            getattr(context.resources, NOTIFIER).notifier().notify(message)
+            notifier.notifier().notify(message)
         metadata = drift_metadata(report, pipeline.report_url(html), pipeline.report_url(png))
         metadata |= window
         return dg.Output(report.to_dict(), metadata=metadata)
@@ -147,21 +149,22 @@ def build_monitoring_assets(
         group_name=f"{name}_monitoring",
         partitions_def=partitions_def,
         deps=[current_key],
-        required_resource_keys={PLATFORM, records},
         output_required=False,
         kinds={"python"},
     )
-    def champion_performance(context: dg.AssetExecutionContext) -> Iterator[dg.Output[dict]]:
+    def champion_performance(
+        context: dg.AssetExecutionContext, platform: PlatformResource, records: RecordsResource
+    ) -> Iterator[dg.Output[dict]]:
         """The champion scored on the labelled records of the same trailing window as
         `drift_report`, next to the same metrics at its evaluation: a live drop beyond
         `RETRAIN_PERFORMANCE_DEGRADATION` triggers retraining. Skipped while there is no
         champion."""
-        registry = getattr(context.resources, PLATFORM).registry()
+        registry = platform.registry()
         champion = registry.get_alias(name, CHAMPION)
         if champion is None:
             context.log.info("no champion yet: nothing to score")
             return
-        current, window = trailing_window(context)
+        current, window = trailing_window(context, records)
         live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
         baseline = evaluation_baseline(registry, name, champion.version) or {}
         metric = pipeline.primary_metric

@@ -25,10 +25,10 @@ from retraining_assets.core.rollout.transitions import RolloutError
 from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
 from retraining_assets.defs.checks import partitioned_check_spec
-from retraining_assets.defs.identity import actor_of
-from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
-from retraining_assets.defs.operations import champion_metadata, traffic_materialization
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.identity import actor_of, run_id
+from retraining_assets.defs.materializations import champion_metadata, traffic_materialization
+from retraining_assets.defs.notifications import NotifierResource
+from retraining_assets.defs.resources import PlatformResource
 
 GATE = "promotion_threshold"
 
@@ -49,7 +49,7 @@ def gate_passed(context: dg.AssetExecutionContext, asset: dg.AssetKey) -> bool:
     """Whether the promotion check on ``asset`` passed in this run: the check is what lets the
     champion move, not a second reading of the numbers."""
     records = context.instance.get_records_for_run(
-        context.run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        run_id(context), of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
     evaluations = [record.event_log_entry.dagster_event.event_specific_data for record in records]
     return any(e.check_name == GATE and e.asset_key == asset and e.passed for e in evaluations)
@@ -99,7 +99,6 @@ def build_promotion_assets(
             "training_data": dg.AssetIn([name, "training_data"]),
             **{family: dg.AssetIn(candidate_key(pipeline, family)) for family in families},
         },
-        required_resource_keys={PLATFORM, NOTIFIER},
         check_specs=[
             partitioned_check_spec(
                 GATE,
@@ -115,7 +114,11 @@ def build_promotion_assets(
         kinds={"scikitlearn"},
     )
     def model_evaluation(
-        context: dg.AssetExecutionContext, training_data: TrainingWindow, **candidates: int
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+        training_data: TrainingWindow,
+        **candidates: int,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Every candidate and the current champion scored on the same holdout (the most
         recent records of the window): ROC AUC, log loss, accuracy, F1, Brier (or RMSE, MAE,
@@ -123,8 +126,7 @@ def build_promotion_assets(
         and McNemar's test, and the promotion decision. A pending decision asks a person: the
         metadata (`to_approve`, `to_reject`) and the administrators' message give the CLI
         line and the Dagster job that decide it."""
-        platform = getattr(context.resources, PLATFORM)
-        registry, notifier = platform.registry(), getattr(context.resources, NOTIFIER).notifier()
+        registry, messages, run = platform.registry(), notifier.notifier(), run_id(context)
         models = {f: (v, load_model(registry, name, v)) for f, v in candidates.items()}
         current = registry.get_alias(name, CHAMPION)
         champion = (
@@ -134,12 +136,12 @@ def build_promotion_assets(
             models, champion, training_data.split, spec, policy, settings.primary_metric
         )
         record_judgement(
-            registry, notifier, name, judgement,
-            partition=context.partition_key, run_id=context.run.run_id,
+            registry, messages, name, judgement,
+            partition=context.partition_key, run_id=run,
             actor=actor_of(context), min_lift=settings.promotion_min_lift,
         )  # fmt: skip
         scores = judgement.comparison.scores
-        notifier.notify(
+        messages.notify(
             retraining_completed(
                 pipeline=name,
                 metrics={
@@ -153,8 +155,8 @@ def build_promotion_assets(
                 best=judgement.comparison.best_candidate,
                 reasons=[judgement.decision.reason],
                 partition=context.partition_key,
-                run_id=context.run.run_id,
-                key=f"completed:{name}:{context.run.run_id}",
+                run_id=run,
+                key=f"completed:{name}:{run}",
             )
         )
         context.log.info(
@@ -175,11 +177,10 @@ def build_promotion_assets(
         group_name=f"{name}_promotion",
         deps=[evaluation_key],
         output_required=False,
-        required_resource_keys={PLATFORM, NOTIFIER},
         kinds={"python"},
     )
     def champion_model(
-        context: dg.AssetExecutionContext,
+        context: dg.AssetExecutionContext, platform: PlatformResource, notifier: NotifierResource
     ) -> Iterator[dg.Output[int] | dg.AssetMaterialization]:
         """The production model: the registry's "champion" alias. It moves only in a run whose
         promotion_threshold check passed, by compare-and-set on the champion the evaluation saw
@@ -187,19 +188,19 @@ def build_promotion_assets(
         before and after. With RETRAIN_PROMOTION_STRATEGY canary, gradual or ab, a passing
         candidate starts a rollout instead and the champion stays until the rollout promotes
         it. Otherwise this asset is skipped: the champion stays."""
-        registry = getattr(context.resources, PLATFORM).registry()
-        decision = decision_of_run(registry, name, context.run.run_id)
+        registry = platform.registry()
+        decision = decision_of_run(registry, name, run_id(context))
         if decision is None or not gate_passed(context, evaluation_key):
             context.log.info(f"champion kept: {decision['reason'] if decision else 'no decision'}")
             return
-        notifier = getattr(context.resources, NOTIFIER).notifier()
+        messages = notifier.notifier()
         if rolls_out(pipeline, decision["champion_version"]):
-            yield from start_rollout(context, registry, notifier, decision)
+            yield from start_rollout(context, registry, messages, decision)
             return
         try:
             move = change_champion(
                 registry,
-                notifier,
+                messages,
                 name,
                 decision["candidate_version"],
                 expected_current=decision["champion_version"],

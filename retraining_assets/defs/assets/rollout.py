@@ -12,10 +12,10 @@ from retraining_assets.core.rollout import Action, describe, transitions
 from retraining_assets.core.rollout.experiment import Experiment, measure
 from retraining_assets.core.rollout.transitions import PROMOTED, RolloutConflictError
 from retraining_assets.defs.identity import actor_of
-from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
-from retraining_assets.defs.operations import champion_materializations, traffic_metadata
+from retraining_assets.defs.materializations import champion_materializations, traffic_metadata
+from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.plots import inline_image
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PlatformResource
 
 
 def rollouts_folder(pipeline: Pipeline) -> Path:
@@ -46,20 +46,20 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
     name, task = pipeline.name, pipeline.spec.task
     results_key = dg.AssetKey([name, "ab_test_results"])
     split_key = dg.AssetKey([name, "traffic_split"])
-    records = f"{name}_records"
 
     @dg.asset(
         key=results_key,
         group_name=f"{name}_serving",
         output_required=False,
-        required_resource_keys={PLATFORM},
         kinds={"python"},
     )
-    def ab_test_results(context: dg.AssetExecutionContext) -> Iterator[dg.Output[Experiment]]:
+    def ab_test_results(
+        context: dg.AssetExecutionContext, platform: PlatformResource
+    ) -> Iterator[dg.Output[Experiment]]:
         """The live experiment: per-variant outcomes of the active rollout since its current
         step began, the primary-metric comparison (mSPRT or z/Welch), the SRM check, and the
         decision."""
-        registry = getattr(context.resources, PLATFORM).registry()
+        registry = platform.registry()
         active = transitions.active_rollout(registry, name)
         if active is None:
             context.log.info(f"no active rollout of '{name}': nothing to measure")
@@ -80,11 +80,13 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         group_name=f"{name}_serving",
         ins={"ab_test_results": dg.AssetIn(results_key)},
         output_required=False,
-        required_resource_keys={PLATFORM, NOTIFIER, records},
         kinds={"python"},
     )
     def traffic_split(
-        context: dg.AssetExecutionContext, ab_test_results: Experiment
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+        ab_test_results: Experiment,
     ) -> Iterator[dg.Output[float] | dg.AssetMaterialization]:
         """The challenger's live share, changed only through the audited rollout transactions:
         the next step, promotion (the challenger becomes the champion), or all traffic back to
@@ -93,12 +95,11 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         if decision.action is Action.CONTINUE:
             context.log.info(f"traffic unchanged: {decision.reason}")
             return
-        platform = getattr(context.resources, PLATFORM)
         registry = platform.registry()
         try:
             changed = transitions.carry_out(
                 registry,
-                getattr(context.resources, NOTIFIER).notifier(),
+                notifier.notifier(),
                 ab_test_results.rollout,
                 decision,
                 actor=actor_of(context),

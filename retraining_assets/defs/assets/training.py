@@ -8,6 +8,7 @@ import dagster as dg
 from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
 from retraining_assets.core.notify import retraining_started
 from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.registry import Registry
 from retraining_assets.core.training import (
     BASE_FAMILIES,
     data_fingerprint,
@@ -15,9 +16,9 @@ from retraining_assets.core.training import (
     train_model,
 )
 from retraining_assets.defs.identity import actor_of
-from retraining_assets.defs.notifications import RESOURCE_KEY as NOTIFIER
+from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
-from retraining_assets.defs.resources import PLATFORM
+from retraining_assets.defs.resources import PlatformResource, RecordsResource
 
 FORCE_TAG = "retrain/force"  # "true": train even on a window already trained on
 
@@ -39,7 +40,6 @@ def build_training_assets(
     pipeline: Pipeline, partitions_def: dg.TimeWindowPartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     name, spec, settings = pipeline.name, pipeline.spec, pipeline.settings
-    records = f"{name}_records"
     window_key = dg.AssetKey([name, "training_data"])
     families = settings.model_families
     base = [family for family in BASE_FAMILIES if family in families]
@@ -49,11 +49,15 @@ def build_training_assets(
         group_name=f"{name}_training",
         partitions_def=partitions_def,
         deps=[dg.AssetKey([name, "current_data"])],
-        required_resource_keys={PLATFORM, NOTIFIER, records},
         output_required=False,
         kinds={"pandas"},
     )
-    def training_data(context: dg.AssetExecutionContext) -> Iterator[dg.Output[TrainingWindow]]:
+    def training_data(
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        notifier: NotifierResource,
+        records: RecordsResource,
+    ) -> Iterator[dg.Output[TrainingWindow]]:
         """The records of the training window: `RETRAIN_TRAINING_WINDOW` (a duration, 90 days
         by default) ending with this period, split by time into train, validation (early
         stopping) and the most recent tail as the holdout, never seen in training. Its drift
@@ -61,8 +65,8 @@ def build_training_assets(
         start, end = pipeline.timescales.training_window_of(
             period_start(partitions_def, context.partition_key), pipeline.data_start
         )
-        frame = getattr(context.resources, records).source().load(start, end)
-        registry = getattr(context.resources, PLATFORM).registry()
+        frame = records.source(name).load(start, end)
+        registry = platform.registry()
         fingerprint = data_fingerprint(frame, spec)
         trained = [
             v.version for v in registry.list_versions(name) if v.data_fingerprint == fingerprint
@@ -72,7 +76,7 @@ def build_training_assets(
             context.log.info(f"already trained on exactly this window (v{trained[-1]}); skipped")
             return
         reasons = context.run.tags.get("retrain/reasons", "requested by hand")
-        getattr(context.resources, NOTIFIER).notifier().notify(
+        notifier.notifier().notify(
             retraining_started(
                 pipeline=name,
                 reasons=reasons.split("; "),
@@ -106,21 +110,23 @@ def build_training_assets(
             group_name=f"{name}_training",
             partitions_def=partitions_def,
             ins={"training_data": dg.AssetIn(window_key)},
-            required_resource_keys={PLATFORM},
             kinds={"python"},
             description=f"A {family.replace('_', ' ')} trained on the period's training window "
             "and registered as a new model version (the asset's value is the version number).",
         )
         def candidate(
-            context: dg.AssetExecutionContext, training_data: TrainingWindow
+            context: dg.AssetExecutionContext,
+            platform: PlatformResource,
+            training_data: TrainingWindow,
         ) -> dg.Output[int]:
             model = train_model(family, training_data.split, spec)
-            return _register(context, model, training_data)
+            return _register(context, platform.registry(), model, training_data)
 
         return candidate
 
-    def _register(context, model, window: TrainingWindow) -> dg.Output[int]:
-        registry = getattr(context.resources, PLATFORM).registry()
+    def _register(
+        context: dg.AssetExecutionContext, registry: Registry, model, window: TrainingWindow
+    ) -> dg.Output[int]:
         version = register_candidate(
             registry, name, model, window, spec, run_id=context.run.run_id, actor=actor_of(context)
         )
@@ -146,18 +152,20 @@ def build_training_assets(
                 "training_data": dg.AssetIn(window_key),
                 **{family: dg.AssetIn(candidate_key(pipeline, family)) for family in base},
             },
-            required_resource_keys={PLATFORM},
             kinds={"python"},
         )
         def candidate_ensemble(
-            context: dg.AssetExecutionContext, training_data: TrainingWindow, **members: int
+            context: dg.AssetExecutionContext,
+            platform: PlatformResource,
+            training_data: TrainingWindow,
+            **members: int,
         ) -> dg.Output[int]:
             """Soft voting over the period's other candidates, weighted by their validation
             loss, registered as a new model version."""
-            registry = getattr(context.resources, PLATFORM).registry()
+            registry = platform.registry()
             models = [load_model(registry, name, version) for version in members.values()]
             model = train_model("ensemble", training_data.split, spec, members=models)
-            return _register(context, model, training_data)
+            return _register(context, registry, model, training_data)
 
         assets.append(candidate_ensemble)
     return assets
