@@ -34,6 +34,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     per module, then copied for each test (``state``), so no test sees another's changes."""
     home = tmp_path_factory.mktemp("state") / ".retrain"
     with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)  # the instance under this home, not another
         settings = load_settings(home=home, **MONTHLY)
         patch.setenv("DAGSTER_HOME", str(settings.dagster_home))
         prepare_dagster_home(settings)
@@ -57,6 +58,7 @@ def state(template: tuple[Path, list], tmp_path: Path, monkeypatch: pytest.Monke
     source, outcomes = template
     home = tmp_path / "copy" / ".retrain"
     shutil.copytree(source, home)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     settings = load_settings(home=home, **MONTHLY)
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     instance = dg.DagsterInstance.get()
