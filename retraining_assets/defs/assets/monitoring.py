@@ -1,6 +1,7 @@
 """Monitoring assets: the trailing drift window of each period, compared with the reference
 and scored by the champion."""
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -79,10 +80,11 @@ def build_monitoring_assets(
         sampled down to ``RETRAIN_DRIFT_MAX_RECORDS``; with its metadata."""
         source: RecordSource = records.source(name)
         scales, partition = pipeline.timescales, context.partition_key
+        count = functools.cache(source.count)  # the widening's last count is the window's
         start, end = scales.drift_window_of(
-            period_start(partitions_def, partition), source.count, pipeline.data_start
+            period_start(partitions_def, partition), count, pipeline.data_start
         )
-        n_window = source.count(start, end)
+        n_window = count(start, end)
         sample = source.sample(start, end, scales.drift_sample(n_window, partition))
         context.log.info(
             f"{partition}: drift window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
