@@ -4,6 +4,7 @@ verdict (``verdict``) over all of them, in a ``DriftReport``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -269,7 +270,14 @@ def _compare_special(
         missing = "reference profile" if prof is None else "current data"
         notes.append(f"{role} drift skipped: no {role} in the {missing}")
         return None
-    entry, nulls, unseen = _compare_column(prof, values, role, notes)
+    return _special_verdict(_compare_column(prof, values, role, notes), t)
+
+
+ColumnResult = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
+
+
+def _special_verdict(result: ColumnResult, t: DriftThresholds) -> dict[str, Any]:
+    entry, nulls, unseen = result
     _assign_q_values([entry, nulls])
     _apply_verdict(entry, unseen, t)
     _null_verdict(nulls, t)
@@ -310,36 +318,59 @@ def compare(
     results = _map_columns(run, names, _thread_count(n_jobs, len(current)))
     notes.extend(sorted(column_notes))  # sorted: threads append in any order
 
-    features = {name: r[0] for name, r in zip(names, results, strict=True)}
-    null_rates = {name: r[1] for name, r in zip(names, results, strict=True)}
-    unseen = {name: r[2] for name, r in zip(names, results, strict=True) if r[2] is not None}
+    return _assemble_report(
+        profile,
+        dict(zip(names, results, strict=True)),
+        len(current),
+        thresholds,
+        notes,
+        prediction=lambda: _compare_special(
+            profile.scores,
+            _resolve_series(scores, profile.score_column, current, "scores"),
+            "prediction", thresholds, notes,
+        ),  # fmt: skip
+        target=lambda: _compare_special(
+            profile.target,
+            _resolve_series(target, profile.target_column, current, "target"),
+            "target", thresholds, notes,
+        ),  # fmt: skip
+    )
+
+
+def _assemble_report(
+    profile: ReferenceProfile,
+    results: dict[str, ColumnResult],
+    n_current: int,
+    thresholds: DriftThresholds,
+    notes: list[str],
+    *,
+    prediction: Callable[[], dict[str, Any] | None],
+    target: Callable[[], dict[str, Any] | None],
+) -> DriftReport:
+    """The verdict over the per-column statistics, whichever engine computed them (in memory
+    here, pushed down to a database or DuckDB in ``core.engines``): one place for both."""
+    names = list(results)
+    features = {name: r[0] for name, r in results.items()}
+    null_rates = {name: r[1] for name, r in results.items()}
+    unseen = {name: r[2] for name, r in results.items() if r[2] is not None}
     _assign_q_values([*features.values(), *null_rates.values()])
     for name in names:
         _apply_verdict(features[name], unseen.get(name), thresholds)
         _null_verdict(null_rates[name], thresholds)
     notes.extend(_feature_notes(features, null_rates, unseen))
     dataset_drift, share = _dataset_verdict(features, thresholds, notes)
-
-    prediction = _compare_special(
-        profile.scores,
-        _resolve_series(scores, profile.score_column, current, "scores"),
-        "prediction", thresholds, notes,
-    )  # fmt: skip
-    target_result = _compare_special(
-        profile.target,
-        _resolve_series(target, profile.target_column, current, "target"),
-        "target", thresholds, notes,
-    )  # fmt: skip
+    prediction_result = prediction()  # after the dataset notes: the notes keep their order
+    target_result = target()
     return DriftReport(
         dataset_drift=dataset_drift,
         n_reference=profile.n_rows,
-        n_current=len(current),
+        n_current=n_current,
         features=features,
         drifted_features=[n for n in names if features[n]["drifted"]],
         drift_share=share,
         null_rates=null_rates,
         unseen=unseen,
-        prediction_drift=prediction,
+        prediction_drift=prediction_result,
         target_drift=target_result,
         warnings=notes,
         thresholds=thresholds.to_dict(),

@@ -87,8 +87,14 @@ def _ks_test(d: float, reference: np.ndarray, current: np.ndarray) -> tuple[floa
             warnings.simplefilter("ignore", RuntimeWarning)
             result = stats.ks_2samp(reference, current, method="auto")
         return float(result.statistic), float(result.pvalue)
+    return d, _ks_asymptotic_pvalue(d, n1, n2)
+
+
+def _ks_asymptotic_pvalue(d: float, n1: int, n2: int) -> float:
+    """scipy's asymptotic two-sample p-value: needs only D and the sizes (so an engine that
+    computed D where the data lives gets the same p-value)."""
     en = n1 * n2 / (n1 + n2)
-    return d, float(np.clip(_kstwo_sf(d, int(np.round(en))), 0.0, 1.0))
+    return float(np.clip(_kstwo_sf(d, int(np.round(en))), 0.0, 1.0))
 
 
 def _kstwo_sf(d: float, n: int) -> float:
