@@ -95,8 +95,8 @@ class DuckDBRunner:
         return self._execute(sql).fetchall()
 
     def values(self, sql: str) -> np.ndarray:
-        table = self._execute(sql).fetch_arrow_table()
-        return table.column(0).to_numpy().astype(np.float64, copy=False)
+        column = next(iter(self._execute(sql).fetchnumpy().values()))
+        return np.asarray(column, dtype=np.float64)
 
     def upload(self, values: np.ndarray) -> str:
         name = f"_retrain_values_{next(self._names)}"
@@ -105,7 +105,7 @@ class DuckDBRunner:
 
     def empty_frame(self, relation: Relation) -> pd.DataFrame:
         """The relation's columns with the dtypes pandas gives them on reading (kinds)."""
-        return self._execute(f"SELECT * FROM {relation.sql} LIMIT 0").fetch_arrow_table().to_pandas()
+        return self._execute(f"SELECT * FROM {relation.sql} LIMIT 0").df()
 
 
 def _timestamp(value: datetime) -> str:

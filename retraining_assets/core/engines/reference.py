@@ -1,0 +1,170 @@
+"""Fitting a reference profile through an engine, one column at a time, so a reference larger
+than memory is never loaded whole.
+
+A numeric column of at most ``max_reference_values`` non-null values is read as one sorted
+column and fitted by ``core.drift``'s own fit (the same profile as in memory). A larger one
+keeps what the in-memory fit keeps: the seeded sample of the sorted values (the same ranks,
+drawn by the same generator, read by ``row_number()`` in the engine, so the KS reference and
+therefore D are identical), quantile edges from the values at the exact ranks ``np.quantile``
+interpolates between, bin counts over all values and moments computed by the engine.
+Categorical columns: a ``GROUP BY`` expanded into a one-byte-per-row categorical series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retraining_assets.core.drift.columns import (
+    ColumnProfile,
+    DriftInputError,
+    FitOptions,
+    Kind,
+    NumericProfile,
+    _resolve_kinds,
+)
+from retraining_assets.core.drift.fit import _fit_column, _sorted_quantiles
+from retraining_assets.core.drift.profile import ReferenceProfile
+from retraining_assets.core.engines.duckdb_engine import DuckDBRunner
+from retraining_assets.core.engines.pushdown import (
+    Relation,
+    _categorical_series,
+    _first_scan,
+    _Scan,
+)
+
+
+class _Ranked:
+    """Values at some ranks of a sorted column, indexable like the sorted array by those
+    ranks: lets ``_sorted_quantiles`` run unchanged on a column that was never loaded."""
+
+    def __init__(self, size: int, ranks: np.ndarray, values: np.ndarray) -> None:
+        self.size = size
+        self._lookup = dict(zip(ranks.tolist(), values.tolist(), strict=True))
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        return np.array([self._lookup[int(k)] for k in np.asarray(index)], dtype=np.float64)
+
+
+def _values_at_ranks(
+    runner: DuckDBRunner, relation: Relation, name: str, ranks: np.ndarray
+) -> np.ndarray:
+    """The non-null values at the 0-based ``ranks`` (sorted) of the column's sorted order."""
+    d = runner.dialect
+    v = d.as_double(d.quote(name))
+    table = runner.upload(ranks.astype(np.float64))
+    return runner.values(
+        f"SELECT s.v FROM (SELECT {v} AS v, row_number() OVER (ORDER BY {v}) - 1 AS r "
+        f"FROM {relation.sql} WHERE {d.not_null(v)}) AS s "
+        f"JOIN (SELECT CAST(v AS BIGINT) AS r FROM {table}) AS k ON s.r = k.r ORDER BY s.r"
+    )
+
+
+def _fit_large_numeric(
+    runner: DuckDBRunner, relation: Relation, name: str, n_rows: int, scan: _Scan,
+    options: FitOptions,
+) -> NumericProfile:  # fmt: skip
+    n = scan.non_null
+    n_finite = n - scan.neg - scan.pos
+    rng = np.random.default_rng(options.seed)  # as _fit_numeric: one generator per column
+    sample = np.sort(rng.choice(n, options.max_reference_values, replace=False))
+    qs = np.arange(1, options.n_bins) / options.n_bins
+    if n_finite:
+        h = (n_finite - 1) * qs
+        lo = np.floor(h).astype(np.int64)
+        finite_ranks = np.unique(np.concatenate([lo, np.minimum(lo + 1, n_finite - 1)]))
+    else:
+        finite_ranks = np.empty(0, dtype=np.int64)
+    ranks = np.union1d(sample, finite_ranks + scan.neg)  # -inf values come first
+    values = _values_at_ranks(runner, relation, name, ranks)
+    by_rank = _Ranked(n, ranks, values)
+    sorted_values = by_rank[sample]
+    if n_finite:
+        finite = _Ranked(n_finite, finite_ranks, by_rank[finite_ranks + scan.neg])
+        edges = np.unique(_sorted_quantiles(finite, qs))  # type: ignore[arg-type]
+    else:
+        edges = np.empty(0)
+    _, with_edges = _first_scan(runner, relation, {name: edges})
+    below = with_edges[name].below_edges
+    bin_counts = np.diff(np.array([0, *below, n])).astype(np.int64)
+    return NumericProfile(
+        sorted_values=sorted_values, n_rows=n_rows, n_null=n_rows - n, n_neg_inf=scan.neg,
+        n_pos_inf=scan.pos, mean=scan.mean if n_finite else None,
+        std=scan.std if n_finite else None, edges=edges, bin_counts=bin_counts, sampled=True,
+    )  # fmt: skip
+
+
+def _numeric_series(runner: DuckDBRunner, relation: Relation, name: str, n_null: int) -> pd.Series:
+    d = runner.dialect
+    v = d.as_double(d.quote(name))
+    values = runner.values(f"SELECT {v} FROM {relation.sql} WHERE {d.not_null(v)} ORDER BY 1")
+    return pd.Series(np.concatenate([values, np.full(n_null, np.nan)]))
+
+
+def _target_kind(runner: DuckDBRunner, relation: Relation, dtype: Any, name: str) -> Kind:
+    """``fit._target_kind`` (auto): categorical unless numeric; integers with <= 20 classes."""
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_integer_dtype(dtype):
+        (row,) = runner.rows(f"SELECT COUNT(DISTINCT {runner.dialect.quote(name)}) FROM {relation.sql}")
+        if int(row[0]) <= 20:
+            return "categorical"
+    return "numeric"
+
+
+def fit_reference_in_engine(
+    runner: DuckDBRunner,
+    relation: Relation,
+    numeric: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+    *,
+    target: str | None = None,
+    **options: Any,
+) -> ReferenceProfile:
+    """``core.drift.fit_reference`` on a relation, one column at a time (see the module)."""
+    fit_options = FitOptions(**options)
+    empty = runner.empty_frame(relation)
+    if target is not None and target not in empty.columns:
+        raise DriftInputError(f"column {target!r} missing from the reference")
+    kinds, notes = _resolve_kinds(empty, numeric, categorical, exclude={target} - {None})
+    if not kinds:
+        raise DriftInputError("the reference has no numeric or categorical column to monitor")
+    roles: dict[str, Kind] = dict(kinds)
+    if target is not None:
+        roles[target] = _target_kind(runner, relation, empty[target].dtype, target)
+    numeric_names = [n for n, k in roles.items() if k == "numeric"]
+    n_rows, scans = _first_scan(runner, relation, {n: np.empty(0) for n in numeric_names})
+    if n_rows == 0:
+        raise DriftInputError(f"the reference frame is empty (0 rows): {relation.description}")
+    column_notes: list[str] = []
+    target_notes: list[str] = []  # in memory the target is fitted last, its notes go last
+    fitted: dict[str, ColumnProfile] = {}
+    for name, kind in roles.items():
+        label = "target" if name == target else name
+        sink = target_notes if name == target else column_notes
+        if kind == "categorical":
+            values = _categorical_series(runner, relation, name)
+        elif scans[name].non_null > fit_options.max_reference_values:
+            prof = _fit_large_numeric(runner, relation, name, n_rows, scans[name], fit_options)
+            if prof.std == 0:
+                sink.append(
+                    f"column {label!r} is constant in the reference; its Wasserstein distance is "
+                    "normalised by the pooled std of both samples"
+                )
+            fitted[name] = prof
+            continue
+        else:
+            values = _numeric_series(runner, relation, name, n_rows - scans[name].non_null)
+        fitted[name] = _fit_column(values, label, kind, fit_options, sink)
+    target_profile = fitted.pop(target) if target is not None else None
+    return ReferenceProfile(
+        columns={name: fitted[name] for name in kinds},
+        n_rows=n_rows,
+        options=fit_options,
+        target=target_profile,
+        target_column=target,
+        warnings=[*notes, *sorted(column_notes), *target_notes],
+    )
