@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         description="Drift and live performance are computed on a seeded uniform sample of at "
         "most this many records of the drift window (0: all of them).",
     )
+    engine: Literal["auto", "memory", "duckdb", "sql", "spark"] = Field(
+        "auto",
+        description="Where a drift window's statistics are computed: memory (pandas), sql (the "
+        "source database), duckdb (Parquet/CSV files, out of core), spark (Spark SQL); auto: "
+        "memory below 1,000,000 records, else the source's own engine (core.engines.choice).",
+    )
     training_window: str = Field(
         "90d",
         description="Training window: a duration (90d, 12w, 3M, 36h) ending with the period "

@@ -73,6 +73,20 @@ def validate(
 @click.option("--png", "png", type=click.Path(), default=None, help="Write the summary plot.")
 @click.option("--target", default=None, help="Label column: compared as target drift.")
 @click.option("--drop", multiple=True, help="A column not to compare, e.g. an id (repeatable).")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "memory", "duckdb"]),
+    default="auto",
+    show_default=True,
+    help="memory: load both files whole (pandas); duckdb: stream them through DuckDB with "
+    "bounded memory; auto: duckdb when the files exceed 256 MiB on disk.",
+)
+@click.option(
+    "--memory-limit",
+    default="1GB",
+    show_default=True,
+    help="DuckDB's memory_limit (--engine duckdb); beyond it DuckDB spills to a temp folder.",
+)
 def drift(
     reference: str,
     current: str,
@@ -81,21 +95,38 @@ def drift(
     png: str | None,
     target: str | None,
     drop: tuple[str, ...],
+    engine: str,
+    memory_limit: str,
 ) -> None:
     """Compare CURRENT with REFERENCE (CSV, CSV.gz or Parquet files) with the drift engine.
 
     Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared.
     """
     from retraining_assets.core.drift import DriftInputError, drift_between_files
+    from retraining_assets.core.engines import (
+        AUTO_PUSHDOWN_BYTES,
+        EngineError,
+        drift_between_files_in_duckdb,
+    )
     from retraining_assets.core.pipeline import drift_thresholds
+    from retraining_assets.core.sources import matching_files
 
     settings = cli_settings()
     thresholds = drift_thresholds(settings)
     try:
-        report = drift_between_files(
-            reference, current, drop=drop, thresholds=thresholds, target_column=target
-        )
-    except (DriftInputError, SourceError) as error:
+        if engine == "auto":
+            size = sum(f.stat().st_size for p in (reference, current) for f in matching_files(p))
+            engine = "duckdb" if size > AUTO_PUSHDOWN_BYTES else "memory"
+        if engine == "duckdb":
+            report = drift_between_files_in_duckdb(
+                reference, current, drop=drop, thresholds=thresholds, target_column=target,
+                memory_limit=memory_limit,
+            )  # fmt: skip
+        else:
+            report = drift_between_files(
+                reference, current, drop=drop, thresholds=thresholds, target_column=target
+            )
+    except (DriftInputError, SourceError, EngineError) as error:
         fail(str(error))
     if html:
         report.to_html(html)

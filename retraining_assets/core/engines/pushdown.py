@@ -25,6 +25,7 @@ from retraining_assets.core.drift.columns import (
     ColumnProfile,
     DriftInputError,
     NumericProfile,
+    _as_series,
     _inf_counts,
 )
 from retraining_assets.core.drift.comparison import (
@@ -388,12 +389,14 @@ def compare_pushdown(
     thresholds: DriftThresholds | None = None,
     *,
     ignore: Sequence[str] = (),
+    scores: pd.Series | np.ndarray | None = None,
 ) -> DriftReport:
     """The drift report of ``relation`` against ``profile``, its statistics computed by
     ``runner``'s engine; equal to ``profile.compare(<the relation as a frame>)`` (KS D exactly,
     PSI/JS/chi-square to rounding, the same p-value formulas). Prediction drift needs the
-    model's scores on the rows, so it is skipped with a note (use the memory engine).
-    ``ignore``: columns of the relation that a frame would not hold (a surrogate id)."""
+    model's scores on rows: ``scores`` (e.g. on a seeded sample of the period) are compared
+    in memory, or it is skipped with a note. ``ignore``: columns of the relation that a frame
+    would not hold (a surrogate id)."""
     thresholds = thresholds or DriftThresholds()
     available = [c for c in relation.columns if c not in set(ignore)]
     missing = [str(c) for c in profile.columns if c not in available]
@@ -425,6 +428,10 @@ def compare_pushdown(
         n_rows,
         thresholds,
         notes,
-        prediction=lambda: _compare_special(profile.scores, None, "prediction", thresholds, notes),
+        prediction=lambda: _compare_special(
+            profile.scores,
+            None if scores is None else _as_series(scores, "scores"),
+            "prediction", thresholds, notes,
+        ),  # fmt: skip
         target=target,
     )
