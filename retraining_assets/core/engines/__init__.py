@@ -12,7 +12,11 @@ from retraining_assets.core.engines.choice import (
     choose_engine,
 )
 from retraining_assets.core.engines.duckdb_engine import DuckDBRunner, file_relation
-from retraining_assets.core.engines.entrypoints import compare_window, drift_between_files_in_duckdb
+from retraining_assets.core.engines.entrypoints import (
+    compare_drift_window,
+    compare_window,
+    drift_between_files_in_duckdb,
+)
 from retraining_assets.core.engines.pushdown import EngineError, Relation, compare_pushdown
 from retraining_assets.core.engines.reference import fit_reference_in_engine
 from retraining_assets.core.engines.sql import MissingIndexWarning, SqlRunner, sql_relation
@@ -28,6 +32,7 @@ __all__ = [
     "Relation",
     "SqlRunner",
     "choose_engine",
+    "compare_drift_window",
     "compare_pushdown",
     "compare_window",
     "drift_between_files_in_duckdb",

@@ -14,7 +14,7 @@ import pandas as pd
 from retraining_assets.core.drift.profile import ReferenceProfile
 from retraining_assets.core.drift.report import DriftReport
 from retraining_assets.core.drift.verdict import DriftThresholds
-from retraining_assets.core.engines.choice import EngineName
+from retraining_assets.core.engines.choice import EngineName, choose_engine
 from retraining_assets.core.engines.duckdb_engine import (
     DEFAULT_MEMORY_LIMIT,
     DuckDBRunner,
@@ -75,3 +75,24 @@ def drift_between_files_in_duckdb(
         current = file_relation(runner, str(current_path), drop=tuple(drop))
         profile = fit_reference_in_engine(runner, reference, target=target_column)
         return compare_pushdown(profile, runner, current, thresholds)
+
+
+def compare_drift_window(
+    profile: ReferenceProfile,
+    source: RecordSource,
+    window: tuple[datetime, datetime, int],
+    setting: str,
+    sample: pd.DataFrame,
+    thresholds: DriftThresholds | None = None,
+    *,
+    scores: pd.Series | np.ndarray | None = None,
+) -> tuple[DriftReport, EngineName]:
+    """The monitoring's comparison of a drift window ``(start, end, n_rows)``: in memory on
+    its seeded ``sample`` (with the champion's ``scores`` on it), or, when ``choose_engine``
+    picks another engine for ``setting`` (``RETRAIN_ENGINE``), on every record of the
+    window where it lives (prediction drift still from ``scores`` on the sample)."""
+    start, end, n_rows = window
+    engine = choose_engine(setting, source, n_rows)
+    if engine == "memory":
+        return profile.compare(sample, thresholds, scores=scores), engine
+    return compare_window(profile, source, start, end, engine, thresholds, scores=scores), engine

@@ -171,31 +171,34 @@ def _merge_query(
     gap = f"{d.as_double(f'ABS((i - {ref_neg}) * {n2f} - (j - {scan.neg}) * {n1f})')}"
     ranks = [round(q * (n2f - 1)) for q in (0.005, 0.995)] if n2f else [0, 0]
     quantile = [
-        f"MIN(CASE WHEN a = 0 AND {d.finite('v')} AND j - {scan.neg} >= {k + 1} THEN v END)"
+        f"MIN(CASE WHEN a IS NULL AND {d.finite('v')} AND j - {scan.neg} >= {k + 1} THEN v END)"
         for k in ranks
     ]
-    sql = f"""
+    union = f"""
         WITH u AS (
             SELECT v, 1 AS a FROM {table}
             UNION ALL
-            SELECT {v} AS v, 0 AS a FROM {relation.sql} WHERE {d.not_null(v)}
-        ), c AS {d.materialized}(
-            SELECT v, a, SUM(a) OVER ({frame}) AS i, COUNT(*) OVER ({frame}) AS t,
+            SELECT {v} AS v, NULL AS a FROM {relation.sql} WHERE {d.not_null(v)}
+        ), c AS {"" if d.max_by else d.materialized}(
+            SELECT v, a, COUNT(a) OVER ({frame}) AS i, COUNT(*) OVER ({frame}) AS t,
                    LEAD(v) OVER (ORDER BY v) AS nxt
             FROM u
         ), m AS (SELECT v, a, i, t - i AS j, nxt FROM c)
-        SELECT best.i, best.j, agg.w, agg.low, agg.high
-        FROM (
-            SELECT i, j FROM m ORDER BY ABS(i * {n2} - j * {n1}) DESC, {ratio} DESC LIMIT 1
-        ) AS best CROSS JOIN (
-            SELECT SUM(CASE WHEN {d.finite("v")} AND {d.finite("nxt")}
-                       THEN {gap} * (nxt - v) ELSE 0.0 END) AS w,
-                   {quantile[0]} AS low, {quantile[1]} AS high
-            FROM m
-        ) AS agg
     """
+    key = f"ABS(i * {n2} - j * {n1})"
+    aggregates = f"""
+        SUM(CASE WHEN {d.finite("v")} AND {d.finite("nxt")} THEN {gap} * (nxt - v) ELSE 0.0 END)
+            AS w, {quantile[0]} AS low, {quantile[1]} AS high"""
+    if d.max_by:  # one pass: the maximiser by (|i*n2 - j*n1|, float gap), as the kernel
+        sql = f"""{union}
+            SELECT max_by([i, j], ({key}, {ratio})), {aggregates} FROM m"""
+    else:  # the union is materialised once (PostgreSQL spills it), then read twice
+        sql = f"""{union}
+            SELECT best.i, best.j, agg.w, agg.low, agg.high
+            FROM (SELECT i, j FROM m ORDER BY {key} DESC, {ratio} DESC LIMIT 1) AS best
+            CROSS JOIN (SELECT {aggregates} FROM m) AS agg"""
     (row,) = runner.rows(sql)
-    i, j, w, low, high = row
+    i, j, w, low, high = (*row[0], *row[1:]) if d.max_by else row
     return _Merge(int(i), int(j), None if w is None else float(w), _opt(low), _opt(high))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.drift import DriftReport
+from retraining_assets.core.engines import compare_drift_window
 from retraining_assets.core.evaluation import evaluate
 from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
@@ -74,10 +75,10 @@ def build_monitoring_assets(
 
     def trailing_window(
         context: dg.AssetExecutionContext, records: RecordsResource
-    ) -> tuple[pd.DataFrame, dict[str, dg.MetadataValue]]:
+    ) -> tuple[pd.DataFrame, dict[str, dg.MetadataValue], tuple[datetime, datetime, int]]:
         """The period's drift window (``core.timescales``): the trailing
         ``RETRAIN_DRIFT_WINDOW`` periods, widened to ``RETRAIN_DRIFT_MIN_RECORDS`` records,
-        sampled down to ``RETRAIN_DRIFT_MAX_RECORDS``; with its metadata."""
+        sampled down to ``RETRAIN_DRIFT_MAX_RECORDS``; with its metadata and bounds."""
         source: RecordSource = records.source(name)
         scales, partition = pipeline.timescales, context.partition_key
         count = functools.cache(source.count)  # the widening's last count is the window's
@@ -91,7 +92,7 @@ def build_monitoring_assets(
             f"{n_window} records"
             + (f", a seeded sample of {len(sample)}" if len(sample) < n_window else "")
         )
-        return sample, window_metadata(start, end, n_window, len(sample))
+        return sample, window_metadata(start, end, n_window, len(sample)), (start, end, n_window)
 
     @dg.asset(
         key=[name, "drift_report"],
@@ -116,8 +117,12 @@ def build_monitoring_assets(
         reference = platform.references().current(name, platform.registry())
         if reference is None:
             raise ValueError(f"no reference yet: materialize {name}/reference_data first")
-        current, window = trailing_window(context, records)
-        report = reference.profile.compare(
+        current, window, bounds = trailing_window(context, records)
+        report, engine = compare_drift_window(
+            reference.profile,
+            records.source(name),
+            bounds,
+            pipeline.settings.engine,
             current,
             pipeline.drift_thresholds(),
             scores=champion_scores(platform.registry(), name, reference, current),
@@ -129,7 +134,8 @@ def build_monitoring_assets(
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )
         context.log.info(
-            f"{partition}: {verdict} in {len(current)} records (vs {reference.origin}, "
+            f"{partition}: {verdict} in {report.n_current} records ({engine} engine; vs "
+            f"{reference.origin}, "
             f"{reference.window})"
         )
         if report.dataset_drift:
@@ -166,7 +172,7 @@ def build_monitoring_assets(
         if champion is None:
             context.log.info("no champion yet: nothing to score")
             return
-        current, window = trailing_window(context, records)
+        current, window, _ = trailing_window(context, records)
         live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
         baseline = evaluation_baseline(registry, name, champion.version) or {}
         metric = pipeline.primary_metric
