@@ -327,13 +327,17 @@ def compare(
         prediction=lambda: _compare_special(
             profile.scores,
             _resolve_series(scores, profile.score_column, current, "scores"),
-            "prediction", thresholds, notes,
-        ),  # fmt: skip
+            "prediction",
+            thresholds,
+            notes,
+        ),
         target=lambda: _compare_special(
             profile.target,
             _resolve_series(target, profile.target_column, current, "target"),
-            "target", thresholds, notes,
-        ),  # fmt: skip
+            "target",
+            thresholds,
+            notes,
+        ),
     )
 
 

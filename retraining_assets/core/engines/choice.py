@@ -58,6 +58,8 @@ def _sql_dialect(source: SqlRecordSource) -> str:
 def spark_available() -> None:
     """Raises ``EngineError`` saying what to install when pyspark or Java is missing."""
     if importlib.util.find_spec("pyspark") is None:
-        raise EngineError("RETRAIN_ENGINE=spark needs pyspark: pip install 'retraining-assets[spark]'")
+        raise EngineError(
+            "RETRAIN_ENGINE=spark needs pyspark: pip install 'retraining-assets[spark]'"
+        )
     if shutil.which("java") is None:
         raise EngineError("RETRAIN_ENGINE=spark needs Java 17 on PATH (pyspark runs on the JVM)")

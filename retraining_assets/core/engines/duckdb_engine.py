@@ -89,7 +89,9 @@ class DuckDBRunner:
                 "--memory-limit, DuckDBRunner(memory_limit=...)) or free disk in the spill folder"
             ) from None
         except duckdb.IOException as error:
-            raise EngineError(f"DuckDB cannot read the data: {str(error).splitlines()[0]}") from None
+            raise EngineError(
+                f"DuckDB cannot read the data: {str(error).splitlines()[0]}"
+            ) from None
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self._execute(sql).fetchall()
@@ -129,7 +131,9 @@ def file_relation(
     names = [str(f) for f in files]
     if all(_is_parquet(f) for f in files):
         dataset = _checked_dataset(_file_key(files))  # names the file that disagrees
-        columns = list(dataset.schema.names)
+        pandas_index = (dataset.schema.pandas_metadata or {}).get("index_columns", [])
+        hidden = {c for c in pandas_index if isinstance(c, str)}  # pandas reads them as index
+        columns = [c for c in dataset.schema.names if c not in hidden]
         scan = f"read_parquet({names!r}, union_by_name = true)"
     elif all(str(f).lower().endswith((".csv", ".csv.gz")) for f in files):
         columns = _csv_columns(files)

@@ -434,7 +434,9 @@ def compare_pushdown(
         prediction=lambda: _compare_special(
             profile.scores,
             None if scores is None else _as_series(scores, "scores"),
-            "prediction", thresholds, notes,
-        ),  # fmt: skip
+            "prediction",
+            thresholds,
+            notes,
+        ),
         target=target,
     )

@@ -109,7 +109,9 @@ def _target_kind(runner: DuckDBRunner, relation: Relation, dtype: Any, name: str
     if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         return "categorical"
     if pd.api.types.is_integer_dtype(dtype):
-        (row,) = runner.rows(f"SELECT COUNT(DISTINCT {runner.dialect.quote(name)}) FROM {relation.sql}")
+        (row,) = runner.rows(
+            f"SELECT COUNT(DISTINCT {runner.dialect.quote(name)}) FROM {relation.sql}"
+        )
         if int(row[0]) <= 20:
             return "categorical"
     return "numeric"

@@ -70,7 +70,9 @@ class SqlRunner:
         except sa.exc.DBAPIError as error:
             self.connection.rollback()
             first = str(error.orig).strip().splitlines()[0]
-            raise EngineError(f"{mask_url(self.url)}: the statistics query failed: {first}") from None
+            raise EngineError(
+                f"{mask_url(self.url)}: the statistics query failed: {first}"
+            ) from None
 
     def values(self, sql: str) -> np.ndarray:
         return np.array([row[0] for row in self.rows(sql)], dtype=np.float64)
@@ -108,7 +110,10 @@ def sql_relation(
     check_time_index(runner.engine, source)
     columns = [c.name for c in table.c if not (c.name == "id" and _is_surrogate(table, c.name))]
     time = table.c[source.time_column]
-    terms = [*([time >= start] if start is not None else []), *([time < end] if end is not None else [])]
+    terms = [
+        *([time >= start] if start is not None else []),
+        *([time < end] if end is not None else []),
+    ]
     query = sa.select(*(table.c[c] for c in columns)).where(*terms)
     compiled = query.compile(runner.engine, compile_kwargs={"literal_binds": True})
     window = f", {start} to {end}" if terms else ""
@@ -127,7 +132,11 @@ def check_time_index(engine: sa.Engine, source: SqlRecordSource) -> str | None:
     if source.time_column in leading:
         return None
     quote = engine.dialect.identifier_preparer.quote
-    table = quote(source.table) if source.schema is None else f"{quote(source.schema)}.{quote(source.table)}"
+    table = (
+        quote(source.table)
+        if source.schema is None
+        else f"{quote(source.schema)}.{quote(source.table)}"
+    )
     statement = (
         f"CREATE INDEX {quote(f'ix_{source.table}_{source.time_column}')} "
         f"ON {table} ({quote(source.time_column)})"

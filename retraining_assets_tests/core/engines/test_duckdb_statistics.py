@@ -93,7 +93,9 @@ def test_reference_fitted_in_duckdb_is_the_in_memory_profile(tmp_path: Path, ref
     with DuckDBRunner() as runner:
         relation = file_relation(runner, str(path))
         whole = fit_reference_in_engine(runner, relation, target="label")
-        sampled = fit_reference_in_engine(runner, relation, target="label", max_reference_values=5_000)
+        sampled = fit_reference_in_engine(
+            runner, relation, target="label", max_reference_values=5_000
+        )
     assert whole.content_hash == fit_reference(frame, target="label").content_hash
     expected = fit_reference(frame, target="label", max_reference_values=5_000)
     for name, column in expected.columns.items():
@@ -107,9 +109,9 @@ def test_reference_fitted_in_duckdb_is_the_in_memory_profile(tmp_path: Path, ref
 def test_memory_limit_too_small_names_the_setting(tmp_path: Path, current, profile) -> None:
     path = tmp_path / "current.parquet"
     current.to_parquet(path)
-    with DuckDBRunner(memory_limit="1MB", temp_directory=tmp_path / "spill") as runner:
-        with pytest.raises(EngineError, match=r"memory_limit='1MB'.*--memory-limit"):
-            compare_pushdown(profile, runner, file_relation(runner, str(path)))
+    runner = DuckDBRunner(memory_limit="1MB", temp_directory=tmp_path / "spill")
+    with runner, pytest.raises(EngineError, match=r"memory_limit='1MB'.*--memory-limit"):
+        compare_pushdown(profile, runner, file_relation(runner, str(path)))
 
 
 def test_memory_limit_below_the_data_spills(tmp_path: Path, current, profile) -> None:

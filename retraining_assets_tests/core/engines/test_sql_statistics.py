@@ -63,9 +63,9 @@ def test_sqlite_computes_the_in_memory_report(tmp_path: Path) -> None:
 
 def test_time_column_without_index_warns_with_the_statement(postgres_database: str) -> None:
     source = _table(postgres_database, index=False)
-    with SqlRunner(source.url) as runner:
-        with pytest.warns(MissingIndexWarning, match=r"CREATE INDEX .*ON records \(ts\)") as seen:
-            sql_relation(runner, source, START, END)
+    expected = r"CREATE INDEX .*ON records \(ts\)"
+    with SqlRunner(source.url) as runner, pytest.warns(MissingIndexWarning, match=expected) as seen:
+        sql_relation(runner, source, START, END)
     statement = str(seen[0].message).split("create one: ", 1)[1]
     with sa.create_engine(source.url).begin() as connection:  # the statement works as given
         connection.exec_driver_sql(statement)
