@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -82,16 +83,19 @@ class DuckDBRunner:
         try:
             return self.connection.execute(sql)
         except duckdb.OutOfMemoryException as error:
-            raise EngineError(
-                f"DuckDB ran out of memory under memory_limit={self.memory_limit!r} with spill "
-                f"folder {self.temp_directory or default_spill_folder()} "
-                f"({str(error).splitlines()[0]}); raise the memory limit (retrain drift "
-                "--memory-limit, DuckDBRunner(memory_limit=...)) or free disk in the spill folder"
-            ) from None
+            raise self._out_of_memory(error) from None
         except duckdb.IOException as error:
             raise EngineError(
                 f"DuckDB cannot read the data: {str(error).splitlines()[0]}"
             ) from None
+
+    def _out_of_memory(self, error: Exception) -> EngineError:
+        return EngineError(
+            f"DuckDB ran out of memory under memory_limit={self.memory_limit!r} with spill "
+            f"folder {self.temp_directory or default_spill_folder()} "
+            f"({str(error).splitlines()[0]}); raise the memory limit (retrain drift "
+            "--memory-limit, DuckDBRunner(memory_limit=...)) or free disk in the spill folder"
+        )
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self._execute(sql).fetchall()
@@ -99,6 +103,13 @@ class DuckDBRunner:
     def values(self, sql: str) -> np.ndarray:
         column = next(iter(self._execute(sql).fetchnumpy().values()))
         return np.asarray(column, dtype=np.float64)
+
+    def batches(self, sql: str, rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
+        """The result in record batches of about ``rows`` rows, never all at once."""
+        try:  # the relation API streams; a DB-API result would copy every row first
+            yield from self.connection.sql(sql).to_arrow_reader(rows)
+        except duckdb.OutOfMemoryException as error:
+            raise self._out_of_memory(error) from None
 
     def upload(self, values: np.ndarray) -> str:
         name = f"_retrain_values_{next(self._names)}"

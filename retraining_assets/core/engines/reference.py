@@ -52,15 +52,18 @@ class _Ranked:
 def _values_at_ranks(
     runner: DuckDBRunner, relation: Relation, name: str, ranks: np.ndarray
 ) -> np.ndarray:
-    """The non-null values at the 0-based ``ranks`` (sorted) of the column's sorted order."""
+    """The non-null values at the 0-based sorted ``ranks`` of the column: DuckDB sorts (out
+    of core) and streams the sorted column in batches; only the wanted ranks are kept."""
     d = runner.dialect
     v = d.as_double(d.quote(name))
-    table = runner.upload(ranks.astype(np.float64))
-    return runner.values(
-        f"SELECT s.v FROM (SELECT {v} AS v, row_number() OVER (ORDER BY {v}) - 1 AS r "
-        f"FROM {relation.sql} WHERE {d.not_null(v)}) AS s "
-        f"JOIN (SELECT CAST(v AS BIGINT) AS r FROM {table}) AS k ON s.r = k.r ORDER BY s.r"
-    )
+    sql = f"SELECT {v} AS v FROM {relation.sql} WHERE {d.not_null(v)} ORDER BY v"
+    kept, offset = [], 0
+    for batch in runner.batches(sql):
+        values = batch.column(0).to_numpy()
+        lo, hi = np.searchsorted(ranks, [offset, offset + values.size])
+        kept.append(values[ranks[lo:hi] - offset])
+        offset += values.size
+    return np.concatenate(kept) if kept else np.empty(0)
 
 
 def _fit_large_numeric(
