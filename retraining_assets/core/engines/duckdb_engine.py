@@ -46,6 +46,7 @@ class DuckDBRunner:
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     temp_directory: Path | None = None
     threads: int | None = None
+    batch_rows: int = 1_000_000  # rows per streamed batch of a sorted column
     dialect: Dialect = DUCKDB
     _connection: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False)
     _names: Any = field(default_factory=itertools.count, init=False, repr=False)
@@ -104,10 +105,10 @@ class DuckDBRunner:
         column = next(iter(self._execute(sql).fetchnumpy().values()))
         return np.asarray(column, dtype=np.float64)
 
-    def batches(self, sql: str, rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
-        """The result in record batches of about ``rows`` rows, never all at once."""
+    def batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """The result in record batches of about ``batch_rows`` rows, never all at once."""
         try:  # the relation API streams; a DB-API result would copy every row first
-            yield from self.connection.sql(sql).to_arrow_reader(rows)
+            yield from self.connection.sql(sql).to_arrow_reader(self.batch_rows)
         except duckdb.OutOfMemoryException as error:
             raise self._out_of_memory(error) from None
 

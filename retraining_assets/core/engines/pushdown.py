@@ -53,6 +53,7 @@ from retraining_assets.core.drift.stats import (
 )
 from retraining_assets.core.drift.verdict import DriftThresholds
 from retraining_assets.core.engines.dialect import Dialect
+from retraining_assets.core.engines.streamed import streamed_merge
 
 
 class EngineError(RuntimeError):
@@ -164,7 +165,6 @@ def _merge_query(
     n1, n2 = ref.size, scan.non_null
     ref_neg, ref_pos = _inf_counts(ref)
     n1f, n2f = n1 - ref_neg - ref_pos, n2 - scan.neg - scan.pos
-    table = runner.upload(ref)
     v = d.as_double(d.quote(name))
     frame = "ORDER BY v RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     ratio = f"ABS({d.as_double('i')} / {n1} - {d.as_double('j')} / {n2})"
@@ -174,6 +174,11 @@ def _merge_query(
         f"MIN(CASE WHEN a IS NULL AND {d.finite('v')} AND j - {scan.neg} >= {k + 1} THEN v END)"
         for k in ranks
     ]
+    if hasattr(runner, "batches"):  # an engine that streams a sorted column (DuckDB)
+        sql = f"SELECT {v} AS v FROM {relation.sql} WHERE {d.not_null(v)} ORDER BY v"
+        i, j, w, (low, high) = streamed_merge(runner, sql, prof, n2, n2f, ranks)  # type: ignore[arg-type]
+        return _Merge(i, j, w, low, high)
+    table = runner.upload(ref)
     union = f"""
         WITH u AS (
             SELECT v, 1 AS a FROM {table}

@@ -73,6 +73,23 @@ def test_small_samples_use_the_exact_ks_of_the_in_memory_code(
     )
 
 
+def test_small_batches_give_the_same_report(tmp_path: Path, current, profile) -> None:
+    """The sorted current column streamed in batches of 997 rows: ties straddle batch
+    boundaries (12 distinct values in `ties`), infinities sit in the first and last batch."""
+    path = tmp_path / "current.parquet"
+    current.to_parquet(path)
+    expected = profile.compare(pd.read_parquet(path)).to_dict()
+    with DuckDBRunner(batch_rows=997) as runner:
+        pushed = compare_pushdown(profile, runner, file_relation(runner, str(path)))
+    assert_same_report(expected, pushed.to_dict())
+    with DuckDBRunner(batch_rows=997) as runner:
+        fitted = fit_reference_in_engine(
+            runner, file_relation(runner, str(path)), max_reference_values=5_000
+        )
+    sample = fit_reference(pd.read_parquet(path), max_reference_values=5_000)
+    assert (fitted.columns["x"].sorted_values == sample.columns["x"].sorted_values).all()
+
+
 def test_empty_period_is_refused_as_in_memory(tmp_path: Path, current, profile) -> None:
     path = tmp_path / "current.parquet"
     current.to_parquet(path)
