@@ -58,7 +58,10 @@ class DuckDBRunner:
             folder.mkdir(parents=True, exist_ok=True)
             env = os.environ.get("OMP_NUM_THREADS", "")
             threads = self.threads or (int(env) if env.isdigit() and int(env) > 0 else None)
-            config = {"memory_limit": self.memory_limit, "temp_directory": str(folder)}
+            config = {
+                "memory_limit": self.memory_limit,
+                "temp_directory": str(folder),
+            }
             if threads:
                 config["threads"] = str(threads)
             try:
@@ -67,6 +70,7 @@ class DuckDBRunner:
                 raise EngineError(f"DuckDB refused its settings {config}: {error}") from None
             # insertion order is not needed by any statistic; dropping it lets sorts spill
             self._connection.execute("SET preserve_insertion_order = false")
+            self._connection.execute("SET enable_progress_bar = false")  # not in CLI output
         return self._connection
 
     def close(self) -> None:

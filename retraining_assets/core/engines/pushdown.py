@@ -96,8 +96,8 @@ class _Scan:
     below_edges: list[int]  # non-null values < each PSI edge
 
 
-def _sum(condition: str) -> str:
-    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+def _count(condition: str) -> str:
+    return f"COUNT(CASE WHEN {condition} THEN 1 END)"
 
 
 def _first_scan(
@@ -106,18 +106,21 @@ def _first_scan(
     """Rows; per numeric column non-null, -inf and +inf counts, finite mean and population
     std, and the non-null counts below each of its ``edges`` (one scan)."""
     d = runner.dialect
-    items, layout = ["COUNT(*)"], []
-    for name, column_edges in edges.items():
+    items, layout, inner = ["COUNT(*)"], [], ["1 AS one"]
+    inf = d.number(float("inf"))
+    for k, (name, column_edges) in enumerate(edges.items()):
+        # the inner projection tests NULL/NaN once per value, not once per edge
         v = d.as_double(d.quote(name))
-        inf = d.number(float("inf"))
-        finite = f"CASE WHEN {d.finite(v)} THEN {v} END"
+        inner.append(f"CASE WHEN {d.not_null(v)} THEN {v} END AS n{k}")
+        finite = f"CASE WHEN n{k} > -{inf} AND n{k} < {inf} THEN n{k} END"
         items += [
-            _sum(d.not_null(v)), _sum(f"{v} = -{inf}"), _sum(f"{v} = {inf}"),
+            f"COUNT(n{k})", _count(f"n{k} = -{inf}"), _count(f"n{k} = {inf}"),
             f"AVG({finite})", f"STDDEV_POP({finite})" if d.stddev_pop else "NULL",
         ]  # fmt: skip
-        items += [_sum(f"{d.not_null(v)} AND {v} < {d.number(e)}") for e in column_edges]
+        items += [_count(f"n{k} < {d.number(e)}") for e in column_edges]
         layout.append((name, column_edges.size))
-    (row,) = runner.rows(f"SELECT {', '.join(items)} FROM {relation.sql}")
+    source = f"(SELECT {', '.join(inner)} FROM {relation.sql}) AS scan"
+    (row,) = runner.rows(f"SELECT {', '.join(items)} FROM {source}")
     n_rows, position, scans = int(row[0] or 0), 1, {}
     for name, n_edges in layout:
         non_null, neg, pos, mean, std = row[position : position + 5]
@@ -236,12 +239,14 @@ def _plot_scan(
 ) -> dict[str, tuple[list[int], int]]:
     if not edges:
         return {}
-    d, items = runner.dialect, []
-    for name, e in edges.items():
+    d, items, inner = runner.dialect, [], []
+    for k, (name, e) in enumerate(edges.items()):
         v = d.as_double(d.quote(name))
-        items += [_sum(f"{d.finite(v)} AND {v} < {d.number(x)}") for x in e[:-1]]
-        items.append(_sum(f"{d.finite(v)} AND {v} <= {d.number(e[-1])}"))
-    (row,) = runner.rows(f"SELECT {', '.join(items)} FROM {relation.sql}")
+        inner.append(f"CASE WHEN {d.finite(v)} THEN {v} END AS f{k}")
+        items += [_count(f"f{k} < {d.number(x)}") for x in e[:-1]]
+        items.append(_count(f"f{k} <= {d.number(e[-1])}"))
+    source = f"(SELECT {', '.join(inner)} FROM {relation.sql}) AS scan"
+    (row,) = runner.rows(f"SELECT {', '.join(items)} FROM {source}")
     out, position = {}, 0
     for name, e in edges.items():
         values = [int(x or 0) for x in row[position : position + e.size]]
