@@ -94,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 8_000_000, 20_000_000])
     parser.add_argument("--folder", type=Path, default=None, help="Default: a temp folder.")
-    parser.add_argument("--memory-limit", default="512MB")
+    parser.add_argument("--memory-limit", default="384MB")
     parser.add_argument("--engines", nargs="+", default=["duckdb", "memory"])
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="scale-drift-"))

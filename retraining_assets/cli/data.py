@@ -83,7 +83,7 @@ def validate(
 )
 @click.option(
     "--memory-limit",
-    default="512MB",
+    default="384MB",
     show_default=True,
     help="DuckDB's memory_limit (--engine duckdb); beyond it DuckDB spills to a temp folder.",
 )

@@ -30,7 +30,7 @@ from retraining_assets.core.sources import (
     matching_files,
 )
 
-DEFAULT_MEMORY_LIMIT = "512MB"  # DuckDB spills sorts and hash tables to temp_directory above it
+DEFAULT_MEMORY_LIMIT = "384MB"  # DuckDB spills sorts and hash tables to temp_directory above it
 
 
 def default_spill_folder() -> Path:
