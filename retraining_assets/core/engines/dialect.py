@@ -14,7 +14,6 @@ class Dialect:
     quote_char: str = '"'
     materialized: str = "MATERIALIZED "  # a CTE read twice is computed once
     inf_literal: str | None = None  # engines that cannot cast the text 'Infinity'
-    max_by: bool = False  # max_by(x, key): the KS maximiser in the same pass as the rest
     stddev_pop: bool = True  # SQLite has none: a second pass computes it from the mean
 
     def quote(self, identifier: str) -> str:
@@ -50,7 +49,7 @@ class Dialect:
         return f"({self.not_null(v)} AND {v} < {inf} AND {v} > -{inf})"
 
 
-DUCKDB = Dialect("duckdb", "DOUBLE", "isnan({})", max_by=True)
+DUCKDB = Dialect("duckdb", "DOUBLE", "isnan({})")
 POSTGRESQL = Dialect("postgresql", "DOUBLE PRECISION", "({} = CAST('NaN' AS DOUBLE PRECISION))")
 SQLITE = Dialect("sqlite", "REAL", "", inf_literal="9e999", stddev_pop=False)
 SPARK = Dialect("spark", "DOUBLE", "isnan({})", quote_char="`", materialized="")

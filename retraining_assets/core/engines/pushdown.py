@@ -6,7 +6,9 @@ engine. Per period: one scan for counts, null and infinity counts, moments and t
 reference-binned histogram counts of every numeric column; per numeric column one query over
 the union of the profile's reference values and the current column, whose window sums are the
 two ECDFs at every value (the KS maximiser ``(i, j)``, exactly the merge kernel's; the
-Wasserstein integral; the plot quantiles); one scan for the plot histograms; a ``GROUP BY`` per
+Wasserstein integral; the plot quantiles) — or, for an engine that streams a sorted column
+(DuckDB: its sort spills, its window operator does not), ``streamed``; one scan for the plot
+histograms; a ``GROUP BY`` per
 categorical column. Columns of at most ``EXACT_KS_MAX_N`` values (scipy's exact p-value needs
 both samples) are fetched and compared by the in-memory code itself.
 """
@@ -187,7 +189,7 @@ def _merge_query(
             SELECT v, 1 AS a FROM {table}
             UNION ALL
             SELECT {v} AS v, NULL AS a FROM {relation.sql} WHERE {d.not_null(v)}
-        ), c AS {"" if d.max_by else d.materialized}(
+        ), c AS {d.materialized}(
             SELECT v, a, COUNT(a) OVER ({frame}) AS i, COUNT(*) OVER ({frame}) AS t,
                    LEAD(v) OVER (ORDER BY v) AS nxt
             FROM u
@@ -197,16 +199,13 @@ def _merge_query(
     aggregates = f"""
         SUM(CASE WHEN {d.finite("v")} AND {d.finite("nxt")} THEN {gap} * (nxt - v) ELSE 0.0 END)
             AS w, {quantile[0]} AS low, {quantile[1]} AS high"""
-    if d.max_by:  # one pass: the maximiser by (|i*n2 - j*n1|, float gap), as the kernel
-        sql = f"""{union}
-            SELECT max_by([i, j], ({key}, {ratio})), {aggregates} FROM m"""
-    else:  # the union is materialised once (PostgreSQL spills it), then read twice
-        sql = f"""{union}
-            SELECT best.i, best.j, agg.w, agg.low, agg.high
-            FROM (SELECT i, j FROM m ORDER BY {key} DESC, {ratio} DESC LIMIT 1) AS best
-            CROSS JOIN (SELECT {aggregates} FROM m) AS agg"""
+    # the union is materialised once (PostgreSQL spills it), then read twice
+    sql = f"""{union}
+        SELECT best.i, best.j, agg.w, agg.low, agg.high
+        FROM (SELECT i, j FROM m ORDER BY {key} DESC, {ratio} DESC LIMIT 1) AS best
+        CROSS JOIN (SELECT {aggregates} FROM m) AS agg"""
     (row,) = runner.rows(sql)
-    i, j, w, low, high = (*row[0], *row[1:]) if d.max_by else row
+    i, j, w, low, high = row
     return _Merge(int(i), int(j), None if w is None else float(w), _opt(low), _opt(high))
 
 
