@@ -87,7 +87,7 @@ def test_the_cap_is_respected_and_the_holdout_kept_whole(source: RecordSource, f
 
 
 def test_the_sample_is_stratified_by_day(source: RecordSource, frame) -> None:
-    read, sample = read_training_window(source, START, END, max_rows=4_000, holdout_records=500)
+    read, _ = read_training_window(source, START, END, max_rows=4_000, holdout_records=500)
     boundary = frame["ts"].sort_values().iloc[-500]
     before_all = frame[frame["ts"] < boundary]
     before_read = read[read["ts"] < boundary]
@@ -104,7 +104,7 @@ def test_the_sample_is_seeded_by_the_window(source: RecordSource) -> None:
     again, same = read_training_window(source, START, END, max_rows=4_000, holdout_records=500)
     pd.testing.assert_frame_equal(first, again)
     assert sample == same
-    other, moved = read_training_window(
+    _, moved = read_training_window(
         source, datetime(2024, 3, 1, 1), END, max_rows=4_000, holdout_records=500
     )
     assert moved.seed != sample.seed
@@ -132,7 +132,7 @@ def test_the_parquet_sample_is_the_frame_sample(frame, tmp_path) -> None:
 
 
 def test_a_cap_below_the_holdout_names_the_setting(source: RecordSource) -> None:
-    with pytest.raises(TrainingError, match="RETRAIN_TRAINING_MAX_ROWS=400 .*holdout"):
+    with pytest.raises(TrainingError, match=r"RETRAIN_TRAINING_MAX_ROWS=400 .*holdout"):
         read_training_window(source, START, END, max_rows=400, holdout_records=500)
 
 
