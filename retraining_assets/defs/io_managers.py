@@ -123,7 +123,7 @@ def _write_frame(frame: pd.DataFrame, path: UPath) -> None:
     if not all(isinstance(column, str) for column in frame.columns):
         bad = next(c for c in frame.columns if not isinstance(c, str))
         raise TypeError(f"column {bad!r} is not a string: Parquet needs string column names")
-    table = pa.Table.from_pandas(frame, preserve_index=not isinstance(frame.index, pd.RangeIndex))
+    table = pa.Table.from_pandas(frame)  # a RangeIndex as metadata, another as columns
     with path.open("wb") as file:
         pq.write_table(table, file)
 
