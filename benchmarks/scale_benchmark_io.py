@@ -12,7 +12,9 @@ path, whose peak RSS (``resource.getrusage``, the process's own) and wall time a
   counts the period, validates a seeded sample of ``RETRAIN_DRIFT_MAX_RECORDS`` (100k) and
   stores a description as JSON;
 * the baseline: ``RETRAIN_MATERIALIZE_MAX_ROWS=0``: the period loaded whole, validated whole
-  and stored as Parquet (as a pickle before this change).
+  and stored as Parquet;
+* for the record, the state before this change: the same with Dagster's default IO manager,
+  which pickles the frame.
 
 ``drift_report`` reads the same seeded 100k sample on both paths (only the sampled rows are
 kept of each Parquet batch).
@@ -105,8 +107,16 @@ def child(step: str, home: Path, path: Path, limit: int, storage: Path) -> None:
     """One job in this process: the reference (setup) or the measured monitoring run."""
     import dagster as dg
 
-    defs = definitions(home, path, limit)
+    defs = definitions(home, path, max(limit, 0))
+    if limit < 0:  # before this change: Dagster's default IO manager, the frame pickled
+        defs = dg.Definitions(
+            assets=defs.assets,
+            asset_checks=defs.asset_checks,
+            jobs=defs.jobs,
+            resources={**defs.resources, "io_manager": dg.FilesystemIOManager()},
+        )
     storage.mkdir(parents=True, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     with dg.instance_for_test(temp_dir=str(storage)) as instance:
         if step == "reference":
@@ -121,6 +131,7 @@ def child(step: str, home: Path, path: Path, limit: int, storage: Path) -> None:
             {
                 "seconds": time.perf_counter() - started,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "before_job_mb": before,
                 "stored": stored,
             }
         )
@@ -155,11 +166,13 @@ def main() -> None:
         print(f"reference fitted (not measured): {setup['seconds']:.1f} s")
         results = {}
         described_below = min(1_000_000, args.rows - 1)  # the default, or just below the period
-        for name, limit in (("frame (baseline)", 0), ("description", described_below)):
+        paths = (("pickle (before)", -1), ("frame (baseline)", 0), ("description", described_below))
+        for name, limit in paths:
             results[name] = run("monitoring", home, path, limit, root / name.split()[0])
             r = results[name]
             print(
-                f"{name}: peak RSS {r['peak_rss_mb']:.0f} MB, {r['seconds']:.1f} s, "
+                f"{name}: peak RSS {r['peak_rss_mb']:.0f} MB ({r['before_job_mb']:.0f} MB "
+                f"before the job), {r['seconds']:.1f} s, "
                 f"stored {r['stored']}"
             )
         frame, described = results["frame (baseline)"], results["description"]
@@ -167,6 +180,12 @@ def main() -> None:
             f"peak RSS ratio description / frame: "
             f"{described['peak_rss_mb'] / frame['peak_rss_mb']:.2f}; "
             f"time ratio {described['seconds'] / frame['seconds']:.2f}"
+        )
+        grown = {name: r["peak_rss_mb"] - r["before_job_mb"] for name, r in results.items()}
+        print(
+            "growth during the job: "
+            + ", ".join(f"{name} {mb:.0f} MB" for name, mb in grown.items())
+            + f"; description / frame {grown['description'] / grown['frame (baseline)']:.2f}"
         )
 
 
