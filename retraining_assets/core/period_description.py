@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from retraining_assets.core.database import make_engine
 from retraining_assets.core.sources import FileRecordSource, RecordSource, SqlRecordSource
 from retraining_assets.core.validation import CheckOutcome
 
@@ -64,7 +65,12 @@ def describe_period(
     """The description of ``[start, end)``: ``rows`` records, validated on ``sample``."""
     query = files = None
     if isinstance(source, SqlRecordSource):
-        query = str(source.query(start, end).compile(compile_kwargs={"literal_binds": True}))
+        dialect = make_engine(source.url).dialect  # the database's own SQL, values inline
+        query = str(
+            source.query(start, end).compile(
+                dialect=dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
     if isinstance(source, FileRecordSource):
         files = parquet_parts(source, start, end)
     return PeriodDescription(

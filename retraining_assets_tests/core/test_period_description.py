@@ -1,4 +1,4 @@
-"""A period described instead of copied: the Parquet files and row groups that hold it."""
+"""A period described instead of copied: the Parquet row groups or the SQL that hold it."""
 
 from datetime import datetime
 from pathlib import Path
@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from retraining_assets.core.database import make_engine
 from retraining_assets.core.period_description import PeriodDescription, describe_period
-from retraining_assets.core.sources import FileRecordSource
+from retraining_assets.core.sources import FileRecordSource, SqlRecordSource
 
 
 def test_a_parquet_period_names_only_its_row_groups(tmp_path: Path) -> None:
@@ -42,3 +43,19 @@ def test_a_parquet_period_names_only_its_row_groups(tmp_path: Path) -> None:
         "dtype": "float64", "null_share": 0.0, "min": 0.0, "max": 23.0, "mean": 11.5,
     }  # fmt: skip
     assert PeriodDescription.from_dict(description.to_dict()) == description
+
+
+def test_a_sql_period_names_its_query_in_the_databases_sql(postgres_database: str) -> None:
+    frame = pd.DataFrame({"ts": pd.date_range("2024-03-01", periods=48, freq="h"), "x": 1.0})
+    with make_engine(postgres_database).begin() as connection:
+        frame.to_sql("records", connection, index=False)
+    source = SqlRecordSource(url=postgres_database, table="records", time_column="ts")
+    start, end = datetime(2024, 3, 2), datetime(2024, 3, 3)
+    sample = source.load(start, end)
+    description = describe_period(source, "2024-03-02", start, end, 24, sample, [])
+    assert description.files == [] and description.validated_rows == 24
+    assert "WHERE records.ts >= '2024-03-02 00:00:00' AND records.ts < '2024-03-03 00:00:00'" in (
+        description.query
+    )
+    with make_engine(postgres_database).connect() as connection:  # the query runs as stored
+        assert len(connection.exec_driver_sql(description.query).all()) == 24
