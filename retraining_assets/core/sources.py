@@ -240,6 +240,8 @@ class FileRecordSource(RecordSource):
             raise SourceError(
                 f"cannot read Parquet {self.description}: {_first_line(error)}"
             ) from None
+        if offset != len(kept):  # the files changed between the two scans
+            raise SourceError(f"{self.description} changed while the sample was read: retry")
         frame = pa.Table.from_batches(pieces, schema=self._parquet().schema).to_pandas()
         frame[self.time_column] = parse_timestamps(frame[self.time_column])
         return frame.sort_values(self.time_column, kind="stable").reset_index(drop=True)

@@ -131,6 +131,16 @@ def test_the_parquet_sample_is_the_frame_sample(frame, tmp_path) -> None:
     pd.testing.assert_frame_equal(source.sample(START, END, sample), expected)
 
 
+def test_a_glob_of_parquet_files_samples_as_one_table(frame, tmp_path) -> None:
+    shuffled = frame.sample(frac=1, random_state=2).reset_index(drop=True)
+    for part, rows in enumerate(np.array_split(np.arange(len(shuffled)), 3)):
+        shuffled.iloc[rows].to_parquet(tmp_path / f"part{part}.parquet", row_group_size=700)
+    source = FileRecordSource(path=str(tmp_path / "part*.parquet"), time_column="ts")
+    sample = WindowSample.of(len(frame), 2_500, "2024-03-10")
+    expected = sample.take(source.load(START, END)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(source.sample(START, END, sample), expected)
+
+
 def test_a_cap_below_the_holdout_names_the_setting(source: RecordSource) -> None:
     with pytest.raises(TrainingError, match=r"RETRAIN_TRAINING_MAX_ROWS=400 .*holdout"):
         read_training_window(source, START, END, max_rows=400, holdout_records=500)
