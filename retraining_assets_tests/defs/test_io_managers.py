@@ -131,3 +131,20 @@ def test_a_frame_with_a_non_string_column_is_refused_by_name(tmp_path: Path) -> 
     manager = _manager(UPath(tmp_path))
     with pytest.raises(TypeError, match="column 3 is not a string"):
         manager.dump_to_path(dg.build_output_context(), pd.DataFrame({3: [1]}), UPath(tmp_path))
+
+
+def test_a_frame_pickled_by_dagsters_default_io_manager_still_loads(tmp_path: Path) -> None:
+    base = str(tmp_path / "io")
+    with dg.instance_for_test() as instance:
+        before = dg.materialize(
+            [frames], partition_key="2024-01-01", instance=instance,
+            resources={"io_manager": dg.FilesystemIOManager(base_dir=base)},
+        )  # fmt: skip
+        assert before.success and (tmp_path / "io" / "frames" / "2024-01-01").is_file()
+        after = dg.materialize(
+            [frames, frame_copy], partition_key="2024-01-01", instance=instance,
+            selection=[frame_copy.key],
+            resources={"io_manager": FrameIOManagerResource(base_url=base)},
+        )  # fmt: skip
+        assert after.success
+        pd.testing.assert_frame_equal(after.output_for_node("frame_copy"), awkward("2024-01-01"))
