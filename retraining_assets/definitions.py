@@ -7,6 +7,7 @@ import dagster as dg
 
 from retraining_assets.core.pipeline import Pipeline, configured_pipelines
 from retraining_assets.defs.factory import build_pipeline_defs
+from retraining_assets.defs.io_managers import FrameIOManagerResource
 from retraining_assets.defs.jobs import job_names
 from retraining_assets.defs.notifications import build_notification_defs
 from retraining_assets.defs.resources import (
@@ -34,6 +35,7 @@ def build_definitions(
                 PLATFORM: PlatformResource.from_settings(settings),
                 CLOCK: ClockResource(),
                 RECORDS: RecordsResource.of(pipelines),
+                "io_manager": FrameIOManagerResource(base_url=settings.io_manager_url),
             }
         ),
     )

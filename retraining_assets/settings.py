@@ -110,6 +110,18 @@ class Settings(BaseSettings):
         "source database), duckdb (Parquet/CSV files, out of core), spark (Spark SQL); auto: "
         "memory below 1,000,000 records, else the source's own engine (core.engines.choice).",
     )
+    materialize_max_rows: int = Field(
+        1_000_000,
+        ge=0,
+        description="A larger period is stored by current_data as a validated description "
+        "(row count, query or Parquet row groups, statistics of a seeded sample of "
+        "RETRAIN_DRIFT_MAX_RECORDS) instead of a frame (0: always a frame).",
+    )
+    io_manager_url: str | None = Field(
+        None,
+        description="Where the assets' values are stored (a folder or an fsspec URL such as "
+        "s3://bucket/dagster; frames as Parquet). Default: the Dagster instance's storage.",
+    )
     training_window: str = Field(
         "90d",
         description="Training window: a duration (90d, 12w, 3M, 36h) ending with the period "
@@ -191,6 +203,12 @@ class Settings(BaseSettings):
         description="Records drawn (seeded, by recency weight) from before the holdout for "
         "early stopping and ensemble weights (at most 15% of the window; 0: the 15% before the "
         "holdout).",
+    )
+    training_max_rows: int = Field(
+        1_000_000,
+        ge=0,
+        description="A larger training window is read as its whole holdout plus a seeded, "
+        "time-stratified sample of the records before it, this many rows in all (0: no cap).",
     )
     training_half_life: str | None = Field(
         "10d",

@@ -71,6 +71,7 @@ class TrainingWindow:
     start: datetime
     end: datetime
     fingerprint: str  # of the window's records: the same window is never trained twice
+    sample: dict[str, Any] | None = None  # what was read of it (TrainingSample.to_dict)
 
 
 def register_candidate(
@@ -102,7 +103,11 @@ def register_candidate(
         pipeline,
         family=model.family,
         model_bytes=artifact,
-        params={**model.params, "training_seconds": round(model.training_seconds, 3)},
+        params={
+            **model.params,
+            "training_seconds": round(model.training_seconds, 3),
+            **({"training_sample": window.sample} if window.sample else {}),
+        },
         metrics={"valid": compute_metrics(model.task, truth(valid, spec, model), raw)},
         train_start=window.start,
         train_end=window.end,

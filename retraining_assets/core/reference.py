@@ -22,6 +22,7 @@ from retraining_assets.core.files import write_atomically
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
+from retraining_assets.core.training_sample import read_training_window
 from retraining_assets.core.validation import ReferenceBounds
 
 
@@ -163,7 +164,13 @@ def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource
     if reference is not None:
         return reference
     start, end = pipeline.reference_window()
-    frame = source.load(start, end)
+    frame, _ = read_training_window(  # read as a training of that window reads it
+        source,
+        start,
+        end,
+        max_rows=pipeline.settings.training_max_rows,
+        holdout_records=pipeline.settings.holdout_records or None,
+    )
     if frame.empty:
         raise ValueError(
             f"the first training window {start:%Y-%m-%d} to {end:%Y-%m-%d} of "

@@ -19,6 +19,8 @@ from retraining_assets.core.dataset import DatasetSpec, label_strings, parse_tim
 from retraining_assets.core.timescales import Duration
 from retraining_assets.settings import Settings
 
+HOLDOUT_SHARE = 0.2  # the holdout's largest share of a training window
+
 
 class TrainingError(ValueError):
     """Data or arguments that cannot be trained on; the message names the problem."""
@@ -55,11 +57,12 @@ def split_by_time(
     frame: pd.DataFrame,
     spec: DatasetSpec,
     valid_share: float = 0.15,
-    holdout_share: float = 0.2,
+    holdout_share: float = HOLDOUT_SHARE,
     *,
     valid_records: int | None = None,
     holdout_records: int | None = None,
     half_life: timedelta | None = None,
+    n_holdout: int | None = None,
 ) -> Split:
     """Order rows by time; the holdout is the most recent tail, valid the block before it.
 
@@ -76,6 +79,9 @@ def split_by_time(
 
     With ``half_life`` a train row weighs half as much as one ``half_life`` newer (weights
     relative to the newest train row, mean 1), so the recent records dominate the fit.
+
+    ``n_holdout`` fixes the holdout at exactly that many newest rows: a window sampled before
+    training (``core.training_sample``) sized it on the whole window and kept it intact.
     """
     if not (0 < valid_share < 1 and 0 < holdout_share < 1 and valid_share + holdout_share < 1):
         raise TrainingError(
@@ -94,7 +100,8 @@ def split_by_time(
     order = np.argsort(times.to_numpy(), kind="stable")
     ordered = frame.iloc[order].reset_index(drop=True)
     n = len(ordered)
-    n_holdout = _part_size(n, holdout_share, holdout_records)
+    if n_holdout is None:
+        n_holdout = holdout_size(n, holdout_records, holdout_share)
     n_valid = _part_size(n, valid_share, valid_records)
     n_train = n - n_holdout - n_valid
     for part, size in (("train", n_train), ("valid", n_valid), ("holdout", n_holdout)):
@@ -143,6 +150,12 @@ def _recency_weights(times: np.ndarray, half_life: timedelta | None) -> np.ndarr
     age = (times[-1] - times) / np.timedelta64(half_life)
     weights = np.power(0.5, age.astype(np.float64))
     return weights / weights.mean()
+
+
+def holdout_size(n: int, records: int | None, share: float = HOLDOUT_SHARE) -> int:
+    """The holdout of an ``n``-record window: the newest ``records`` (at most ``share`` of
+    the window), or the newest ``share`` when ``records`` is None or 0."""
+    return _part_size(n, share, records)
 
 
 def _part_size(n: int, share: float, records: int | None) -> int:

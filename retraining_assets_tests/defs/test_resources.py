@@ -12,7 +12,7 @@ from retraining_assets.defs.resources import RecordsResource
 
 def test_the_records_resource_returns_each_pipelines_source(seeded_demo: Pipeline) -> None:
     defs = build_definitions(seeded_demo.settings, [seeded_demo])
-    assert set(defs.resources) == {"platform", "notifier", "records", "clock"}
+    assert set(defs.resources) == {"platform", "notifier", "records", "clock", "io_manager"}
     source = defs.resources["records"].source("demo")
     assert isinstance(source, SqlRecordSource) and source.table == "demo_records"
     assert source.count() == seeded_demo.source.count()

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from retraining_assets.core.period_description import PeriodDescription, describe_period
 from retraining_assets.core.pipeline import Pipeline, validation_tolerances
 from retraining_assets.core.reference import refresh_reference
 from retraining_assets.core.validation import validate_period
@@ -28,6 +29,21 @@ def frame_summary(frame: pd.DataFrame, time_column: str) -> dict[str, dg.Metadat
         "first_record": dg.MetadataValue.text(str(times.min()) if len(frame) else "-"),
         "last_record": dg.MetadataValue.text(str(times.max()) if len(frame) else "-"),
         "columns": dg.MetadataValue.md(columns.to_markdown()),
+    }
+
+
+def description_summary(description: PeriodDescription) -> dict[str, dg.MetadataValue]:
+    """The metadata of a period stored as a description: its size and where it is."""
+    where = description.query or "; ".join(
+        f"{part.path} (row groups {', '.join(map(str, part.row_groups))})"
+        for part in description.files
+    )
+    return {
+        "dagster/row_count": dg.MetadataValue.int(description.rows),
+        "validated_rows": dg.MetadataValue.int(description.validated_rows),
+        "stored_as": dg.MetadataValue.text("description"),
+        "records_at": dg.MetadataValue.text(where or description.source),
+        "statistics": dg.MetadataValue.json(description.statistics),
     }
 
 
@@ -80,20 +96,34 @@ def build_data_assets(
         """One monitoring period (`RETRAIN_PARTITION`) of labelled records, validated with
         Great Expectations: schema, target and a non-empty period block downstream assets;
         ranges, domains and null rates learned from the reference only warn, because drifted
-        periods must still reach drift detection."""
+        periods must still reach drift detection. A period above
+        `RETRAIN_MATERIALIZE_MAX_ROWS` records is validated on a seeded sample and stored as a
+        description (row count, query or Parquet row groups, statistics), not copied."""
         window = context.partition_time_window
-        source = records.source(name)
-        frame = source.load(naive_utc(window.start), naive_utc(window.end))
-        context.log.info(f"{context.partition_key}: {len(frame)} records from {source.description}")
+        start, end = naive_utc(window.start), naive_utc(window.end)
+        source, partition = records.source(name), context.partition_key
         reference = platform.references().current(name, platform.registry())
         bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
-        outcomes = validate_period(frame, spec, bounds, validation_tolerances(pipeline.settings))
+        tolerances = validation_tolerances(pipeline.settings)
+        rows, limit = source.count(start, end), pipeline.settings.materialize_max_rows
+        if limit and rows > limit:  # described, not copied: downstream reads the source
+            sample = source.sample(start, end, pipeline.timescales.drift_sample(rows, partition))
+            outcomes = validate_period(sample, spec, bounds, tolerances)
+            description = describe_period(source, partition, start, end, rows, sample, outcomes)
+            context.log.info(
+                f"{partition}: {rows} records from {source.description}, above "
+                f"RETRAIN_MATERIALIZE_MAX_ROWS ({limit}): validated on a seeded sample of "
+                f"{len(sample)} and stored as a description"
+            )
+            value, metadata = description, description_summary(description)
+        else:
+            frame = source.load(start, end)
+            context.log.info(f"{partition}: {len(frame)} records from {source.description}")
+            outcomes = validate_period(frame, spec, bounds, tolerances)
+            value, metadata = frame, frame_summary(frame, spec.time_column)
+        failed = [o.name for o in outcomes if not o.passed]
         yield dg.Output(
-            frame,
-            metadata={
-                **frame_summary(frame, spec.time_column),
-                "failed_checks": dg.MetadataValue.json([o.name for o in outcomes if not o.passed]),
-            },
+            value, metadata={**metadata, "failed_checks": dg.MetadataValue.json(failed)}
         )
         yield from check_results(outcomes)
 

@@ -15,6 +15,7 @@ from retraining_assets.core.training import (
     split_for_training,
     train_model,
 )
+from retraining_assets.core.training_sample import read_training_window
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
@@ -65,7 +66,13 @@ def build_training_assets(
         start, end = pipeline.timescales.training_window_of(
             period_start(partitions_def, context.partition_key), pipeline.data_start
         )
-        frame = records.source(name).load(start, end)
+        frame, sample = read_training_window(
+            records.source(name),
+            start,
+            end,
+            max_rows=settings.training_max_rows,
+            holdout_records=settings.holdout_records or None,
+        )
         registry = platform.registry()
         fingerprint = data_fingerprint(frame, spec)
         trained = [
@@ -86,16 +93,26 @@ def build_training_assets(
                 key=f"started:{name}:{context.run.run_id}",
             )
         )
-        split = split_for_training(settings)(frame, spec)
-        window = TrainingWindow(split=split, start=start, end=end, fingerprint=fingerprint)
+        split = split_for_training(settings)(frame, spec, n_holdout=sample.n_holdout)
+        window = TrainingWindow(
+            split=split, start=start, end=end, fingerprint=fingerprint, sample=sample.to_dict()
+        )
         parts = split.describe(spec.time_column)
         context.log.info(
-            f"training window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {len(frame)} records"
+            f"training window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {sample.n_window} "
+            "records"
+            + (
+                f", read as a seeded sample of {len(frame)} (RETRAIN_TRAINING_MAX_ROWS)"
+                if sample.sampled
+                else ""
+            )
         )
         yield dg.Output(
             window,
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(len(frame)),
+                "n_window": dg.MetadataValue.int(sample.n_window),
+                "training_sample": dg.MetadataValue.json(sample.to_dict()),
                 "data_fingerprint": dg.MetadataValue.text(fingerprint),
                 "window": dg.MetadataValue.text(f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"),
                 "window_start": dg.MetadataValue.text(start.isoformat()),
