@@ -80,6 +80,22 @@ class Settings(BaseSettings):
         "model load can run pickle, even with a stolen signing key.",
     )
 
+    # --- execution ---------------------------------------------------------------------
+    executor: Literal["multiprocess", "celery", "k8s"] = Field(
+        "multiprocess",
+        description="Where the retraining job's steps run: Dagster's multiprocess executor on "
+        "the run's machine, Celery workers (dagster-celery) or one Kubernetes job per step "
+        "(dagster-k8s). README: Production.",
+    )
+    celery_broker_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672//",
+        description="Celery broker of RETRAIN_EXECUTOR=celery (RabbitMQ amqp:// or Redis "
+        "redis://); the workers must use the same one (deploy/celery.yaml).",
+    )
+    celery_backend_url: str = Field(
+        "rpc://", description="Celery result backend of RETRAIN_EXECUTOR=celery."
+    )
+
     # --- time scales ---------------------------------------------------------------------
     partition: Period = Field(
         "daily",
