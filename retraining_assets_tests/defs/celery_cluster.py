@@ -44,8 +44,14 @@ BROKER_URL = os.environ.get(
 STREAM = DemoStream(rows_per_month=600, months=5, end_month=pd.Timestamp("2024-05-01"))
 PARTITION = STREAM.partition_key(2)  # three months of data: the training window
 JOB = retraining_job_name("demo")
-# The instance of the tests: runs start at once (no daemon to dequeue them).
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# The instance of the tests: a submitted run starts at once (no daemon to dequeue it).
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
 STARTUP_SECONDS = 300  # a worker imports the code location (torch, sklearn) on a loaded machine
 RUN_SECONDS = 1200  # generous: the run ends by itself; this only stops a hung test
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -72,7 +78,8 @@ def environment(home: Path, executor: str, broker: str = BROKER_URL) -> dict[str
 
 def subprocess_env(variables: dict[str, str]) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("RETRAIN_", "DAGSTER_"))}
-    return {**keep, **variables, "PYTHONPATH": str(ROOT)}
+    path = f"{BIN}{os.pathsep}{keep.get('PATH', '')}"  # dagster-celery runs `celery` by name
+    return {**keep, **variables, "PYTHONPATH": str(ROOT), "PATH": path}
 
 
 def build_template(home: Path) -> None:
