@@ -73,6 +73,11 @@ def launched_run(home: Path, variables: dict[str, str], run_config: dict | None 
         return run, steps(instance, run_id), instance.all_logs(run_id)
 
 
+def untimed(params: dict) -> dict:
+    """The parameters without the wall time of the fit (the only thing a worker may change)."""
+    return {key: value for key, value in params.items() if key != "training_seconds"}
+
+
 def files(folder: Path) -> set[Path]:
     return {path.relative_to(folder) for path in folder.rglob("*") if path.is_file()}
 
@@ -84,9 +89,11 @@ def outcome(home: Path) -> dict:
     family = {row["version"]: row["family"] for row in versions}
     return {
         "versions": sorted(
-            (row["family"], row["status"], row["metrics"], row["params"], row["data_fingerprint"])
+            # not the file's hash: the model file records its version number and fit time
+            (row["family"], row["status"], row["metrics"], untimed(row["params"]),
+             row["data_fingerprint"])
             for row in versions
-        ),
+        ),  # fmt: skip
         "aliases": sorted((row["alias"], family[row["version"]]) for row in platform_rows(
             home, aliases)),  # fmt: skip
         "audit": sorted(
@@ -122,9 +129,7 @@ def test_candidates_train_in_parallel_on_two_workers_with_a_multiprocess_run_s_r
     assert local.status == dg.DagsterRunStatus.SUCCESS
     assert all(step.worker is None for step in local_steps.values())
     celery_outcome, local_outcome = outcome(celery_home), outcome(local_home)
-    assert celery_outcome["versions"] and ("champion", "ensemble") in celery_outcome["aliases"] or (
-        celery_outcome["aliases"]
-    )
+    assert len(celery_outcome["versions"]) == 4
     assert celery_outcome == local_outcome
 
 
