@@ -38,9 +38,7 @@ from retraining_assets.settings import load_settings
 
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
-BROKER_URL = os.environ.get(
-    "RETRAIN_TEST_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
-)
+BROKER_URL = os.environ.get("RETRAIN_TEST_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 STREAM = DemoStream(rows_per_month=600, months=5, end_month=pd.Timestamp("2024-05-01"))
 PARTITION = STREAM.partition_key(2)  # three months of data: the training window
 JOB = retraining_job_name("demo")

@@ -90,12 +90,18 @@ def outcome(home: Path) -> dict:
     return {
         "versions": sorted(
             # not the file's hash: the model file records its version number and fit time
-            (row["family"], row["status"], row["metrics"], untimed(row["params"]),
-             row["data_fingerprint"])
+            (
+                row["family"],
+                row["status"],
+                row["metrics"],
+                untimed(row["params"]),
+                row["data_fingerprint"],
+            )
             for row in versions
-        ),  # fmt: skip
-        "aliases": sorted((row["alias"], family[row["version"]]) for row in platform_rows(
-            home, aliases)),  # fmt: skip
+        ),
+        "aliases": sorted(
+            (row["alias"], family[row["version"]]) for row in platform_rows(home, aliases)
+        ),
         "audit": sorted(
             (row["action"], family.get(row["version"]), row["claimed_by"])
             for row in platform_rows(home, audit_log)
@@ -120,9 +126,9 @@ def test_candidates_train_in_parallel_on_two_workers_with_a_multiprocess_run_s_r
     assert len(candidates) == 4
     assert {step.worker for step in candidates} == hostnames  # both workers trained
     assert all(step.pid is not None and step.pid != os.getpid() for step in candidates)
-    assert any(
-        overlapping(a, b) for a in candidates for b in candidates if a.worker != b.worker
-    ), candidates
+    assert any(overlapping(a, b) for a in candidates for b in candidates if a.worker != b.worker), (
+        candidates
+    )
 
     local_home = copy_state(template, tmp_path / "multiprocess" / ".retrain")
     local, local_steps, _ = launched_run(local_home, environment(local_home, "multiprocess"))
