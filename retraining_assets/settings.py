@@ -272,6 +272,24 @@ class Settings(BaseSettings):
         True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
     )
 
+    @field_validator("artifact_root", mode="before")
+    @classmethod
+    def _local_url(cls, value: object) -> object:
+        """``file://`` URLs are local folders; other fsspec schemes (s3://, gs://, memory://)
+        are refused by name until the registry writes through fsspec."""
+        if isinstance(value, str) and "://" in value:
+            from urllib.parse import unquote, urlsplit
+
+            url = urlsplit(value)
+            if url.scheme != "file" or url.netloc not in ("", "localhost"):
+                raise ValueError(
+                    f"{value}: only local folders and file:// URLs are supported as the "
+                    f"artifact root so far, not {url.scheme}://; mount the bucket (e.g. "
+                    "s3fs, gcsfuse) and give its folder"
+                )
+            return Path(unquote(url.path))
+        return value
+
     @field_validator("home", "artifact_root")
     @classmethod
     def _writable(cls, value: Path | None) -> Path | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
@@ -63,7 +64,10 @@ def test_the_kubernetes_instance_is_valid_for_dagster_and_dagster_k8s() -> None:
     assert config["job_image"] == ENV["RETRAIN_IMAGE"]  # env: resolved like the instance does
     assert "RETRAIN_EXECUTOR=k8s" in config["env_vars"]
     artifact_root = next(v for v in config["env_vars"] if v.startswith("RETRAIN_ARTIFACT_ROOT="))
-    assert "://" in artifact_root  # object storage, reachable from every pod
+    mount = config["volume_mounts"][0]["mount_path"]
+    url = urlsplit(artifact_root.split("=", 1)[1])
+    # the artifact root is the volume every pod mounts
+    assert url.scheme == "file" and Path(url.path) == Path(mount)
 
 
 def test_the_kubernetes_instance_keeps_the_production_storage_and_run_limits() -> None:
