@@ -80,6 +80,22 @@ class Settings(BaseSettings):
         "model load can run pickle, even with a stolen signing key.",
     )
 
+    # --- execution ---------------------------------------------------------------------
+    executor: Literal["multiprocess", "celery", "k8s"] = Field(
+        "multiprocess",
+        description="Where the retraining job's steps run: Dagster's multiprocess executor on "
+        "the run's machine, Celery workers (dagster-celery) or one Kubernetes job per step "
+        "(dagster-k8s). README: Production.",
+    )
+    celery_broker_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672//",
+        description="Celery broker of RETRAIN_EXECUTOR=celery (RabbitMQ amqp:// or Redis "
+        "redis://); the workers must use the same one (deploy/celery.yaml).",
+    )
+    celery_backend_url: str = Field(
+        "rpc://", description="Celery result backend of RETRAIN_EXECUTOR=celery."
+    )
+
     # --- time scales ---------------------------------------------------------------------
     partition: Period = Field(
         "daily",
@@ -279,6 +295,24 @@ class Settings(BaseSettings):
     serve_docs: bool = Field(
         True, description="Serve the API docs (/docs, /redoc; assets self-hosted, no CDN)."
     )
+
+    @field_validator("artifact_root", mode="before")
+    @classmethod
+    def _local_url(cls, value: object) -> object:
+        """``file://`` URLs are local folders; other fsspec schemes (s3://, gs://, memory://)
+        are refused by name until the registry writes through fsspec."""
+        if isinstance(value, str) and "://" in value:
+            from urllib.parse import unquote, urlsplit
+
+            url = urlsplit(value)
+            if url.scheme != "file" or url.netloc not in ("", "localhost"):
+                raise ValueError(
+                    f"{value}: only local folders and file:// URLs are supported as the "
+                    f"artifact root so far, not {url.scheme}://; mount the bucket (e.g. "
+                    "s3fs, gcsfuse) and give its folder"
+                )
+            return Path(unquote(url.path))
+        return value
 
     @field_validator("home", "artifact_root")
     @classmethod

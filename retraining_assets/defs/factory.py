@@ -39,7 +39,7 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
     ``_promotion``, ``_serving``) and owned by the pipeline's owners. The resources are shared
     by every pipeline (``definitions.build_definitions``): one key per kind."""
     partitions_def = partitions_for(pipeline)
-    jobs = build_jobs(pipeline.name)
+    jobs = build_jobs(pipeline.name, pipeline.settings)
     owners = asset_owners(pipeline)
     defs = dg.Definitions(
         assets=[

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from retraining_assets.core.lifecycle import CHANGES, change_job_name
+from retraining_assets.defs.executors import executor_def
+from retraining_assets.settings import Settings
 
 
 def monitoring_job_name(pipeline_name: str) -> str:
@@ -40,7 +42,9 @@ def job_names(pipeline_name: str) -> list[str]:
     ]
 
 
-def build_jobs(pipeline_name: str) -> list:
+def build_jobs(pipeline_name: str, settings: Settings) -> list:
+    """The pipeline's jobs; the retraining job runs on the executor RETRAIN_EXECUTOR names
+    (defs/executors.py), the others on Dagster's default."""
     return [
         dg.define_asset_job(
             reference_job_name(pipeline_name),
@@ -60,6 +64,7 @@ def build_jobs(pipeline_name: str) -> list:
             "champion, and promote one only if the promotion gate passes.",
             # one retraining at a time per pipeline (QueuedRunCoordinator tag limits)
             tags={RETRAINING_TAG: pipeline_name},
+            executor_def=executor_def(settings),
         ),
         dg.define_asset_job(
             rollout_job_name(pipeline_name),

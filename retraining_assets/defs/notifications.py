@@ -73,6 +73,8 @@ def run_failure_message(context: dg.RunFailureSensorContext, ui_base_url: str) -
     run = context.dagster_run
     failures = context.get_step_failure_events()
     error = failures[0].step_failure_data.error if failures else None
+    if error is None:  # a run-level failure (e.g. the executor's broker is down) has its own
+        error = context.failure_event.job_failure_data.error
     # Dagster wraps user errors ("Error occurred while executing op"); the cause is the news.
     while error is not None and error.cause is not None:
         error = error.cause

@@ -111,7 +111,9 @@ class Launcher:
         and executed to its end; with ``tick``, the run of that sensor tick; with
         ``schedule``, the run of a tick of that schedule, recorded now."""
         job = self.defs.resolve_job_def(job_name)
-        run_config = {**QUIET, **IN_PROCESS}
+        # in process unless RETRAIN_EXECUTOR chose another executor (Celery, Kubernetes)
+        in_process = job.executor_def.name == dg.multi_or_in_process_executor.name
+        run_config = {**QUIET, **(IN_PROCESS if in_process else {})}
         run_tags = dict(merge_run_tags(job, partition_key, tags, None, self.instance, run_config))
         if run_key:
             run_tags[RUN_KEY_TAG] = run_key

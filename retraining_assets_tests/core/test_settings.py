@@ -173,3 +173,14 @@ def test_a_record_source_needs_its_time_column_and_target() -> None:
     with pytest.raises(SettingsError, match=r"'target' \(RETRAIN_TARGET\) is required with "
                        "RETRAIN_SOURCE_URL"):  # fmt: skip
         load_settings(source_url="sqlite://", source_table="t", time_column="ts")
+
+
+def test_the_artifact_root_takes_a_file_url_and_names_an_unsupported_scheme(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "shared artifacts"
+    settings = load_settings(home=tmp_path / ".retrain", artifact_root=folder.as_uri())
+    assert settings.artifact_root == folder
+    with pytest.raises(SettingsError) as raised:
+        load_settings(home=tmp_path / ".retrain", artifact_root="memory://bucket/artifacts")
+    assert "RETRAIN_ARTIFACT_ROOT" in str(raised.value) and "memory://" in str(raised.value)

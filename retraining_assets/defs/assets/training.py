@@ -16,6 +16,7 @@ from retraining_assets.core.training import (
     train_model,
 )
 from retraining_assets.core.training_sample import read_training_window
+from retraining_assets.defs.executors import training_step_tags
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
@@ -128,6 +129,7 @@ def build_training_assets(
             partitions_def=partitions_def,
             ins={"training_data": dg.AssetIn(window_key)},
             kinds={"python"},
+            op_tags=training_step_tags(),  # Kubernetes resource requests per training step
             description=f"A {family.replace('_', ' ')} trained on the period's training window "
             "and registered as a new model version (the asset's value is the version number).",
         )
@@ -170,6 +172,7 @@ def build_training_assets(
                 **{family: dg.AssetIn(candidate_key(pipeline, family)) for family in base},
             },
             kinds={"python"},
+            op_tags=training_step_tags(),
         )
         def candidate_ensemble(
             context: dg.AssetExecutionContext,
