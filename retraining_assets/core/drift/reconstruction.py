@@ -1,12 +1,14 @@
 """Data-reconstruction drift (NannyML's): how badly a PCA fitted on the reference rebuilds the
 current rows.
 
-Categorical codes become their reference frequency and nulls the reference mean (NannyML
-imputes and frequency-encodes the same way), every column is standardised on the reference,
-and a PCA keeps the components explaining ``variance`` (65%, NannyML's default) of it. The
-error is the mean Euclidean distance between a standardised row and its reconstruction. The
-band is mean ± 3 std of the error of ``chunks`` reference chunks, each scored by a PCA fitted
-on the other chunks (a chunk scored by a PCA that saw it would make the band too narrow).
+Categorical codes become one-hot indicators of their ``MAX_LEVELS`` most frequent reference
+codes (null is a level; NannyML frequency-encodes instead, which turns balanced categories into
+a near-constant column that standardising blows up into noise), numeric nulls the reference
+mean; every column is standardised on the reference and a PCA keeps the components explaining
+``variance`` (65%, NannyML's default) of it. The error is the mean Euclidean distance between
+a standardised row and its reconstruction. The band is mean ± 3 std of the error of
+``chunks`` reference chunks, each scored by a PCA fitted on the other chunks (a chunk scored by
+a PCA that saw it would make the band too narrow).
 A correlation break the marginals do not show moves rows off the reference's principal
 subspace, so the error rises.
 """
@@ -23,6 +25,7 @@ CHUNKS = 10
 SIGMAS = 3.0
 MAX_ROWS = 100_000  # current rows scored (seeded sample); the error is a mean
 MIN_ROWS_PER_CHUNK = 5
+MAX_LEVELS = 20  # indicators per categorical column
 
 
 @dataclass(frozen=True)
@@ -41,47 +44,40 @@ class ReconstructionDrift:
 
 
 class _Reconstructor:
-    """Imputation, frequency encoding, scaling and the PCA basis, fitted on reference rows."""
+    """One-hot encoding, imputation, scaling and the PCA basis, fitted on reference rows."""
 
     def __init__(self, x: np.ndarray, categorical: np.ndarray, variance: float) -> None:
-        self.categorical = categorical
-        # per categorical column: reference share of each code (codes are 0..K-1), the
-        # last slot the share of nulls; a code the reference lacks gets 0
-        self.frequencies: dict[int, np.ndarray] = {}
+        # per categorical column: its most frequent codes (null is the code -1), one
+        # indicator each; rarer and unseen codes are all-zero rows
+        self.numeric = np.flatnonzero(~categorical)
+        self.levels: dict[int, np.ndarray] = {}
         for j in np.flatnonzero(categorical):
-            column = x[:, j]
-            nulls = np.isnan(column)
-            counts = np.bincount(column[~nulls].astype(np.int64))
-            self.frequencies[j] = np.append(counts, nulls.sum()) / max(len(x), 1)
-        numeric = self._frequency(x)
+            codes, counts = np.unique(np.nan_to_num(x[:, j], nan=-1.0), return_counts=True)
+            self.levels[j] = codes[np.argsort(-counts, kind="stable")[:MAX_LEVELS]]
+        numeric = x[:, self.numeric]
         with np.errstate(all="ignore"):
-            self.mean = np.nanmean(numeric, axis=0) if len(numeric) else np.zeros(x.shape[1])
-        self.mean = np.nan_to_num(self.mean)  # an all-null column imputes 0
-        filled = self._impute(numeric)
-        centred = filled - self.mean
-        self.scale = centred.std(axis=0)
+            mean = np.nanmean(numeric, axis=0) if len(numeric) else np.zeros(numeric.shape[1])
+        self.fill = np.nan_to_num(mean)  # an all-null column imputes 0
+        z = self._expand(x)
+        self.mean = z.mean(axis=0)
+        self.scale = z.std(axis=0)
         self.scale[~(self.scale > 0)] = 1.0  # constant columns contribute nothing
-        z = centred / self.scale
+        z = (z - self.mean) / self.scale
         _, s, vt = np.linalg.svd(z, full_matrices=False)
         explained = np.cumsum(s**2) / max(float((s**2).sum()), 1e-300)
         k = int(np.searchsorted(explained, variance) + 1)
         self.basis = vt[: min(k, len(vt))]
 
-    def _frequency(self, x: np.ndarray) -> np.ndarray:
-        out = x.copy()
-        for j, table in self.frequencies.items():
-            column = x[:, j]
-            index = np.where(np.isnan(column), len(table) - 1, column).astype(np.int64)
-            known = index < len(table) - 1
-            known |= np.isnan(column)
-            out[:, j] = np.where(known, table[np.minimum(index, len(table) - 1)], 0.0)
-        return out
-
-    def _impute(self, x: np.ndarray) -> np.ndarray:
-        return np.where(np.isnan(x), self.mean, x)
+    def _expand(self, x: np.ndarray) -> np.ndarray:
+        numeric = x[:, self.numeric]
+        parts = [np.where(np.isnan(numeric), self.fill, numeric)]
+        for j, levels in self.levels.items():
+            codes = np.nan_to_num(x[:, j], nan=-1.0)
+            parts.append((codes[:, None] == levels[None, :]).astype(np.float64))
+        return np.hstack(parts)
 
     def errors(self, x: np.ndarray) -> np.ndarray:
-        z = (self._impute(self._frequency(x)) - self.mean) / self.scale
+        z = (self._expand(x) - self.mean) / self.scale
         rebuilt = (z @ self.basis.T) @ self.basis
         return np.linalg.norm(z - rebuilt, axis=1)
 
