@@ -59,7 +59,10 @@ def multivariate_metadata(report: DriftReport) -> dict[str, dg.MetadataValue]:
             "multivariate_auc": dg.MetadataValue.float(c.auc),
             "multivariate_p_value": dg.MetadataValue.float(c.p_value),
             "multivariate_rows": dg.MetadataValue.int(c.rows),
-            "multivariate_features": dg.MetadataValue.json(dict(list(c.importances.items())[:5])),
+            # [feature, share] pairs, largest first (a JSON object would be shown key-sorted)
+            "multivariate_features": dg.MetadataValue.json(
+                [[name, share] for name, share in list(c.importances.items())[:5]]
+            ),
         }
     out["reconstruction_drift"] = dg.MetadataValue.bool(r.drifted)
     if r.skipped:
