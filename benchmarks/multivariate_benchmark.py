@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import sys
 import time
@@ -29,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from drift_benchmark import make_frame  # noqa: E402
+from drift_benchmark import make_frame
 
-from retraining_assets.core.drift import detect_drift, fit_reference  # noqa: E402
-from retraining_assets.core.drift.multivariate import MAX_ROWS, profile_drift  # noqa: E402
+from retraining_assets.core.drift import detect_drift, fit_reference
+from retraining_assets.core.drift.multivariate import MAX_ROWS, profile_drift
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL = {  # file, columns that are not features
@@ -94,7 +95,7 @@ def real(period: str) -> None:
         groups = [g.drop(columns=[c for c in drop if c in g]) for _, g in frame.groupby(months)]
         flags = np.zeros(3, dtype=int)
         aucs, start = [], time.perf_counter()
-        for before, after in zip(groups, groups[1:], strict=False):
+        for before, after in itertools.pairwise(groups):
             report = detect_drift(before, after, multivariate=True)
             m = report.multivariate
             flags += [report.dataset_drift, m.classifier.drifted, m.reconstruction.drifted]
