@@ -24,7 +24,7 @@ from scipy import stats
 from scipy.stats import rankdata
 
 from retraining_assets.core.dataset import is_numeric_dtype
-from retraining_assets.core.drift.columns import CategoricalProfile, ColumnProfile
+from retraining_assets.core.drift.columns import CategoricalProfile, ColumnProfile, DriftInputError
 from retraining_assets.core.drift.reconstruction import MAX_ROWS as RECONSTRUCTION_ROWS
 from retraining_assets.core.drift.reconstruction import ReconstructionDrift, reconstruction_drift
 
@@ -122,7 +122,7 @@ def encode_rows(
     Returns ``(reference, current, is_categorical mask, column names)``."""
     missing = [str(c) for c in reference.columns if c not in current.columns]
     if missing:
-        raise ValueError(f"columns missing from the current frame: {missing}")
+        raise DriftInputError(f"columns missing from the current frame: {missing}")
     columns = list(reference.columns)
     if categorical is None:
         categorical = [c for c in columns if not is_numeric_dtype(reference[c].dtype)]
@@ -138,11 +138,14 @@ def encode_rows(
     return ref, cur, np.array([c in cat for c in columns], dtype=bool), [str(c) for c in columns]
 
 
-def _numeric(values: pd.Series, name: Any) -> np.ndarray:
+def _numeric(values: pd.Series, name: Any, coerce: bool = False) -> np.ndarray:
+    """``coerce``: unparseable values become nulls instead of an error (a current month the
+    univariate tests already report as not testable must not lose the rest of the report)."""
     try:
-        out = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        numbers = pd.to_numeric(values, errors="coerce" if coerce else "raise")
+        out = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"column {name!r} is not numeric: {exc}") from exc
+        raise DriftInputError(f"column {name!r} is not numeric: {exc}") from exc
     big = np.finfo(np.float32).max  # the trees bin in float; keep infinities extreme, finite
     return np.clip(out, -big, big)
 
@@ -177,7 +180,7 @@ def encode_profiled(columns: Mapping[Any, ColumnProfile], frame: pd.DataFrame) -
             lookup = np.array([index.get(str(v), other) for v in uniques] + [np.nan])
             out[:, j] = lookup[codes]  # the sentinel -1 picks the trailing NaN
         else:
-            out[:, j] = _numeric(frame[name], name)
+            out[:, j] = _numeric(frame[name], name, coerce=True)
     return out
 
 
