@@ -106,6 +106,6 @@ def test_multivariate_uses_the_classifier_and_falls_back_when_it_was_skipped() -
     "mode", ["", "bogus", "weighted+weighted", "univariate+weighted", "calibrated+nope"]
 )
 def test_unknown_modes_name_the_setting(mode: str) -> None:
-    with pytest.raises(VerdictError, match="RETRAIN_DRIFT_VERDICT|univariate combines"):
+    with pytest.raises(VerdictError, match=r"RETRAIN_DRIFT_VERDICT|univariate combines"):
         parse_mode(mode)
     assert parse_mode("calibrated + weighted") == ("calibrated", "weighted")
