@@ -28,7 +28,7 @@ from retraining_assets.settings import Settings, load_settings
 from retraining_assets_tests.conftest import SMALL_STREAM
 
 WHO = {"by": "setup", "actual_user": "setup"}
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RETRAIN = str(Path(sys.executable).parent / "retrain")  # the installed console script
 
 
