@@ -108,11 +108,10 @@ def drift(
         EngineError,
         drift_between_files_in_duckdb,
     )
-    from retraining_assets.core.pipeline import drift_thresholds
     from retraining_assets.core.sources import matching_files
 
     settings = cli_settings()
-    thresholds = drift_thresholds(settings)
+    thresholds = settings.drift_thresholds()
     try:
         if engine == "auto":
             size = sum(f.stat().st_size for p in (reference, current) for f in matching_files(p))

@@ -75,7 +75,7 @@ class Pipeline:
         return self.timescales.can_train(period_start, self.data_start)
 
     def drift_thresholds(self) -> DriftThresholds:
-        return drift_thresholds(self.settings)
+        return self.settings.drift_thresholds()
 
     def reports_folder(self, partition: str) -> Path:
         """Where the HTML/PNG reports of one partition go (under ``RETRAIN_HOME``)."""
@@ -90,19 +90,6 @@ class Pipeline:
     def reference_window(self) -> tuple[datetime, datetime]:
         """The first whole training window: the drift reference until a champion exists."""
         return self.timescales.first_training_window(self.data_start)
-
-
-def drift_thresholds(settings: Settings) -> DriftThresholds:
-    """The drift verdict's thresholds, all from settings."""
-    return DriftThresholds(
-        psi_alert=settings.psi_alert,
-        psi_warning=settings.psi_warning,
-        wasserstein=settings.wasserstein_threshold,
-        jensen_shannon=settings.jensen_shannon_threshold,
-        unseen_share=settings.unseen_share_threshold,
-        significance=settings.ks_significance,
-        dataset_drift_share=settings.dataset_drift_share,
-    )
 
 
 def validation_tolerances(settings: Settings) -> Tolerances:

@@ -27,7 +27,8 @@ NaN / None / NA are nulls.
 
 Modules: ``stats`` and ``kernels`` (the statistics), ``columns`` (column profiles and value
 extraction), ``fit`` and ``profile`` (the reference profile), ``comparison`` (statistics per
-column), ``verdict`` (``DriftThresholds`` and the rules), ``report`` and ``plots`` (the
+column), ``verdict`` (the rules; ``DriftThresholds``, their knobs and ranges, live in
+``core/drift_thresholds.py``), ``report`` and ``plots`` (the
 ``DriftReport``), ``detect`` and ``files`` (one-call entry points; file reading stays in
 ``files``, out of the engine).
 """
@@ -50,7 +51,7 @@ from retraining_assets.core.drift.stats import (
     ks_2samp_sorted,
     population_stability_index,
 )
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
 
 __all__ = [
     "CategoricalProfile",
@@ -60,6 +61,7 @@ __all__ = [
     "FitOptions",
     "NumericProfile",
     "ReferenceProfile",
+    "ThresholdError",
     "benjamini_hochberg",
     "compare",
     "detect_drift",

@@ -10,7 +10,7 @@ import pandas as pd
 
 from retraining_assets.core.drift.fit import fit_reference
 from retraining_assets.core.drift.report import DriftReport
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds
 
 
 def detect_drift(

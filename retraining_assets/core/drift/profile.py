@@ -24,7 +24,7 @@ from retraining_assets.core.drift.comparison import compare
 
 if TYPE_CHECKING:
     from retraining_assets.core.drift.report import DriftReport
-    from retraining_assets.core.drift.verdict import DriftThresholds
+    from retraining_assets.core.drift_thresholds import DriftThresholds
 
 PROFILE_FORMAT = 1
 
