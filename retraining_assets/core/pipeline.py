@@ -24,6 +24,7 @@ from retraining_assets.core.evaluation import get_metric, primary_metric_for
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.reports import report_url, reports_root
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
+from retraining_assets.core.rollout.plan import AB_SHARE
 from retraining_assets.core.sources import RecordSource, SourceError, SqlRecordSource, open_source
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.triggers import RetrainPolicy
@@ -114,11 +115,6 @@ def retrain_policy(settings: Settings) -> RetrainPolicy:
 def promotion_policy(settings: Settings) -> PromotionPolicy:
     """The promotion gate's thresholds, all from settings."""
     return PromotionPolicy(min_lift=settings.promotion_min_lift, floor=settings.promotion_floor)
-
-
-AB_SHARE = 0.5
-"""An A/B test's challenger share: an even split gives the most power for a given amount of
-traffic (the first step of a ramp is a canary's share, not a test's)."""
 
 
 def rolls_out(pipeline: Pipeline, champion_version: int | None) -> bool:

@@ -30,7 +30,10 @@ class RolloutStep:
 
 
 _STEP_KEYS = {"share", "min_hours", "min_samples"}
-_DEFAULT_SHARE = {Strategy.CANARY: 0.05, Strategy.AB: 0.5}
+AB_SHARE = 0.5
+"""An A/B test's challenger share: an even split gives the most power for a given amount of
+traffic (the first step of a ramp is a canary's share, not a test's)."""
+_DEFAULT_SHARE = {Strategy.CANARY: 0.05, Strategy.AB: AB_SHARE}
 
 
 @dataclass(frozen=True)
