@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
-from retraining_assets.core.strategies import Strategy
+from retraining_assets.core.strategies import Strategy, share_problem
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
     Duration,
@@ -437,8 +437,11 @@ class Settings(BaseSettings):
     @field_validator("rollout_steps")
     @classmethod
     def _shares(cls, value: list[float]) -> list[float]:
-        if not value or any(not 0 < s <= 1 for s in value) or value != sorted(set(value)):
-            raise ValueError(f"shares must increase within (0, 1], got {value}")
+        if not value:
+            raise ValueError("a rollout needs at least one step")
+        if (problem := share_problem(value)) is not None:
+            index, message = problem
+            raise ValueError(f"share {index + 1} of {value} {message}")
         return value
 
     def drift_thresholds(self) -> DriftThresholds:
