@@ -174,17 +174,16 @@ def _drift(*args: str):
     return CliRunner().invoke(main, ["drift", *args])
 
 
+# the drift files' id and time columns left out, their target named
+DRIFT_COLUMNS = ("--drop", "customer_id", "--drop", "event_time", "--target", "defaulted")
+
+
 def test_drift_command_flags_a_shift_and_writes_reports(drift_files, tmp_path: Path) -> None:
     html, png = tmp_path / "r.html", tmp_path / "r.png"
     result = _drift(
         str(drift_files["reference"]),
         str(drift_files["shifted"]),
-        "--drop",
-        "customer_id",
-        "--drop",
-        "event_time",
-        "--target",
-        "defaulted",
+        *DRIFT_COLUMNS,
         "--html",
         str(html),
         "--png",
@@ -201,12 +200,7 @@ def test_drift_command_json_is_the_report_schema(drift_files) -> None:
         str(drift_files["reference"]),
         str(drift_files["stable"]),
         "--json",
-        "--drop",
-        "customer_id",
-        "--drop",
-        "event_time",
-        "--target",
-        "defaulted",
+        *DRIFT_COLUMNS,
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
