@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         0.0, description="Share of drifted features for dataset drift (0: any)."
     )
     drift_verdict: str = Field(
-        "univariate",
+        "weighted",  # measured best in benchmarks/alarm_benchmark.py (README: The dataset verdict)
         description="The dataset verdict that raises the drift alarm: univariate (any drifted "
         "feature), weighted, calibrated, multivariate or a '+' combination "
         "(core/drift/dataset_verdict.py).",

@@ -115,10 +115,11 @@ def dataset_alarm(
     if "weighted" in parts and weights is None:
         skipped.append("weighted: no feature importances stored with the model; "
                        "every feature weighs alike")  # fmt: skip
-    if "weighted" in parts and weights is not None:
-        score = _share(counted, testable, weights)
+    if "weighted" in parts:  # without importances: the plain share against the same level
+        score = _share(counted, testable, weights or dict.fromkeys(testable, 1.0))
         feature_alarm = score >= weighted_share
-        rule = f"importance-weighted share {score:.3f} (alarm at {weighted_share:g})"
+        kind = "importance-weighted" if weights else "unweighted"
+        rule = f"{kind} share {score:.3f} (alarm at {weighted_share:g})"
     else:
         score = len(counted) / len(testable) if testable else 0.0
         feature_alarm = (

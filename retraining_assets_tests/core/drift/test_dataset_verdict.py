@@ -54,7 +54,8 @@ def test_a_shift_in_a_feature_the_model_ignores_does_not_alarm_weighted() -> Non
 def test_weighted_without_importances_says_so_and_counts_every_feature_alike() -> None:
     report = detect_drift(shifted(seed=1), shifted(seed=2, shift=1.0))
     alarm = dataset_alarm(report, "weighted", importances=None)
-    assert alarm.alarm is True
+    assert alarm.alarm is True and alarm.score == pytest.approx(1 / 3)  # the plain share
+    assert dataset_alarm(report, "weighted", weighted_share=0.5).alarm is False
     assert any(s.startswith("weighted: no feature importances") for s in alarm.skipped)
     negative = dataset_alarm(report, "weighted", importances={"used": -0.1, "ignored": 0.0})
     assert negative.skipped  # all-noise importances are no weights either
