@@ -28,9 +28,10 @@ NaN / None / NA are nulls.
 Modules: ``stats`` and ``kernels`` (the statistics), ``columns`` (column profiles and value
 extraction), ``fit`` and ``profile`` (the reference profile), ``comparison`` (statistics per
 column), ``verdict`` (the rules; ``DriftThresholds``, their knobs and ranges, live in
-``core/drift_thresholds.py``), ``report`` and ``plots`` (the
-``DriftReport``), ``detect`` and ``files`` (one-call entry points; file reading stays in
-``files``, out of the engine).
+``core/drift_thresholds.py``), ``report`` and ``plots`` (the ``DriftReport``),
+``multivariate`` and ``reconstruction`` (the dataset scores, on request: a domain classifier
+and NannyML's PCA reconstruction error), ``detect`` and ``files`` (one-call entry points; file
+reading stays in ``files``, out of the engine).
 """
 
 from retraining_assets.core.drift.columns import (
@@ -43,6 +44,12 @@ from retraining_assets.core.drift.comparison import compare
 from retraining_assets.core.drift.detect import detect_drift
 from retraining_assets.core.drift.files import drift_between_files
 from retraining_assets.core.drift.fit import fit_reference
+from retraining_assets.core.drift.multivariate import (
+    ClassifierDrift,
+    MultivariateDrift,
+    ReconstructionDrift,
+    multivariate_drift,
+)
 from retraining_assets.core.drift.profile import ReferenceProfile
 from retraining_assets.core.drift.report import DriftReport
 from retraining_assets.core.drift.stats import (
@@ -55,11 +62,14 @@ from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdEr
 
 __all__ = [
     "CategoricalProfile",
+    "ClassifierDrift",
     "DriftInputError",
     "DriftReport",
     "DriftThresholds",
     "FitOptions",
+    "MultivariateDrift",
     "NumericProfile",
+    "ReconstructionDrift",
     "ReferenceProfile",
     "ThresholdError",
     "benjamini_hochberg",
@@ -69,5 +79,6 @@ __all__ = [
     "fit_reference",
     "jensen_shannon_distance",
     "ks_2samp_sorted",
+    "multivariate_drift",
     "population_stability_index",
 ]
