@@ -30,7 +30,9 @@ import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 
-from retraining_assets.core.evaluation import compute_metric
+from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.evaluation import compute_metric, truth
+from retraining_assets.core.trained_model import TrainedModel
 
 __all__ = [
     "CLASSIFICATION_ESTIMATES",
@@ -42,6 +44,7 @@ __all__ = [
     "expected_f1",
     "expected_roc_auc",
     "fit_estimator",
+    "fit_model_estimator",
 ]
 
 CLASSIFICATION_ESTIMATES = ("accuracy", "f1", "roc_auc")
@@ -326,3 +329,19 @@ def fit_estimator(
         method, task, unit_std, holdout,
         numeric=tuple(numeric), categories=categories, loss_models=models,
     )  # fmt: skip
+
+
+def fit_model_estimator(
+    model: TrainedModel, holdout: pd.DataFrame, spec: DatasetSpec
+) -> PerformanceEstimator:
+    """The estimator of a trained model, fitted on its holdout (the rows it never saw)."""
+    if holdout.empty:
+        return PerformanceEstimator("none", model.task, {}, {}, skipped="the holdout is empty")
+    return fit_estimator(
+        model.task,
+        truth(holdout, spec, model),
+        model.scores(holdout),
+        holdout,
+        tuple(spec.numeric_features),
+        tuple(spec.categorical_features),
+    )

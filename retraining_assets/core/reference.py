@@ -37,6 +37,8 @@ class Reference:
     bounds: ReferenceBounds
     profile: ReferenceProfile
     champion_version: int | None = None  # the champion it was built for (None: none yet)
+    # how the version's performance is estimated without labels (core.estimation), as JSON
+    estimator: dict | None = None
 
     @classmethod
     def fit(
@@ -47,6 +49,7 @@ class Reference:
         end: datetime,
         origin: str,
         scores: np.ndarray | None = None,
+        estimator: dict | None = None,
     ) -> Reference:
         return cls(
             start=start,
@@ -55,6 +58,7 @@ class Reference:
             origin=origin,
             bounds=ReferenceBounds.learn(frame, spec),
             profile=fit_drift_profile(frame, spec, scores),
+            estimator=estimator,
         )
 
     @property
@@ -71,6 +75,7 @@ class Reference:
                 "origin": self.origin,
                 "bounds": self.bounds.to_dict(),
                 "champion_version": self.champion_version,
+                "estimator": self.estimator,
             }
         ).encode()
         return struct.pack(">Q", len(header)) + header + self.profile.to_bytes()
@@ -87,6 +92,7 @@ class Reference:
             bounds=ReferenceBounds.from_dict(header["bounds"]),
             profile=ReferenceProfile.from_bytes(data[8 + length :]),
             champion_version=header.get("champion_version"),
+            estimator=header.get("estimator"),
         )
 
 
