@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from retraining_assets.core.drift.dataset_verdict import parse_mode
 from retraining_assets.core.strategies import Strategy
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
@@ -183,6 +184,19 @@ class Settings(BaseSettings):
     )
     dataset_drift_share: float = Field(
         0.0, ge=0, le=1, description="Share of drifted features for dataset drift (0: any)."
+    )
+    drift_verdict: str = Field(
+        "univariate",
+        description="The dataset verdict that raises the drift alarm: univariate (any drifted "
+        "feature), weighted, calibrated, multivariate or a '+' combination "
+        "(core/drift/dataset_verdict.py).",
+    )
+    drift_weighted_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Importance-weighted share of drifted features at which the weighted "
+        "verdict alarms.",
     )
 
     # --- retraining triggers -----------------------------------------------------------
@@ -395,6 +409,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("drift_verdict")
+    @classmethod
+    def _known_verdict(cls, value: str) -> str:
+        return "+".join(parse_mode(value))
 
     @field_validator("pipeline_name")
     @classmethod

@@ -87,6 +87,12 @@ def validate(
     show_default=True,
     help="DuckDB's memory_limit (--engine duckdb); beyond it DuckDB spills to a temp folder.",
 )
+@click.option(
+    "--multivariate",
+    is_flag=True,
+    help="Also train a domain classifier (AUC, p-value, the features that explain it) and "
+    "score the PCA reconstruction error (--engine memory; a seeded 20,000-row sample per side).",
+)
 def drift(
     reference: str,
     current: str,
@@ -97,10 +103,12 @@ def drift(
     drop: tuple[str, ...],
     engine: str,
     memory_limit: str,
+    multivariate: bool,
 ) -> None:
     """Compare CURRENT with REFERENCE (CSV, CSV.gz or Parquet files) with the drift engine.
 
-    Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared.
+    Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared
+    (the dataset verdict is the univariate one; --multivariate adds its scores to the report).
     """
     from retraining_assets.core.drift import DriftInputError, drift_between_files
     from retraining_assets.core.engines import (
@@ -117,6 +125,11 @@ def drift(
         if engine == "auto":
             size = sum(f.stat().st_size for p in (reference, current) for f in matching_files(p))
             engine = "duckdb" if size > AUTO_PUSHDOWN_BYTES else "memory"
+        if engine == "duckdb" and multivariate:
+            fail(
+                "--multivariate needs the rows in memory and the duckdb engine streams them "
+                "(chosen by --engine, or by auto for files over 256 MiB); use --engine memory"
+            )
         if engine == "duckdb":
             report = drift_between_files_in_duckdb(
                 reference, current, drop=drop, thresholds=thresholds, target_column=target,
@@ -124,8 +137,9 @@ def drift(
             )  # fmt: skip
         else:
             report = drift_between_files(
-                reference, current, drop=drop, thresholds=thresholds, target_column=target
-            )
+                reference, current, drop=drop, thresholds=thresholds, target_column=target,
+                multivariate=multivariate,
+            )  # fmt: skip
     except (DriftInputError, SourceError, EngineError) as error:
         fail(str(error))
     if html:

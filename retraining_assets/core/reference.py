@@ -18,6 +18,7 @@ import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.drift import ReferenceProfile, fit_reference
+from retraining_assets.core.drift.multivariate import MAX_ROWS as MULTIVARIATE_SAMPLE_ROWS
 from retraining_assets.core.files import write_atomically
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
@@ -137,7 +138,8 @@ def fit_drift_profile(
     frame: pd.DataFrame, spec: DatasetSpec, scores: np.ndarray | None = None
 ) -> ReferenceProfile:
     """The spec decides each feature's kind; the target's distribution is profiled too, and
-    the model's scores on the same records when given (for prediction drift)."""
+    the model's scores on the same records when given (for prediction drift), and a seeded
+    sample of its rows for the multivariate drift scores."""
     return fit_reference(
         frame,
         numeric=list(spec.numeric_features),
@@ -145,6 +147,7 @@ def fit_drift_profile(
         target=spec.target,
         target_kind="numeric" if spec.task == "regression" else "categorical",
         scores=scores,
+        sample_rows=MULTIVARIATE_SAMPLE_ROWS,
     )
 
 

@@ -182,6 +182,8 @@ def replay_history(
         metric=metric,
         seed=seed,
         notes=notes,
+        verdict=settings.drift_verdict,
+        weighted_share=settings.drift_weighted_share,
     )
     report = progress or (lambda _done, _total, _message: None)
     total = len(periods) - first
@@ -192,7 +194,15 @@ def replay_history(
             f"the promotion gate would not promote the first model ({judgement.decision.reason}); "
             "it serves anyway so that the policies can be compared"
         )
-    states = [PolicyState(name, serving, window_0, PolicyResult(name, metric)) for name in policies]
+    states = [
+        PolicyState(
+            name,
+            serving,
+            window_0,
+            PolicyResult(name, metric, higher_is_better=replay.higher_is_better),
+        )
+        for name in policies
+    ]
     report(1, total, f"first model trained on {replay.training.describe(window_0)}")
     for index in range(first + 1, len(periods)):
         for state in states:
@@ -209,6 +219,7 @@ def replay_history(
             "drift_window": scales.drift_window,
             "drift_min_records": scales.drift_min_records,
             "schedule": scales.schedule,
+            "drift_verdict": settings.drift_verdict,
         },
         families=tuple(families),
         notes=notes,

@@ -28,8 +28,9 @@ NaN / None / NA are nulls.
 Modules: ``stats`` and ``kernels`` (the statistics), ``columns`` (column profiles and value
 extraction), ``fit`` and ``profile`` (the reference profile), ``comparison`` (statistics per
 column), ``verdict`` (``DriftThresholds`` and the rules), ``report`` and ``plots`` (the
-``DriftReport``), ``detect`` and ``files`` (one-call entry points; file reading stays in
-``files``, out of the engine).
+``DriftReport``), ``multivariate`` and ``reconstruction`` (the dataset scores, on request: a
+domain classifier and NannyML's PCA reconstruction error), ``detect`` and ``files`` (one-call
+entry points; file reading stays in ``files``, out of the engine).
 """
 
 from retraining_assets.core.drift.columns import (
@@ -42,6 +43,12 @@ from retraining_assets.core.drift.comparison import compare
 from retraining_assets.core.drift.detect import detect_drift
 from retraining_assets.core.drift.files import drift_between_files
 from retraining_assets.core.drift.fit import fit_reference
+from retraining_assets.core.drift.multivariate import (
+    ClassifierDrift,
+    MultivariateDrift,
+    ReconstructionDrift,
+    multivariate_drift,
+)
 from retraining_assets.core.drift.profile import ReferenceProfile
 from retraining_assets.core.drift.report import DriftReport
 from retraining_assets.core.drift.stats import (
@@ -54,11 +61,14 @@ from retraining_assets.core.drift.verdict import DriftThresholds
 
 __all__ = [
     "CategoricalProfile",
+    "ClassifierDrift",
     "DriftInputError",
     "DriftReport",
     "DriftThresholds",
     "FitOptions",
+    "MultivariateDrift",
     "NumericProfile",
+    "ReconstructionDrift",
     "ReferenceProfile",
     "benjamini_hochberg",
     "compare",
@@ -67,5 +77,6 @@ __all__ = [
     "fit_reference",
     "jensen_shannon_distance",
     "ks_2samp_sorted",
+    "multivariate_drift",
     "population_stability_index",
 ]

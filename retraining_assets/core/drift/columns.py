@@ -82,9 +82,15 @@ class FitOptions:
     max_categories: int = 100
     min_category_share: float = 0.001  # rarer reference categories fold into OTHER
     max_vocabulary: int = 100_000
+    sample_rows: int = 0  # seeded feature rows kept for multivariate drift (0: none, format 1)
 
     def __post_init__(self) -> None:
-        if self.n_bins < 2 or self.max_reference_values < 1 or self.max_categories < 1:
+        if (
+            self.n_bins < 2
+            or self.max_reference_values < 1
+            or self.max_categories < 1
+            or self.sample_rows < 0
+        ):
             raise ValueError(f"invalid fit options: {self}")
 
 

@@ -29,6 +29,7 @@ from retraining_assets.core.drift.columns import (
     _thread_count,
 )
 from retraining_assets.core.drift.kernels import _merge_stats
+from retraining_assets.core.drift.multivariate import profile_drift
 from retraining_assets.core.drift.report import DriftReport
 from retraining_assets.core.drift.stats import (
     _ks_d,
@@ -292,8 +293,13 @@ def compare(
     target: pd.Series | np.ndarray | str | None = None,
     scores: pd.Series | np.ndarray | str | None = None,
     n_jobs: int | None = None,
+    multivariate: bool = False,
 ) -> DriftReport:
     """Compare a current frame against a fitted profile and return the drift report.
+
+    ``multivariate``: also train the domain classifier and score the PCA reconstruction
+    (``core.drift.multivariate``) against the profile's row sample, into
+    ``report.multivariate``; off by default (it costs seconds, the univariate tests do not).
 
     ``target``/``scores``: the current labels/model scores (Series, array or column name);
     by default the columns named at fit time. ``n_jobs``: threads over columns (default: see
@@ -318,7 +324,7 @@ def compare(
     results = _map_columns(run, names, _thread_count(n_jobs, len(current)))
     notes.extend(sorted(column_notes))  # sorted: threads append in any order
 
-    return _assemble_report(
+    report = _assemble_report(
         profile,
         dict(zip(names, results, strict=True)),
         len(current),
@@ -339,6 +345,11 @@ def compare(
             notes,
         ),
     )
+    if multivariate:
+        report.multivariate = profile_drift(
+            profile.sample, profile.columns, current, seed=profile.options.seed
+        )
+    return report
 
 
 def _assemble_report(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.drift.fit import fit_reference
+from retraining_assets.core.drift.multivariate import MAX_ROWS
 from retraining_assets.core.drift.report import DriftReport
 from retraining_assets.core.drift.verdict import DriftThresholds
 
@@ -27,13 +28,19 @@ def detect_drift(
     target_column: str | None = None,
     score_column: str | None = None,
     n_jobs: int | None = None,
+    multivariate: bool = False,
     **fit_options: Any,
 ) -> DriftReport:
     """Fit the reference and compare ``current`` in one call (see :func:`fit_reference`).
 
     ``target_column``/``score_column`` name a column present in both frames (shorthand for
-    passing the name as reference and current target/scores).
+    passing the name as reference and current target/scores). ``multivariate=True`` adds
+    the domain classifier and reconstruction drift (``report.multivariate``; the reference
+    keeps a seeded sample of ``sample_rows`` rows, 20,000 unless given); without it the
+    result and the speed are the univariate ones.
     """
+    if multivariate:
+        fit_options.setdefault("sample_rows", MAX_ROWS)
     profile = fit_reference(
         reference,
         numeric,
@@ -49,4 +56,5 @@ def detect_drift(
         target=current_target if current_target is not None else target_column,
         scores=current_scores if current_scores is not None else score_column,
         n_jobs=n_jobs,
+        multivariate=multivariate,
     )

@@ -28,6 +28,7 @@ from retraining_assets.core.drift.columns import (
     _resolve_kinds,
     _thread_count,
 )
+from retraining_assets.core.drift.multivariate import encode_profiled
 from retraining_assets.core.drift.profile import ReferenceProfile
 
 
@@ -145,8 +146,9 @@ def fit_reference(
     ``options``: see :class:`FitOptions` (``n_bins``, ``max_reference_values`` (default 2M
     values per numeric column; above it a seeded uniform sample of the sorted values is kept,
     bins and moments still come from all values), ``seed``, ``max_categories``,
-    ``min_category_share``, ``max_vocabulary``). ``n_jobs``: threads over columns, as in
-    :func:`compare`; not part of the profile.
+    ``min_category_share``, ``max_vocabulary``, ``sample_rows`` (default 0: rows of the
+    reference kept, seeded, for multivariate drift; the pipeline keeps 20,000)).
+    ``n_jobs``: threads over columns, as in :func:`compare`; not part of the profile.
     """
     reference = _check_frame(reference, "reference")
     fit_options = FitOptions(**options)
@@ -173,7 +175,14 @@ def fit_reference(
         series = reference[values] if isinstance(values, str) else _as_series(values, role)
         kind = _target_kind(series, target_kind) if role == "target" else "numeric"
         fitted[role] = _fit_column(series, role, kind, fit_options, notes)
+    sample = None
+    if fit_options.sample_rows:
+        rng = np.random.default_rng([fit_options.seed, 2])
+        size = min(fit_options.sample_rows, len(reference))
+        rows = np.sort(rng.choice(len(reference), size, replace=False))
+        sample = encode_profiled(columns, reference.iloc[rows])
     return ReferenceProfile(
+        sample=sample,
         columns=columns,
         n_rows=len(reference),
         options=fit_options,

@@ -170,6 +170,33 @@ def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
+def _multivariate_html(report: DriftReport) -> str:
+    """The dataset scores (domain classifier, reconstruction error), when computed."""
+    result = report.multivariate
+    if result is None:
+        return ""
+    c, r = result.classifier, result.reconstruction
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{share:.3f}</td></tr>"
+        for name, share in list(c.importances.items())[:10]
+    )
+    classifier = (
+        f"not computed: {html.escape(c.skipped)}" if c.skipped else
+        f"{'<b>DRIFT</b>' if c.drifted else 'no drift'}: AUC {c.auc:.3f}, p-value "
+        f"{c.p_value:.2g}, {c.rows} rows per side"
+    )  # fmt: skip
+    reconstruction = (
+        f"not computed: {html.escape(r.skipped)}" if r.skipped else
+        f"{'<b>DRIFT</b>' if r.drifted else 'no drift'}: error {r.error:.3f}, normal band "
+        f"{r.lower:.3f} to {r.upper:.3f}"
+    )  # fmt: skip
+    table = f"<table><tr><th>feature</th><th>share of AUC</th></tr>{rows}</table>" if rows else ""
+    return (
+        f"<h2>Multivariate drift</h2><p>Domain classifier {classifier}.</p>{table}"
+        f"<p>Reconstruction error {reconstruction}.</p>"
+    )
+
+
 def write_html(
     report: DriftReport, path: str | os.PathLike[str], summary: bytes | None = None
 ) -> Path:
@@ -192,6 +219,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} tr.drift{{backgrou
 <code>{html.escape(report.profile_hash[:16])}</code>.</p>
 {_img(summary or summary_png(report), "summary")}
 {_summary_table(report)}
+{_multivariate_html(report)}
 <h2>Warnings</h2><ul>{notes}</ul>
 {"".join(sections)}
 </body></html>

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from retraining_assets.core.drift.report import DriftReport
     from retraining_assets.core.drift.verdict import DriftThresholds
 
-PROFILE_FORMAT = 1
+PROFILE_FORMAT = 2  # 2 adds the seeded row sample; a profile without one is saved as 1
+FORMATS = (1, 2)
 
 
 @dataclass
@@ -45,6 +46,8 @@ class ReferenceProfile:
     target_column: str | None = None
     score_column: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # seeded feature rows (``multivariate.encode_profiled``) for the multivariate tests
+    sample: np.ndarray | None = None
     _hash: str | None = field(default=None, repr=False, compare=False)
 
     # -- comparison
@@ -57,9 +60,13 @@ class ReferenceProfile:
         target: pd.Series | np.ndarray | str | None = None,
         scores: pd.Series | np.ndarray | str | None = None,
         n_jobs: int | None = None,
+        multivariate: bool = False,
     ) -> DriftReport:
         """Compare ``current`` against this profile; see :func:`compare`."""
-        return compare(self, current, thresholds, target=target, scores=scores, n_jobs=n_jobs)
+        return compare(
+            self, current, thresholds, target=target, scores=scores, n_jobs=n_jobs,
+            multivariate=multivariate,
+        )  # fmt: skip
 
     # -- persistence
 
@@ -101,7 +108,7 @@ class ReferenceProfile:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(arrays.pop("__meta__").tobytes())
         stored_hash = arrays.pop("__hash__").tobytes().decode()
-        if meta.get("format") != PROFILE_FORMAT:
+        if meta.get("format") not in FORMATS:
             raise ValueError(f"unsupported reference profile format: {meta.get('format')}")
         roles: dict[str, dict[Any, ColumnProfile]] = {"feature": {}, "target": {}, "scores": {}}
         for entry in meta["columns"]:  # names keep their JSON type (str or int)
@@ -115,6 +122,7 @@ class ReferenceProfile:
             target_column=meta["target_column"],
             score_column=meta["score_column"],
             warnings=list(meta["warnings"]),
+            sample=arrays.get("sample"),
         )
         if profile.content_hash != stored_hash:
             raise ValueError("reference profile content does not match its stored hash")
@@ -136,10 +144,15 @@ class ReferenceProfile:
             entry, column_arrays = _column_to_meta(prof)
             columns_meta.append({"role": role, "name": name, "index": index, **entry})
             arrays.update({f"{index}.{key}": value for key, value in column_arrays.items()})
+        options = {f.name: getattr(self.options, f.name) for f in fields(self.options)}
+        if self.sample is None:  # format 1 exactly, so old profiles re-save byte-identical
+            options.pop("sample_rows")
+        else:
+            arrays["sample"] = self.sample.astype(np.float64, copy=False)
         meta = {
-            "format": PROFILE_FORMAT,
+            "format": 1 if self.sample is None else PROFILE_FORMAT,
             "n_rows": self.n_rows,
-            "options": {f.name: getattr(self.options, f.name) for f in fields(self.options)},
+            "options": options,
             "target_column": self.target_column,
             "score_column": self.score_column,
             "warnings": self.warnings,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from retraining_assets.core.drift.multivariate import MultivariateDrift
 from retraining_assets.core.drift.plots import write_html, write_summary_png
 
 
@@ -40,19 +41,26 @@ class DriftReport:
     warnings: list[str]
     thresholds: dict[str, Any]
     profile_hash: str
+    multivariate: MultivariateDrift | None = None  # None unless asked for (it trains models)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain({f.name: getattr(self, f.name) for f in fields(self)})
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["multivariate"] = self.multivariate.to_dict() if self.multivariate else None
+        return _plain(out)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
-        missing = [f.name for f in fields(cls) if f.name not in data]
+        optional = {"multivariate"}  # reports written before it existed lack it
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name not in optional]
         if missing:
             raise ValueError(f"drift report dict lacks keys: {missing}")
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if values.get("multivariate") is not None:
+            values["multivariate"] = MultivariateDrift.from_dict(values["multivariate"])
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> DriftReport:
@@ -86,6 +94,8 @@ class DriftReport:
                     f"\n{role.capitalize()} drift: {flag} "
                     f"(PSI {_fmt(result['psi'])}, q {_fmt(result['q_value'])})"
                 )
+        if self.multivariate is not None:
+            lines.append("\n" + multivariate_summary(self.multivariate))
         return "\n".join(lines)
 
     def to_html(self, path: str | os.PathLike[str], summary: Path | None = None) -> Path:
@@ -97,6 +107,27 @@ class DriftReport:
     def plot_summary(self, path: str | os.PathLike[str]) -> Path:
         """Write a PNG of effect sizes per feature against their thresholds."""
         return write_summary_png(self, path)
+
+
+def multivariate_summary(result: MultivariateDrift) -> str:
+    """One line per dataset score: the domain classifier and the reconstruction error."""
+    c, r = result.classifier, result.reconstruction
+    if c.skipped:
+        first = f"Domain classifier: not computed ({c.skipped})"
+    else:
+        top = ", ".join(f"{name} {share:.2f}" for name, share in list(c.importances.items())[:3])
+        first = (
+            f"Domain classifier: {'**DRIFT**' if c.drifted else 'no drift'} (AUC {c.auc:.3f}, "
+            f"p {_fmt(c.p_value)}, {c.rows} rows per side; explained by {top or '–'})"
+        )
+    if r.skipped:
+        second = f"Reconstruction error: not computed ({r.skipped})"
+    else:
+        second = (
+            f"Reconstruction error: {'**DRIFT**' if r.drifted else 'no drift'} "
+            f"({r.error:.3f}, normal band {r.lower:.3f} to {r.upper:.3f})"
+        )
+    return first + "\n\n" + second
 
 
 def _plain(value: Any) -> Any:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retraining_assets.core.drift.multivariate import profile_drift
 from retraining_assets.core.drift.profile import ReferenceProfile
 from retraining_assets.core.drift.report import DriftReport
 from retraining_assets.core.drift.verdict import DriftThresholds
@@ -86,13 +87,20 @@ def compare_drift_window(
     thresholds: DriftThresholds | None = None,
     *,
     scores: pd.Series | np.ndarray | None = None,
+    multivariate: bool = False,
 ) -> tuple[DriftReport, EngineName]:
     """The monitoring's comparison of a drift window ``(start, end, n_rows)``: in memory on
     its seeded ``sample`` (with the champion's ``scores`` on it), or, when ``choose_engine``
     picks another engine for ``setting`` (``RETRAIN_ENGINE``), on every record of the
-    window where it lives (prediction drift still from ``scores`` on the sample)."""
+    window where it lives (prediction drift still from ``scores`` on the sample).
+    ``multivariate``: the dataset scores too, always on the sample (they subsample anyway)."""
     start, end, n_rows = window
     engine = choose_engine(setting, source, n_rows)
     if engine == "memory":
-        return profile.compare(sample, thresholds, scores=scores), engine
-    return compare_window(profile, source, start, end, engine, thresholds, scores=scores), engine
+        return profile.compare(sample, thresholds, scores=scores, multivariate=multivariate), engine
+    report = compare_window(profile, source, start, end, engine, thresholds, scores=scores)
+    if multivariate:
+        report.multivariate = profile_drift(
+            profile.sample, profile.columns, sample, seed=profile.options.seed
+        )
+    return report, engine

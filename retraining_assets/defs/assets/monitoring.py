@@ -41,7 +41,36 @@ def drift_metadata(report: DriftReport, html_url: str, png_url: str) -> dict[str
         "html_report": dg.MetadataValue.url(html_url),
         "summary_png": dg.MetadataValue.url(png_url),
         "summary_plot": inline_image("drift summary", png_url),
+        **multivariate_metadata(report),
     }
+
+
+def multivariate_metadata(report: DriftReport) -> dict[str, dg.MetadataValue]:
+    """The dataset scores as numbers (absent when a part was not computed, with the reason)."""
+    result = report.multivariate
+    if result is None:
+        return {}
+    c, r = result.classifier, result.reconstruction
+    out: dict[str, dg.MetadataValue] = {"multivariate_drift": dg.MetadataValue.bool(c.drifted)}
+    if c.skipped:
+        out["multivariate_skipped"] = dg.MetadataValue.text(c.skipped)
+    else:
+        out |= {
+            "multivariate_auc": dg.MetadataValue.float(c.auc),
+            "multivariate_p_value": dg.MetadataValue.float(c.p_value),
+            "multivariate_rows": dg.MetadataValue.int(c.rows),
+            "multivariate_features": dg.MetadataValue.json(dict(list(c.importances.items())[:5])),
+        }
+    out["reconstruction_drift"] = dg.MetadataValue.bool(r.drifted)
+    if r.skipped:
+        out["reconstruction_skipped"] = dg.MetadataValue.text(r.skipped)
+    else:
+        out |= {
+            "reconstruction_error": dg.MetadataValue.float(r.error),
+            "reconstruction_lower": dg.MetadataValue.float(r.lower),
+            "reconstruction_upper": dg.MetadataValue.float(r.upper),
+        }
+    return out
 
 
 def window_metadata(
@@ -111,7 +140,8 @@ def build_monitoring_assets(
         """The trailing drift window ending with this period (`RETRAIN_DRIFT_WINDOW` periods,
         widened until it holds `RETRAIN_DRIFT_MIN_RECORDS` records) against the reference: KS,
         PSI, Wasserstein, Jensen-Shannon, chi-square per feature with Benjamini-Hochberg
-        q-values, the dataset verdict, target drift, and an HTML report with a plot per
+        q-values, the dataset verdict, target drift, the multivariate scores (a domain
+        classifier's AUC and the PCA reconstruction error), and an HTML report with a plot per
         feature. Administrators are told when it finds drift."""
         partition = context.partition_key
         reference = platform.references().current(name, platform.registry())
@@ -126,6 +156,7 @@ def build_monitoring_assets(
             current,
             pipeline.drift_thresholds(),
             scores=champion_scores(platform.registry(), name, reference, current),
+            multivariate=True,
         )
         folder = pipeline.reports_folder(partition)
         png = report.plot_summary(folder / "drift.png")
