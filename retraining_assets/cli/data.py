@@ -190,6 +190,13 @@ def drift(
     show_default=True,
     help="auto also retrains on the monthly schedule (the monthly policy always does).",
 )
+@click.option(
+    "--label-delay",
+    default=None,
+    help="Labels arrive this long after their records (30d, 1M; 0: at once); overrides "
+    "RETRAIN_LABEL_DELAY. Triggers and training see a label only then; the estimate covers "
+    "the rest.",
+)
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write the JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write the PNG here.")
 def backtest(
@@ -203,6 +210,7 @@ def backtest(
     families: str,
     drop: tuple[str, ...],
     schedule: str,
+    label_delay: str | None,
     json_out: str | None,
     plot_out: str | None,
 ) -> None:
@@ -212,6 +220,8 @@ def backtest(
     from tqdm import tqdm
 
     from retraining_assets.core.backtest import BacktestError, backtest_file
+
+    delay = {} if label_delay is None else {"label_delay": label_delay}
 
     with tqdm(desc="periods", unit="period") as bar:
 
@@ -225,7 +235,7 @@ def backtest(
                 path, time_column, target, drop=drop, period=period, window=window,
                 window_days=window_days, drift_window=drift_window,
                 families=[f.strip() for f in families.split(",") if f.strip()],
-                settings=cli_settings(), schedule=schedule, progress=progress,
+                settings=cli_settings(**delay), schedule=schedule, progress=progress,
             )  # fmt: skip
         except BacktestError as error:
             fail(str(error))
