@@ -345,3 +345,38 @@ def fit_model_estimator(
         tuple(spec.numeric_features),
         tuple(spec.categorical_features),
     )
+
+
+def estimate_period(
+    model: TrainedModel,
+    estimator: dict[str, Any] | None,
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    metric: str,
+    labelled: pd.Series | None = None,
+) -> dict[str, Any]:
+    """A period's estimated metrics (the primary one first) and, once every record's label
+    has arrived (``labelled``, from ``core.labels``; None: all have), the realized metric next
+    to them. ``estimator`` is the version's stored ``PerformanceEstimator.to_dict()``."""
+    if estimator is None:
+        fitted = PerformanceEstimator(
+            "none", model.task, {}, {}, skipped="the version was registered without an estimator"
+        )
+    else:
+        fitted = PerformanceEstimator.from_dict(estimator)
+    estimates = fitted.estimate(model.scores(frame), frame)
+    primary = estimates.get(metric) or Estimate.skip(
+        metric, f"{metric} is not estimated without labels (estimable: {list(fitted.metrics)})"
+    )
+    complete = labelled is None or bool(labelled.all())
+    realized = None
+    if complete and not frame.empty and frame[spec.target].notna().all():
+        realized = compute_metric(metric, truth(frame, spec, model), model.scores(frame))
+    return {
+        "metric": metric,
+        "estimate": primary.to_dict(),
+        "estimates": {name: e.to_dict() for name, e in estimates.items()},
+        "realized": realized,
+        "labelled_rows": int(len(frame) if labelled is None else labelled.sum()),
+        "rows": len(frame),
+    }

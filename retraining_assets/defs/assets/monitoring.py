@@ -3,7 +3,7 @@ and scored by the champion."""
 
 import functools
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 from retraining_assets.core.drift import DriftReport
 from retraining_assets.core.engines import compare_drift_window
 from retraining_assets.core.evaluation import evaluate
+from retraining_assets.core.labels import labelled
 from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
@@ -19,7 +20,7 @@ from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.notifications import NotifierResource
-from retraining_assets.defs.periods import period_start
+from retraining_assets.defs.periods import naive_utc, period_start
 from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PlatformResource, RecordsResource
 
@@ -204,6 +205,12 @@ def build_monitoring_assets(
             context.log.info("no champion yet: nothing to score")
             return
         current, window, _ = trailing_window(context, records)
+        # a record's label is seen only RETRAIN_LABEL_DELAY after its timestamp
+        seen = labelled(
+            current, pipeline.spec.time_column, naive_utc(datetime.now(UTC)),
+            pipeline.settings.label_delay_duration,
+        )  # fmt: skip
+        current = current[seen]
         live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
         baseline = evaluation_baseline(registry, name, champion.version) or {}
         metric = pipeline.primary_metric
