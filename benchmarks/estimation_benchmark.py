@@ -124,7 +124,8 @@ def compare_with_nannyml(
             }
         )
     with tempfile.TemporaryDirectory() as folder:
-        ref, ana, out = (Path(folder) / f for f in ("reference.parquet", "analysis.parquet", "n.csv"))
+        names = ("reference.parquet", "analysis.parquet", "nannyml.csv")
+        ref, ana, out = (Path(folder) / name for name in names)
         reference.to_parquet(ref)
         analysis[analysis["month"].isin([r["month"] for r in rows])].to_parquet(ana)
         script = Path(folder) / "nannyml_cbpe.py"
@@ -214,7 +215,7 @@ def main() -> None:
     report = {
         "cbpe_vs_nannyml": entries,
         "demo": demo,
-        "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "load_average": os.getloadavg(),
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -10,11 +10,14 @@ reversed so that a useful feature is positive).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
-from retraining_assets.core.evaluation import compute_metric, get_metric, truth
+from retraining_assets.core.evaluation import compute_metric, get_metric, primary_metric_for, truth
+from retraining_assets.core.registry import Registry
 from retraining_assets.core.trained_model import TrainedModel
 
 DEFAULT_REPEATS = 5
@@ -60,3 +63,25 @@ def permutation_importance(
         ]
         out[str(feature)] = float(sign * np.mean(drops))
     return out
+
+
+def holdout_importance(
+    model: TrainedModel, holdout: pd.DataFrame, spec: DatasetSpec, metric: str | None
+) -> dict[str, Any]:
+    """``{"permutation_importance": {...}}``, or ``{"permutation_importance_skipped": why}``."""
+    try:
+        name = primary_metric_for(model.task, metric)
+        return {"permutation_importance": permutation_importance(model, holdout, spec, name)}
+    except ValueError as error:  # too few holdout rows, a single class
+        return {"permutation_importance_skipped": str(error)}
+
+
+def stored_importance(registry: Registry, pipeline: str, version: int) -> tuple[dict | None, str]:
+    """The version's stored permutation importance, or None and why there is none."""
+    metrics = registry.get_version(pipeline, version).metrics or {}
+    importance = metrics.get("permutation_importance")
+    if importance:
+        return importance, ""
+    return None, metrics.get("permutation_importance_skipped") or (
+        f"v{version} was registered without a permutation importance"
+    )
