@@ -308,11 +308,19 @@ class Replay:
             periods.starts[index], periods.count, periods.data_start
         )
         alarm = self.alarm(model, index)
-        # the live metric: the trailing window's rows the serving model did not train on whose
-        # labels have arrived; the estimate covers the rest of the window (none without delay)
+        # the live metric: the trailing window of the newest period whose labels have all
+        # arrived (the period itself without delay), on rows the serving model did not train
+        # on; the estimate covers the periods after it (none without delay)
         first = self._index(max(start, model.window.end))
         labelled = self.labelled_through(index)
-        live = self.metric_on(model, first, labelled) if first <= labelled else None
+        live = None
+        if labelled >= 0:  # the trailing window of the newest fully labelled period
+            labelled_start, _ = self.scales.drift_window_of(
+                periods.starts[labelled], periods.count, periods.data_start
+            )
+            first_labelled = self._index(max(labelled_start, model.window.end))
+            if first_labelled <= labelled:
+                live = self.metric_on(model, first_labelled, labelled)
         estimated = self.estimated_on(model, max(first, labelled + 1), index)
         cutoff = label_cutoff(periods.end(index), self.label_delay)
         return Signals(
