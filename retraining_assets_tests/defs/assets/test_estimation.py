@@ -7,6 +7,7 @@ import pytest
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.definitions import build_definitions
+from retraining_assets.defs.signals import gather_signals
 from retraining_assets_tests.conftest import SMALL_STREAM, trained_version
 
 KEY = dg.AssetKey(["demo", "estimated_performance"])
@@ -62,7 +63,8 @@ def test_with_a_label_delay_the_realized_metric_waits_and_champion_performance_s
     monitored,
 ) -> None:
     delayed = monitored.model_copy(update={"label_delay": "100000d"})  # labels never arrive
-    defs = build_definitions(delayed, [demo_pipeline(delayed, SMALL_STREAM)])
+    pipeline = demo_pipeline(delayed, SMALL_STREAM)
+    defs = build_definitions(delayed, [pipeline])
     _champion(defs)
     with dg.instance_for_test() as instance:
         defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
@@ -70,6 +72,17 @@ def test_with_a_label_delay_the_realized_metric_waits_and_champion_performance_s
         live = instance.get_latest_materialization_event(
             dg.AssetKey(["demo", "champion_performance"])
         ).asset_materialization.metadata
+        # what the retraining sensor gathers: the estimate stands in for the missing labels,
+        # and no record counts as a new labelled one
+        registry = defs.resources["platform"].registry()
+        signals = gather_signals(
+            instance, pipeline, registry, defs.resources["records"].source("demo"),
+            SMALL_STREAM.partition_key(4),
+            window_end=SMALL_STREAM.month_start(5).to_pydatetime(),
+            now=SMALL_STREAM.month_start(5).to_pydatetime(),
+        )  # fmt: skip
+    assert signals.estimated_metric == metadata["estimated_metric"]
+    assert signals.live_metric is None and signals.new_records == 0
     assert metadata["realized"] == "n/a" and metadata["labelled_rows"] == 0
     assert isinstance(metadata["estimated_metric"], float)
     assert live["live_metric"].value == "n/a"
