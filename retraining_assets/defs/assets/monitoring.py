@@ -12,6 +12,7 @@ import pandas as pd
 from retraining_assets.core.drift import DriftReport
 from retraining_assets.core.drift.dataset_verdict import Alarm, dataset_alarm
 from retraining_assets.core.engines import compare_drift_window
+from retraining_assets.core.estimation import estimate_period
 from retraining_assets.core.evaluation import evaluate
 from retraining_assets.core.importance import stored_importance
 from retraining_assets.core.labels import labelled
@@ -261,16 +262,24 @@ def build_monitoring_assets(
             current, pipeline.spec.time_column, naive_utc(datetime.now(UTC)),
             pipeline.settings.label_delay_duration,
         )  # fmt: skip
-        current = current[seen]
-        live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
-        baseline = evaluation_baseline(registry, name, champion.version) or {}
+        model = load_model(registry, name, champion.version)
         metric = pipeline.primary_metric
+        # the same window's estimate without labels, so the UI shows it next to the live value
+        reference = platform.references().current(name, registry)
+        own = reference is not None and reference.champion_version == champion.version
+        estimated = estimate_period(
+            model, reference.estimator if own else None, current, pipeline.spec, metric, seen
+        )["estimate"]["value"]
+        current = current[seen]
+        live = evaluate(model, current, pipeline.spec)
+        baseline = evaluation_baseline(registry, name, champion.version) or {}
         yield dg.Output(
             {"version": champion.version, "live": live, "baseline": baseline},
             metadata={
                 "champion_version": dg.MetadataValue.int(champion.version),
                 "metric": dg.MetadataValue.text(metric),
                 "live_metric": _float(live.get(metric)),
+                "estimated": _float(estimated),
                 "baseline_metric": _float(baseline.get(metric)),
                 "live_metrics": dg.MetadataValue.json(live),
                 **window,

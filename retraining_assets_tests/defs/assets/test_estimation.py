@@ -49,6 +49,9 @@ def test_the_estimate_sits_next_to_the_realized_metric(monitored) -> None:
     with dg.instance_for_test() as instance:
         defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
         metadata = _monitor(defs, instance, 4)
+        live = instance.get_latest_materialization_event(
+            dg.AssetKey(["demo", "champion_performance"])
+        ).asset_materialization.metadata
     assert metadata["champion_version"] == version and metadata["metric"] == "accuracy"
     assert metadata["method"] == "cbpe" and metadata["skipped"] == "-"
     estimate, realized = metadata["estimated_metric"], metadata["realized"]
@@ -57,6 +60,8 @@ def test_the_estimate_sits_next_to_the_realized_metric(monitored) -> None:
     assert abs(estimate - realized) < 0.06
     assert metadata["dagster/row_count"] == metadata["labelled_rows"] > 300
     assert set(metadata["estimates"]) == {"accuracy", "f1", "roc_auc"}
+    # champion_performance shows the estimate of its own window next to the live metric
+    assert abs(live["estimated"].value - live["live_metric"].value) < 0.06
 
 
 def test_with_a_label_delay_the_realized_metric_waits_and_champion_performance_sees_no_labels(
