@@ -137,11 +137,10 @@ def drift(
         EngineError,
         drift_between_files_in_duckdb,
     )
-    from retraining_assets.core.pipeline import drift_thresholds
     from retraining_assets.core.sources import matching_files
 
     settings = cli_settings()
-    thresholds = drift_thresholds(settings)
+    thresholds = settings.drift_thresholds()
     try:
         parts = parse_mode(verdict or settings.drift_verdict)
     except VerdictError as error:

@@ -64,7 +64,7 @@ from retraining_assets.core.backtest.replay import (
 from retraining_assets.core.backtest.results import BacktestResult, PeriodRow, PolicyResult
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
 from retraining_assets.core.evaluation import get_metric, primary_metric_for
-from retraining_assets.core.pipeline import drift_thresholds, promotion_policy, retrain_policy
+from retraining_assets.core.pipeline import promotion_policy, retrain_policy
 from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.core.timescales import (
     PERIOD_NAMES,
@@ -178,7 +178,7 @@ def replay_history(
         training=_Training(periods, spec, tuple(families), split_for_training(settings), seed),
         retrain_policy=retrain_policy(settings),
         promotion_policy=promotion_policy(settings),
-        thresholds=drift_thresholds(settings),
+        thresholds=settings.drift_thresholds(),
         metric=metric,
         seed=seed,
         notes=notes,

@@ -8,7 +8,7 @@ from retraining_assets.core.backtest import BacktestResult, run_backtest
 from retraining_assets.core.backtest.alarms import alarm_quality
 from retraining_assets.core.demo import ABRUPT, SPEC, STABLE
 from retraining_assets.settings import load_settings
-from retraining_assets_tests.core.test_backtest import STREAM, months
+from retraining_assets_tests.core.backtest.test_backtest import STREAM, months
 
 
 def backtest(verdict: str) -> BacktestResult:

@@ -14,7 +14,7 @@ from retraining_assets.core.drift.dataset_verdict import (
     parse_mode,
 )
 from retraining_assets.core.drift.multivariate import MultivariateDrift
-from retraining_assets_tests.core.test_drift import _frames
+from retraining_assets_tests.core.drift.frames import frames as _frames
 
 
 def shifted(n: int = 3000, seed: int = 1, shift: float = 0.0) -> pd.DataFrame:
