@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from retraining_assets.core.drift.dataset_verdict import parse_mode
 from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
+from retraining_assets.core.labels import LabelDelay, parse_label_delay
 from retraining_assets.core.strategies import Strategy, share_problem
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
@@ -217,6 +218,12 @@ class Settings(BaseSettings):
     )
     performance_degradation: float = Field(
         0.1, gt=0, lt=1, description="Retrain when the live metric drops by this relative share."
+    )
+    label_delay: str = Field(
+        "0",
+        description="A record's label arrives this long after its timestamp (a duration such "
+        "as 30d, 6w, 1M; 0: at once): the volume trigger, champion_performance and the backtest "
+        "see labels only then, the features at once.",
     )
     retrain_cooldown_hours: float = Field(
         6.0, ge=0, description="After a training, only the schedule starts another within this."
@@ -426,6 +433,17 @@ class Settings(BaseSettings):
     @classmethod
     def _known_verdict(cls, value: str) -> str:
         return "+".join(parse_mode(value))
+
+    @field_validator("label_delay", mode="before")
+    @classmethod
+    def _label_delay(cls, value: object) -> str:
+        delay = parse_label_delay(None if value is None else str(value))
+        return str(delay) if delay else "0"
+
+    @property
+    def label_delay_duration(self) -> LabelDelay:
+        """``RETRAIN_LABEL_DELAY`` as a duration (None: labels arrive with their records)."""
+        return parse_label_delay(self.label_delay)
 
     @field_validator("pipeline_name")
     @classmethod

@@ -148,9 +148,9 @@ def guarded(action):
         fail(str(error))
 
 
-def cli_settings() -> Settings:
+def cli_settings(**overrides: object) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**overrides)
     except SettingsError as error:
         fail(str(error))
 

@@ -259,6 +259,13 @@ def file_alarm(
     help="auto also retrains on the monthly schedule (the monthly policy always does).",
 )
 @click.option(
+    "--label-delay",
+    default=None,
+    help="Labels arrive this long after their records (30d, 1M; 0: at once); overrides "
+    "RETRAIN_LABEL_DELAY. Triggers and training see a label only then; the estimate covers "
+    "the rest.",
+)
+@click.option(
     "--drift-verdict",
     default=None,
     help="The dataset verdict behind every row's alarm and auto's drift trigger (default: "
@@ -277,6 +284,7 @@ def backtest(
     families: str,
     drop: tuple[str, ...],
     schedule: str,
+    label_delay: str | None,
     drift_verdict: str | None,
     json_out: str | None,
     plot_out: str | None,
@@ -289,7 +297,7 @@ def backtest(
     from retraining_assets.core.backtest import BacktestError, backtest_file
     from retraining_assets.core.drift.dataset_verdict import VerdictError, parse_mode
 
-    settings = cli_settings()
+    settings = cli_settings(**({} if label_delay is None else {"label_delay": label_delay}))
     if drift_verdict:
         try:
             mode = "+".join(parse_mode(drift_verdict))

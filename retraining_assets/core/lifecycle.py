@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.estimation import fit_model_estimator
 from retraining_assets.core.evaluation import (
     Comparison,
     compare_on_holdout,
@@ -100,6 +101,7 @@ def register_candidate(
     reference = Reference.fit(
         frame, spec, window.start, window.end, origin=f"v-{model.family}",
         scores=summarise_scores(model, raw),
+        estimator=fit_model_estimator(model, window.split.holdout, spec).to_dict(),
     )  # fmt: skip
     artifact = model_to_bytes(model)
     _remember(artifact, model)

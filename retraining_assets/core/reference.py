@@ -45,6 +45,8 @@ class Reference:
     bounds: ReferenceBounds
     profile: ReferenceProfile
     champion_version: int | None = None  # the champion it was built for (None: none yet)
+    # how the version's performance is estimated without labels (core.estimation), as JSON
+    estimator: dict | None = None
     # drift bands from the window's own periods (the calibrated verdict), or why there are none
     calibration: CalibrationBands | None = None
     calibration_skipped: str | None = None
@@ -58,6 +60,7 @@ class Reference:
         end: datetime,
         origin: str,
         scores: np.ndarray | None = None,
+        estimator: dict | None = None,
     ) -> Reference:
         bands, skipped = calibrate_reference(frame, spec)
         return cls(
@@ -67,6 +70,7 @@ class Reference:
             origin=origin,
             bounds=ReferenceBounds.learn(frame, spec),
             profile=fit_drift_profile(frame, spec, scores),
+            estimator=estimator,
             calibration=bands,
             calibration_skipped=skipped,
         )
@@ -85,6 +89,7 @@ class Reference:
                 "origin": self.origin,
                 "bounds": self.bounds.to_dict(),
                 "champion_version": self.champion_version,
+                "estimator": self.estimator,
                 "calibration": self.calibration.to_dict() if self.calibration else None,
                 "calibration_skipped": self.calibration_skipped,
             }
@@ -103,6 +108,7 @@ class Reference:
             bounds=ReferenceBounds.from_dict(header["bounds"]),
             profile=ReferenceProfile.from_bytes(data[8 + length :]),
             champion_version=header.get("champion_version"),
+            estimator=header.get("estimator"),
             calibration=CalibrationBands.from_dict(header["calibration"])
             if header.get("calibration")
             else None,

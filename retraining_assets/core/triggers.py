@@ -19,6 +19,7 @@ class Cause(StrEnum):
     DRIFT = "drift"
     VOLUME = "volume"
     PERFORMANCE = "performance"
+    ESTIMATED_DEGRADATION = "estimated_degradation"
     SCHEDULE = "schedule"
 
 
@@ -37,7 +38,8 @@ class Signals:
 
     ``None`` means "not known yet" (no drift report, no live metric) and never triggers.
     ``live_metric`` is the champion's primary metric on the newest labelled period and
-    ``baseline_metric`` the same metric at its evaluation.
+    ``baseline_metric`` the same metric at its evaluation; ``estimated_metric`` the same
+    metric estimated without labels (``core.estimation``) on the newest period.
     """
 
     has_champion: bool
@@ -46,6 +48,7 @@ class Signals:
     drift_acted_on: tuple[str, ...] = ()  # the drifted features the last training acted on
     new_records: int | None = None
     live_metric: float | None = None
+    estimated_metric: float | None = None
     baseline_metric: float | None = None
     higher_is_better: bool = True
     scheduled: bool = False
@@ -80,8 +83,9 @@ class RetrainDecision:
 @dataclass(frozen=True)
 class RetrainPolicy:
     """Retrain when there is no champion, on drift, on more than ``volume_threshold`` new
-    labelled records, when the live metric dropped by ``degradation`` (relative, in the
-    metric's good direction) or on the schedule. Within ``cooldown`` of the last training
+    labelled records, when the live metric or the metric estimated without labels dropped by
+    ``degradation`` (relative, in the metric's good direction; one rule for both) or on the
+    schedule. Within ``cooldown`` of the last training
     nothing but a missing champion or the schedule starts another run, so one cause seen by
     several sensor ticks does not start two runs."""
 
@@ -103,7 +107,8 @@ class RetrainPolicy:
             Reason(Cause.NO_CHAMPION, "no production model yet") if not s.has_champion else None,
             self._drift(s),
             self._volume(s),
-            self._performance(s),
+            self._degraded(Cause.PERFORMANCE, "live", s.live_metric, s),
+            self._degraded(Cause.ESTIMATED_DEGRADATION, "estimated", s.estimated_metric, s),
             Reason(Cause.SCHEDULE, "the periodic retraining is due") if s.scheduled else None,
         ]
 
@@ -126,13 +131,14 @@ class RetrainPolicy:
             f"(more than {self.volume_threshold})"
         )  # fmt: skip
 
-    def _performance(self, s: Signals) -> Reason | None:
-        drop = relative_drop(s.live_metric, s.baseline_metric, s.higher_is_better)
+    def _degraded(self, cause: Cause, kind: str, value: float | None, s: Signals) -> Reason | None:
+        """The one degradation rule, for the live and the estimated metric alike."""
+        drop = relative_drop(value, s.baseline_metric, s.higher_is_better)
         if drop is None or drop < self.degradation:
             return None
         return Reason(
-            Cause.PERFORMANCE,
-            f"live metric {s.live_metric:.4g} is {drop:.1%} worse than at evaluation "
+            cause,
+            f"{kind} metric {value:.4g} is {drop:.1%} worse than at evaluation "
             f"({s.baseline_metric:.4g}; limit {self.degradation:.0%})",
         )
 

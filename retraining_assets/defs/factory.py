@@ -8,6 +8,7 @@ from dagster._core.definitions.utils import is_valid_owner
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.defs.assets.backtest import build_backtest_assets
 from retraining_assets.defs.assets.data import build_data_assets
+from retraining_assets.defs.assets.estimation import build_estimation_assets
 from retraining_assets.defs.assets.monitoring import build_monitoring_assets
 from retraining_assets.defs.assets.promotion import build_promotion_assets
 from retraining_assets.defs.assets.rollout import build_rollout_assets
@@ -45,6 +46,7 @@ def build_pipeline_defs(pipeline: Pipeline) -> dg.Definitions:
         assets=[
             *build_data_assets(pipeline, partitions_def),
             *build_monitoring_assets(pipeline, partitions_def),
+            *build_estimation_assets(pipeline, partitions_def),
             *build_training_assets(pipeline, partitions_def),
             *build_promotion_assets(pipeline, partitions_def),
             *build_rollout_assets(pipeline),

@@ -87,7 +87,15 @@ RETRAINING_TAG = "retraining_assets/retraining"
 def monitoring_selection(pipeline_name: str) -> dg.AssetSelection:
     """What each new period needs as soon as it is complete."""
     return dg.AssetSelection.assets(
-        *([pipeline_name, key] for key in ("current_data", "drift_report", "champion_performance"))
+        *(
+            [pipeline_name, key]
+            for key in (
+                "current_data",
+                "drift_report",
+                "champion_performance",
+                "estimated_performance",
+            )
+        )
     )
 
 

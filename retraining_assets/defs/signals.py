@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from retraining_assets.core.labels import label_cutoff
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
@@ -62,6 +63,14 @@ def gather_signals(
     live = period_metadata(
         instance, dg.AssetKey([name, "champion_performance"]), partition, after=after
     )
+    estimated = period_metadata(
+        instance, dg.AssetKey([name, "estimated_performance"]), partition, after=after
+    )
+    # the estimate stands in for the labels that have not arrived: once they have, the live
+    # metric speaks and the estimate is no reason of its own
+    pending = _number(estimated.get("realized")) is None
+    # only records whose labels have arrived count as new labelled records
+    labels_until = min(window_end, label_cutoff(now, pipeline.settings.label_delay_duration))
     return Signals(
         has_champion=registry.get_alias(name, CHAMPION) is not None,
         # the configured dataset verdict (RETRAIN_DRIFT_VERDICT); reports before it: the rule
@@ -70,8 +79,9 @@ def gather_signals(
             drift_values.get("drift_alarm_features", drift_values.get("drifted_features")) or ()
         ),
         drift_acted_on=tuple(feature for feature in acted_on.split(",") if feature),
-        new_records=source.count_since(registry.get_watermark(name), window_end),
+        new_records=source.count_since(registry.get_watermark(name), labels_until),
         live_metric=_number(live.get("live_metric")),
+        estimated_metric=_number(estimated.get("estimated_metric")) if pending else None,
         baseline_metric=_number(live.get("baseline_metric")),
         higher_is_better=pipeline.higher_is_better,
         last_training=trained_at(run, trained.created_at) if trained else None,

@@ -154,7 +154,7 @@ def test_user_pipeline_needs_time_column_and_target(tmp_path: Path, elec2: Path)
 
 STAGES = {
     "demo_data": {"current_data", "reference_data"},
-    "demo_monitoring": {"drift_report", "champion_performance"},
+    "demo_monitoring": {"drift_report", "champion_performance", "estimated_performance"},
     "demo_training": {
         "training_data",
         *(f"candidate_{f}" for f in ("random_forest", "xgboost", "neural_net", "ensemble")),

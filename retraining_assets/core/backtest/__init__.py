@@ -184,6 +184,7 @@ def replay_history(
         notes=notes,
         verdict=settings.drift_verdict,
         weighted_share=settings.drift_weighted_share,
+        label_delay=settings.label_delay_duration,
     )
     report = progress or (lambda _done, _total, _message: None)
     total = len(periods) - first
@@ -220,6 +221,7 @@ def replay_history(
             "drift_min_records": scales.drift_min_records,
             "schedule": scales.schedule,
             "drift_verdict": settings.drift_verdict,
+            "label_delay": settings.label_delay,
         },
         families=tuple(families),
         notes=notes,

@@ -20,9 +20,11 @@ from retraining_assets.core.drift.dataset_verdict import (
     Alarm,
     dataset_alarm,
 )
+from retraining_assets.core.estimation import PerformanceEstimator, fit_model_estimator
 from retraining_assets.core.evaluation import compute_metric, get_metric
 from retraining_assets.core.evaluation import truth as metric_truth
 from retraining_assets.core.importance import permutation_importance
+from retraining_assets.core.labels import LabelDelay, label_cutoff
 from retraining_assets.core.lifecycle import Judgement, judge
 from retraining_assets.core.promotion import PromotionPolicy, Verdict
 from retraining_assets.core.reference import fit_drift_profile
@@ -86,6 +88,7 @@ class _Training:
     _importances: dict[int, tuple[dict[str, float] | None, str | None]] = field(
         default_factory=dict
     )
+    _estimators: dict[int, PerformanceEstimator] = field(default_factory=dict)
     _next_version: int = 1
 
     def window(self, last: int) -> Window:
@@ -141,6 +144,15 @@ class _Training:
                 self._importances[model.version] = (None, str(error))
         return self._importances[model.version]
 
+    def estimator(self, model: _Model) -> PerformanceEstimator:
+        """The model's CBPE / DLE estimator fitted on its holdout, as the registry stores it."""
+        if model.version not in self._estimators:
+            split, _ = self.candidates(model.window)
+            self._estimators[model.version] = fit_model_estimator(
+                model.model, split.holdout, self.spec
+            )
+        return self._estimators[model.version]
+
     def _train(self, window: Window) -> tuple[Split, dict[str, _Model]]:
         frame = self.periods.frame.iloc[slice(*window.rows)].reset_index(drop=True)
         where = self.describe(window)
@@ -193,6 +205,7 @@ class Replay:
     notes: list[str] = field(default_factory=list)
     verdict: str = "univariate"  # RETRAIN_DRIFT_VERDICT
     weighted_share: float = DEFAULT_WEIGHTED_SHARE
+    label_delay: LabelDelay = None  # RETRAIN_LABEL_DELAY
     _scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _drift: dict[tuple[tuple[int, int], int, int], DriftReport] = field(default_factory=dict)
     _alarms: dict[tuple[int, int], Alarm | None] = field(default_factory=dict)
@@ -230,6 +243,29 @@ class Replay:
             return None
         value = compute_metric(self.metric, truth, np.concatenate([s for _, s in parts]))
         return value if value is not None and math.isfinite(value) else None
+
+    def estimated_on(self, model: _Model, first: int, last: int) -> float | None:
+        """The model's primary metric on periods ``first`` to ``last`` estimated without
+        their labels (CBPE / DLE); None where it is not estimable or the rows are too few."""
+        estimator = self.training.estimator(model)
+        if self.metric not in estimator.metrics or last < first:
+            return None
+        scores = np.concatenate([self.scored(model, i)[1] for i in range(first, last + 1)])
+        if len(scores) < MIN_PERIOD_ROWS:
+            return None
+        frame = None
+        if estimator.method == "dle":
+            frame = pd.concat([self.periods.period(i) for i in range(first, last + 1)])
+        return estimator.estimate(scores, frame)[self.metric].value
+
+    def labelled_through(self, index: int) -> int:
+        """The last period whose labels have all arrived when period ``index`` closes
+        (``RETRAIN_LABEL_DELAY``); ``index`` itself without a delay, -1 before any."""
+        if self.label_delay is None:
+            return index
+        cutoff = label_cutoff(self.periods.end(index), self.label_delay)
+        done = [i for i in range(index + 1) if self.periods.end(i) <= cutoff]
+        return done[-1] if done else -1
 
     # -- judging a window's candidates
     def judge(self, window: Window, champion: _Model | None) -> tuple[Judgement, _Serving]:
@@ -272,16 +308,33 @@ class Replay:
             periods.starts[index], periods.count, periods.data_start
         )
         alarm = self.alarm(model, index)
-        # the live metric: the trailing window's rows the serving model did not train on
+        # the live metric: the trailing window of the newest period whose labels have all
+        # arrived (the period itself without delay), on rows the serving model did not train
+        # on; the estimate covers the periods after it (none without delay)
         first = self._index(max(start, model.window.end))
-        live = self.metric_on(model, first, index) if first <= index else None
+        labelled = self.labelled_through(index)
+        live = None
+        if labelled >= 0:  # the trailing window of the newest fully labelled period
+            labelled_start, _ = self.scales.drift_window_of(
+                periods.starts[labelled], periods.count, periods.data_start
+            )
+            first_labelled = self._index(max(labelled_start, model.window.end))
+            if first_labelled <= labelled:
+                live = self.metric_on(model, first_labelled, labelled)
+        estimated = self.estimated_on(model, max(first, labelled + 1), index)
+        cutoff = label_cutoff(periods.end(index), self.label_delay)
         return Signals(
             has_champion=True,
             drift_detected=alarm.alarm if alarm else None,
             drifted_features=tuple(alarm.features) if alarm else (),
             drift_acted_on=state.drift_acted_on,
-            new_records=periods.count(state.last_training.end, periods.end(index)),
+            new_records=(
+                periods.count(state.last_training.end, cutoff)
+                if cutoff > state.last_training.end
+                else 0
+            ),
             live_metric=live,
+            estimated_metric=estimated,
             baseline_metric=state.serving.baseline,
             higher_is_better=self.higher_is_better,
             scheduled=self.scales.schedule_due(*self._decision_span(index)),
@@ -356,11 +409,17 @@ class Replay:
         state.result.pool(truth, scores)
         value, skipped = self._period_metric(serving.model, index)
         alarm = self.alarm(serving.model, index)  # before the period's labels are used
+        estimated = self.estimated_on(serving.model, index, index)
         action = self.decide(state, index)
         decision = lift = None
         retrained, reasons = action.retrain, action.reasons
+        if retrained and self.labelled_through(index) < 0:
+            retrained = False
+            reasons = (*reasons, "not retrained: no period's labels have arrived yet")
         if retrained:
-            window = self.training.window(index)
+            # a training learns from labelled records only: its window ends with the newest
+            # period whose labels have all arrived
+            window = self.training.window(self.labelled_through(index))
             if window.rows == state.last_training.rows:
                 # the pipeline's run key and fingerprint check train once on the same data
                 retrained = False
@@ -400,6 +459,7 @@ class Replay:
                 alarm=alarm.alarm if alarm else None,
                 drift_score=alarm.score if alarm else None,
                 baseline_metric=serving.baseline,
+                estimated_metric=estimated,
             )
         )
 

@@ -37,6 +37,8 @@ class PeriodRow:
     alarm: bool | None = None  # None: the drift window held too few rows
     drift_score: float | None = None  # the dataset score the verdict used
     baseline_metric: float | None = None  # the serving model's metric at its evaluation
+    # the serving model's primary metric on this period estimated before its labels (CBPE/DLE)
+    estimated_metric: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class PeriodRow:
             "alarm": self.alarm,
             "drift_score": self.drift_score,
             "baseline_metric": self.baseline_metric,
+            "estimated_metric": self.estimated_metric,
         }
 
 

@@ -3,7 +3,7 @@ and scored by the champion."""
 
 import functools
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
@@ -12,8 +12,10 @@ import pandas as pd
 from retraining_assets.core.drift import DriftReport
 from retraining_assets.core.drift.dataset_verdict import Alarm, dataset_alarm
 from retraining_assets.core.engines import compare_drift_window
+from retraining_assets.core.estimation import estimate_period
 from retraining_assets.core.evaluation import evaluate
 from retraining_assets.core.importance import stored_importance
+from retraining_assets.core.labels import labelled
 from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
@@ -21,7 +23,7 @@ from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.notifications import NotifierResource
-from retraining_assets.defs.periods import period_start
+from retraining_assets.defs.periods import naive_utc, period_start
 from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PlatformResource, RecordsResource
 
@@ -255,15 +257,29 @@ def build_monitoring_assets(
             context.log.info("no champion yet: nothing to score")
             return
         current, window, _ = trailing_window(context, records)
-        live = evaluate(load_model(registry, name, champion.version), current, pipeline.spec)
-        baseline = evaluation_baseline(registry, name, champion.version) or {}
+        # a record's label is seen only RETRAIN_LABEL_DELAY after its timestamp
+        seen = labelled(
+            current, pipeline.spec.time_column, naive_utc(datetime.now(UTC)),
+            pipeline.settings.label_delay_duration,
+        )  # fmt: skip
+        model = load_model(registry, name, champion.version)
         metric = pipeline.primary_metric
+        # the same window's estimate without labels, so the UI shows it next to the live value
+        reference = platform.references().current(name, registry)
+        own = reference is not None and reference.champion_version == champion.version
+        estimated = estimate_period(
+            model, reference.estimator if own else None, current, pipeline.spec, metric, seen
+        )["estimate"]["value"]
+        current = current[seen]
+        live = evaluate(model, current, pipeline.spec)
+        baseline = evaluation_baseline(registry, name, champion.version) or {}
         yield dg.Output(
             {"version": champion.version, "live": live, "baseline": baseline},
             metadata={
                 "champion_version": dg.MetadataValue.int(champion.version),
                 "metric": dg.MetadataValue.text(metric),
                 "live_metric": _float(live.get(metric)),
+                "estimated": _float(estimated),
                 "baseline_metric": _float(baseline.get(metric)),
                 "live_metrics": dg.MetadataValue.json(live),
                 **window,
