@@ -11,11 +11,12 @@ from functools import lru_cache
 from typing import Any
 
 import great_expectations.expectations as gxe
+import pandas as pd
 import sqlalchemy as sa
 
 from retraining_assets.core.database import make_engine
 from retraining_assets.core.dataset import DatasetSpec
-from retraining_assets.core.sources import SqlRecordSource
+from retraining_assets.core.sources import RecordSource, SqlRecordSource
 from retraining_assets.core.validation import (
     NUMERIC_TYPES,
     CheckOutcome,
@@ -26,6 +27,7 @@ from retraining_assets.core.validation import (
     check_outcomes,
     gx_context,
     run_suite,
+    validate_period,
 )
 
 _names = itertools.count()
@@ -113,3 +115,22 @@ def _datasource(url: str) -> Any:
     if backend == "sqlite":
         return sources.add_sqlite(name, connection_string=url)
     return sources.add_sql(name, connection_string=url)
+
+
+def validate_large_period(
+    source: RecordSource,
+    start: datetime,
+    end: datetime,
+    sample: pd.DataFrame,
+    spec: DatasetSpec,
+    bounds: ReferenceBounds | None,
+    tolerances: Tolerances,
+) -> tuple[list[CheckOutcome], str]:
+    """A period too large to copy (above ``RETRAIN_MATERIALIZE_MAX_ROWS``): validated by the
+    database when it lives in one, else on the seeded ``sample``. Also says where, for the
+    log."""
+    if isinstance(source, SqlRecordSource):
+        outcomes = validate_period_in_database(source, start, end, spec, bounds, tolerances)
+        return outcomes, "in the database (Great Expectations' SQL datasource)"
+    outcomes = validate_period(sample, spec, bounds, tolerances)
+    return outcomes, f"on a seeded sample of {len(sample)}"
