@@ -33,6 +33,7 @@ BASELINE_ROWS = 2_000_000
 
 def measure(folder: Path, rows: int, limit: int) -> dict:
     path, home = folder / "records.parquet", folder / ".retrain"
+    folder.mkdir(parents=True, exist_ok=True)
     generate(path, rows, reference_rows=BASELINE_ROWS)
     print(
         f"{rows:,} records in the period, {path.stat().st_size / 1e6:.0f} MB of Parquet", flush=True
