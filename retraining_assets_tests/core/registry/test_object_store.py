@@ -213,3 +213,22 @@ def test_local_folders_and_file_urls_stay_plain_folders(tmp_path: Path) -> None:
         assert settings.artifact_path == folder.resolve() and isinstance(
             settings.artifact_path, Path
         )
+
+
+def test_the_current_reference_lives_in_the_bucket_beside_the_versions(
+    tmp_path: Path, bucket: str
+) -> None:
+    from retraining_assets.core.reference import ReferenceStore, champion_reference
+
+    settings = _settings(tmp_path, f"s3://{bucket}/refs")
+    registry = Registry.from_settings(settings)
+    version = trained_version(registry)
+    registry.move_alias(
+        "demo", CHAMPION, version, expected_current=None, by="ci", actual_user="ci", reason="t"
+    )
+    store = ReferenceStore(settings.artifact_path)
+    assert store.load("demo") is None  # nothing stored yet: None, not an error
+    current = store.current("demo", registry)  # the champion's own, written to the bucket
+    assert current.to_bytes() == champion_reference(registry, "demo").to_bytes()
+    assert _objects(bucket)["refs/demo/reference/current.bin"] == current.to_bytes()
+    assert ReferenceStore(f"s3://{bucket}/refs").load("demo").to_bytes() == current.to_bytes()
