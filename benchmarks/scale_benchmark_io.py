@@ -48,16 +48,17 @@ NUMERIC = tuple(f"x{i}" for i in range(10))
 CATEGORICAL = ("colour", "region")
 
 
-def generate(path: Path, rows: int) -> None:
-    """Two days of ``rows`` records each, written a row group at a time (bounded memory)."""
+def generate(path: Path, rows: int, reference_rows: int | None = None) -> None:
+    """A reference day of ``reference_rows`` (default ``rows``) records and a period day of
+    ``rows``, written a row group at a time (bounded memory)."""
     rng = np.random.default_rng(17)
     schema = None
     writer = None
     chunk = 250_000
-    for day in range(2):
-        for offset in range(0, rows, chunk):
-            n = min(chunk, rows - offset)
-            seconds = np.sort(rng.uniform(offset, offset + n, n) * 86_400 / rows)
+    for day, day_rows in enumerate((reference_rows or rows, rows)):
+        for offset in range(0, day_rows, chunk):
+            n = min(chunk, day_rows - offset)
+            seconds = np.sort(rng.uniform(offset, offset + n, n) * 86_400 / day_rows)
             frame = pd.DataFrame(
                 {"ts": pd.Timestamp(DAY) + pd.Timedelta(days=day) + pd.to_timedelta(seconds, "s")}
             )

@@ -26,6 +26,7 @@ from pydantic_settings import (
 from retraining_assets.core.drift.dataset_verdict import parse_mode
 from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
 from retraining_assets.core.labels import LabelDelay, parse_label_delay
+from retraining_assets.core.locations import Location, location
 from retraining_assets.core.strategies import Strategy, share_problem
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
@@ -78,8 +79,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="Platform database URL (SQLAlchemy). Default: SQLite file in home."
     )
-    artifact_root: Path | None = Field(
-        None, description="Model artifact folder. Default: home/artifacts."
+    artifact_root: Path | str | None = Field(
+        None,
+        description="Model artifact folder, file:// URL or fsspec URL on object storage "
+        "(s3://bucket/prefix; needs the [s3] extra). Default: home/artifacts.",
     )
     artifact_key: SecretStr | None = Field(
         None,
@@ -332,25 +335,22 @@ class Settings(BaseSettings):
     @field_validator("artifact_root", mode="before")
     @classmethod
     def _local_url(cls, value: object) -> object:
-        """``file://`` URLs are local folders; other fsspec schemes (s3://, gs://, memory://)
-        are refused by name until the registry writes through fsspec."""
+        """Folders and ``file://`` URLs are local paths; other URLs (s3://bucket/prefix, gs://,
+        az://) stay URLs, refused by name when no fsspec filesystem serves their scheme."""
         if isinstance(value, str) and "://" in value:
             from urllib.parse import unquote, urlsplit
 
             url = urlsplit(value)
-            if url.scheme != "file" or url.netloc not in ("", "localhost"):
-                raise ValueError(
-                    f"{value}: only local folders and file:// URLs are supported as the "
-                    f"artifact root so far, not {url.scheme}://; mount the bucket (e.g. "
-                    "s3fs, gcsfuse) and give its folder"
-                )
-            return Path(unquote(url.path))
-        return value
+            if url.scheme == "file" and url.netloc in ("", "localhost"):
+                return Path(unquote(url.path))
+            return _object_store_url(value, url.scheme)
+        return Path(value) if isinstance(value, str) else value
 
     @field_validator("home", "artifact_root")
     @classmethod
-    def _writable(cls, value: Path | None) -> Path | None:
-        problem = None if value is None else unwritable_folder(value)
+    def _writable(cls, value: Path | str | None) -> Path | str | None:
+        # object storage is checked on first use (a registration names the bucket's problem)
+        problem = unwritable_folder(value) if isinstance(value, Path) else None
         if problem:
             raise ValueError(f"cannot create or write the folder {value}: {problem}")
         return value
@@ -550,8 +550,9 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.home / 'platform.db').resolve()}"
 
     @cached_property
-    def artifact_path(self) -> Path:
-        return (self.artifact_root or self.home / "artifacts").resolve()
+    def artifact_path(self) -> Location:
+        """A resolved local folder, or a ``UPath`` on object storage."""
+        return location(self.artifact_root or self.home / "artifacts")
 
     @cached_property
     def artifact_key_path(self) -> Path:
@@ -565,6 +566,21 @@ class Settings(BaseSettings):
     @cached_property
     def user_pipeline_configured(self) -> bool:
         return bool(self.source_url or self.source_path)
+
+
+def _object_store_url(value: str, scheme: str) -> str:
+    """``value`` when an installed fsspec filesystem serves ``scheme``; else a message saying
+    which package (or extra) provides it."""
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ValueError:
+        raise ValueError(f"{value}: no fsspec filesystem serves {scheme}://") from None
+    except ImportError as error:
+        extra = " (pip install 'retraining_assets[s3]')" if scheme in ("s3", "s3a") else ""
+        raise ValueError(f"{value}: {scheme}:// needs a package: {error}{extra}") from None
+    return value.rstrip("/")
 
 
 def unwritable_folder(folder: Path) -> str | None:

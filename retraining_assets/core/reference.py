@@ -11,7 +11,6 @@ import json
 import struct
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,9 +25,10 @@ from retraining_assets.core.drift.calibration import (
     split_by_time,
 )
 from retraining_assets.core.drift.multivariate import MAX_ROWS as MULTIVARIATE_SAMPLE_ROWS
-from retraining_assets.core.files import write_atomically
+from retraining_assets.core.locations import Location, location, write_file
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.registry.artifacts import reaching
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.core.training_sample import read_training_window
 from retraining_assets.core.validation import ReferenceBounds
@@ -125,19 +125,25 @@ class ReferenceStore:
     reference after a promotion or rollback); validation and drift read it.
     """
 
-    root: Path
+    root: Location
 
-    def path(self, pipeline: str) -> Path:
+    def __post_init__(self) -> None:  # a folder, a file:// or an s3:// URL, as the registry
+        object.__setattr__(self, "root", location(self.root))
+
+    def path(self, pipeline: str) -> Location:
         return self.root / pipeline / "reference" / "current.bin"
 
-    def save(self, pipeline: str, reference: Reference) -> Path:
+    def save(self, pipeline: str, reference: Reference) -> Location:
         path = self.path(pipeline)
-        write_atomically(path, reference.to_bytes())  # readers see the old or the new one
+        with reaching(self.root, f"write the reference of {pipeline}"):
+            write_file(path, reference.to_bytes())  # readers see the old or the new one
         return path
 
     def load(self, pipeline: str) -> Reference | None:
         path = self.path(pipeline)
-        return Reference.from_bytes(path.read_bytes()) if path.exists() else None
+        with reaching(self.root, f"read the reference of {pipeline}"):
+            data = path.read_bytes() if path.exists() else None
+        return Reference.from_bytes(data) if data is not None else None
 
     def current(self, pipeline: str, registry: Registry) -> Reference | None:
         """The stored reference, replaced first by the champion's own when it was built for

@@ -9,6 +9,7 @@ only warn and never stop drift detection or retraining.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -119,24 +120,58 @@ class CheckOutcome:
         return f"{self.name} failed: " + "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class PeriodShape:
+    """What the expectations are built from, whoever runs them: the columns present, those
+    holding numbers, and the row count (from a frame, or from the database's catalogue)."""
+
+    columns: frozenset[str]
+    numeric: frozenset[str]
+    rows: int
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> PeriodShape:
+        numeric = frozenset(c for c in frame.columns if is_numeric_dtype(frame[c]))
+        return cls(frozenset(frame.columns), numeric, len(frame))
+
+
 def validate_period(
     frame: pd.DataFrame,
     spec: DatasetSpec,
     bounds: ReferenceBounds | None = None,
     tolerances: Tolerances = Tolerances(),
 ) -> list[CheckOutcome]:
-    """Run every check of ``CHECKS`` on ``frame``; warning checks need ``bounds``."""
-    suites = {
-        "schema": _schema_expectations(frame, spec),
-        "target_valid": _target_expectations(frame, spec),
+    """Run every check of ``CHECKS`` on ``frame``; warning checks need ``bounds``. The same
+    suite runs in the database for SQL sources (``core.engines.gx_sql``)."""
+    suites = build_suites(PeriodShape.of_frame(frame), spec, bounds, tolerances, NUMERIC_TYPES)
+    return check_outcomes(suites, lambda expectations: _run(frame, expectations))
+
+
+def build_suites(
+    shape: PeriodShape,
+    spec: DatasetSpec,
+    bounds: ReferenceBounds | None,
+    tolerances: Tolerances,
+    numeric_types: list[str],
+) -> dict[str, list]:
+    """Each check's expectations; ``numeric_types``: the type names that count as numbers
+    where the suite runs (pandas dtypes, or SQL types)."""
+    return {
+        "schema": _schema_expectations(shape, spec, numeric_types),
+        "target_valid": _target_expectations(shape, spec),
         "non_empty": [gxe.ExpectTableRowCountToBeBetween(min_value=1)],
-        "numeric_ranges": _range_expectations(frame, bounds, tolerances),
-        "categorical_domains": _domain_expectations(frame, bounds, tolerances),
-        "null_rates": _null_expectations(frame, bounds, tolerances),
+        "numeric_ranges": _range_expectations(shape, bounds, tolerances),
+        "categorical_domains": _domain_expectations(shape, bounds, tolerances),
+        "null_rates": _null_expectations(shape, bounds, tolerances),
     }
+
+
+def check_outcomes(suites: dict[str, list], run: Callable[[list], list[Any]]) -> list[CheckOutcome]:
+    """One outcome per check of ``CHECKS`` from one GX run (``run``: the expectations in,
+    one result each in the same order out)."""
     # one GX run per period: a validation costs far more than the expectations it holds
     ordered = [(check, e) for check in CHECKS for e in suites[check.name]]
-    results = _run(frame, [expectation for _, expectation in ordered])
+    results = run([expectation for _, expectation in ordered])
     outcomes = []
     for check in CHECKS:
         failures = [
@@ -156,39 +191,38 @@ def validate_period(
     return outcomes
 
 
-def _schema_expectations(frame: pd.DataFrame, spec: DatasetSpec) -> list:
+def _schema_expectations(shape: PeriodShape, spec: DatasetSpec, numeric_types: list[str]) -> list:
     expectations = [gxe.ExpectColumnToExist(column=column) for column in spec.columns]
-    if len(frame):  # an empty period has no values whose type could be judged
+    if shape.rows:  # an empty period has no values whose type could be judged
         numeric = [*spec.numeric_features, *([spec.target] if spec.task == "regression" else [])]
         expectations += [
-            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES)
+            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=numeric_types)
             for column in numeric
-            if column in frame.columns
+            if column in shape.columns
         ]
     return expectations
 
 
-def _target_expectations(frame: pd.DataFrame, spec: DatasetSpec) -> list:
-    if spec.target not in frame.columns:
+def _target_expectations(shape: PeriodShape, spec: DatasetSpec) -> list:
+    if spec.target not in shape.columns:
         return []
     expectations = [gxe.ExpectColumnValuesToNotBeNull(column=spec.target)]
     if spec.classes and spec.task != "regression":
-        labels = frame[spec.target]
         known = list(spec.classes)
-        if is_numeric_dtype(labels):
+        if spec.target in shape.numeric:
             known = [float(label) for label in known if _is_number(label)]
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column=spec.target, value_set=known))
     return expectations
 
 
 def _range_expectations(
-    frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances
+    shape: PeriodShape, bounds: ReferenceBounds | None, tol: Tolerances
 ) -> list:
-    if bounds is None or frame.empty:
+    if bounds is None or not shape.rows:
         return []
     expectations = []
     for column, (low, high) in bounds.ranges.items():
-        if column in frame.columns and is_numeric_dtype(frame[column]):
+        if column in shape.numeric:
             margin = tol.range_tolerance * max(high - low, abs(high), 1e-9)
             expectations.append(
                 gxe.ExpectColumnValuesToBeBetween(
@@ -202,39 +236,45 @@ def _range_expectations(
 
 
 def _domain_expectations(
-    frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances
+    shape: PeriodShape, bounds: ReferenceBounds | None, tol: Tolerances
 ) -> list:
-    if bounds is None or frame.empty:
+    if bounds is None or not shape.rows:
         return []
     return [
         gxe.ExpectColumnValuesToBeInSet(
             column=column, value_set=domain, mostly=1 - tol.allowed_unseen_share
         )
         for column, domain in bounds.domains.items()
-        if column in frame.columns and domain
+        if column in shape.columns and domain
     ]
 
 
-def _null_expectations(
-    frame: pd.DataFrame, bounds: ReferenceBounds | None, tol: Tolerances
-) -> list:
-    if bounds is None or frame.empty:
+def _null_expectations(shape: PeriodShape, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+    if bounds is None or not shape.rows:
         return []
     return [
         gxe.ExpectColumnValuesToNotBeNull(
             column=column, mostly=max(0.0, 1 - min(1.0, rate + tol.null_rate_tolerance))
         )
         for column, rate in bounds.null_rates.items()
-        if column in frame.columns
+        if column in shape.columns
     ]
 
 
 def _run(frame: pd.DataFrame, expectations: list) -> list[Any]:
     """Validate and return one result per expectation, in the order given."""
+    return run_suite(
+        _batch_definition().get_batch(batch_parameters={"dataframe": frame}), expectations
+    )
+
+
+def run_suite(batch: Any, expectations: list) -> list[Any]:
+    """Validate ``batch`` (any GX batch: a frame, a SQL query) against ``expectations``; one
+    result per expectation, in the order given."""
     for index, expectation in enumerate(expectations):
         expectation.meta = {"index": index}  # GX reorders results; the index maps them back
     suite = gx.ExpectationSuite(name="period", expectations=expectations)
-    result = _batch_definition().get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    result = batch.validate(suite)
     return sorted(result.results, key=lambda item: item.expectation_config.meta["index"])
 
 
@@ -263,13 +303,18 @@ def _failure(item: Any) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _batch_definition() -> Any:
+def gx_context() -> Any:
     """One ephemeral GX context per process: building it costs more than a validation."""
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_pandas("records")
+    return context
+
+
+@lru_cache(maxsize=1)
+def _batch_definition() -> Any:
+    source = gx_context().data_sources.add_pandas("records")
     return source.add_dataframe_asset("period").add_batch_definition_whole_dataframe("whole")
 
 

@@ -94,14 +94,14 @@ class PlatformResource(dg.ConfigurableResource):
     def registry(self) -> Registry:
         return Registry(
             self.engine(),
-            Path(self.artifact_root),
+            self.artifact_root,
             Path(self.artifact_key_file),
             key=self.artifact_key,
             legacy_pickles=self.legacy_pickles,
         )
 
     def references(self) -> ReferenceStore:
-        return ReferenceStore(Path(self.artifact_root))
+        return ReferenceStore(self.artifact_root)
 
 
 class ClockResource(dg.ConfigurableResource):

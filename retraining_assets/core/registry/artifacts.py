@@ -1,17 +1,22 @@
 """Artifact files: written atomically under ``<root>/<pipeline>/v<version>/``, recorded by a
 URI relative to the artifact root, with a SHA-256 and an HMAC signature (``signing``). On every
-read the path must stay inside the root and the signature must verify before a byte is used."""
+read the path must stay inside the root and the signature must verify before a byte is used.
+
+The root is a local folder or an fsspec URL (``s3://bucket/prefix``, ``core.locations``); a
+root that cannot be reached is one ``ArtifactRootError`` naming RETRAIN_ARTIFACT_ROOT."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
+from pathlib import PurePosixPath
 from typing import Any
 
-from retraining_assets.core.files import write_atomically
+from retraining_assets.core.locations import Location, is_local, write_file
 from retraining_assets.core.registry.records import (
     ArtifactError,
+    ArtifactRootError,
     CorruptArtifactError,
     MissingArtifactError,
     UnsignedArtifactError,
@@ -32,12 +37,12 @@ def version_folder(pipeline: str, version: int) -> str:
 
 
 def write_version_files(
-    root: Path,
+    root: Location,
     pipeline: str,
     version: int,
     signer: ArtifactSigner,
     files: tuple[bytes, bytes | None, str | None],
-    written: list[Path],
+    written: list[Location],
 ) -> dict[str, Any]:
     """Write ``model.bin`` (and ``profile.bin``) of ``pipeline`` v``version``, signed; return
     their registry columns. ``files``: model bytes, profile bytes, profile content hash. Every
@@ -72,27 +77,66 @@ def _checked_bytes(uri: str, data: object) -> bytes:
     return bytes(data)
 
 
-def _store(root: Path, uri: str, data: bytes, written: list[Path]) -> str:
+def _store(root: Location, uri: str, data: bytes, written: list[Location]) -> str:
     """Write ``data`` atomically to ``root/uri``; return ``uri``."""
     path = root / uri
     written.append(path)
-    write_atomically(path, bytes(data))
+    with reaching(root, f"write {uri}"):
+        write_file(path, bytes(data))
     return uri
 
 
-def remove_files(paths: list[Path]) -> None:
+def remove_files(paths: list[Location]) -> None:
     """Remove the files (and their folders once empty) of a failed registration."""
     for path in paths:
-        with contextlib.suppress(FileNotFoundError):
+        # best effort on object storage: the registration's own error is the one to report
+        with contextlib.suppress(FileNotFoundError if is_local(path) else Exception):
             path.unlink()
-    for folder in {path.parent for path in paths}:
+    for folder in {path.parent for path in paths if is_local(path)}:
         with contextlib.suppress(OSError):  # not empty: something else lives there
             folder.rmdir()
     paths.clear()
 
 
+@contextlib.contextmanager
+def reaching(root: Location, doing: str) -> Iterator[None]:
+    """Local errors pass through unchanged; on object storage a missing bucket, refused
+    credentials or an unreachable endpoint become one ``ArtifactRootError`` naming the
+    setting (a missing *object* in a reachable bucket stays ``FileNotFoundError``)."""
+    if is_local(root):
+        yield
+        return
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except FileNotFoundError:
+        if not _bucket_exists(root):
+            raise root_error(root, doing, "the bucket does not exist") from None
+        raise
+    except Exception as error:  # s3fs/botocore errors do not share one base class
+        raise root_error(root, doing, f"{type(error).__name__}: {error}") from None
+
+
+def root_error(root: Location, doing: str, problem: str) -> ArtifactRootError:
+    return ArtifactRootError(
+        f"cannot {doing} under the artifact root RETRAIN_ARTIFACT_ROOT={root}: {problem}. "
+        "Check that the bucket exists and that the credentials (AWS_ACCESS_KEY_ID / "
+        "AWS_SECRET_ACCESS_KEY / AWS_PROFILE, an instance role, AWS_ENDPOINT_URL_S3 for an "
+        "S3-compatible server) may read and write it"
+    )
+
+
+def _bucket_exists(root: Location) -> bool:
+    bucket = root.path.strip("/").split("/")[0]
+    try:
+        return bool(root.fs.exists(bucket))
+    except Exception:  # an exists() that fails is an unreachable root too
+        return False
+
+
 def read_verified(
-    root: Path,
+    root: Location,
     signer: ArtifactSigner,
     record: tuple[str, int, str, str, str | None],
 ) -> bytes:
@@ -109,7 +153,8 @@ def read_verified(
             f"`retrain sign-artifacts --pipeline {pipeline} --trust-unsigned`"
         )
     try:
-        data = path.read_bytes()
+        with reaching(root, f"read {uri} of {name}"):
+            data = path.read_bytes()
     except FileNotFoundError:
         raise MissingArtifactError(
             f"artifact {uri} of {name} is missing under {root}; restore it from a backup or "
@@ -129,7 +174,7 @@ def read_verified(
     return data
 
 
-def confined_path(root: Path, uri: str, name: str) -> Path:
+def confined_path(root: Location, uri: str, name: str) -> Location:
     """``root/uri``, refused when ``uri`` is absolute, a URL or climbs out of ``root``."""
     relative = PurePosixPath(uri)
     if ":" in uri or relative.is_absolute() or ".." in relative.parts or not relative.parts:
@@ -137,6 +182,8 @@ def confined_path(root: Path, uri: str, name: str) -> Path:
             f"artifact URI {uri!r} of {name} is not a path inside the artifact root {root}; "
             "refusing to load it"
         )
+    if not is_local(root):  # object stores have no symlinks: the checks above confine it
+        return root / relative.as_posix()
     path = (root / relative).resolve()
     if not path.is_relative_to(root):  # a symlink pointing out of the root
         raise CorruptArtifactError(

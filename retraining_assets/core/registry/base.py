@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from retraining_assets.core.locations import Location, is_local, location
 from retraining_assets.core.registry.signing import KEY_FILE, ArtifactSigner
 
 
@@ -22,17 +23,24 @@ class RegistryBase:
     """
 
     def __init__(
-        self, engine: sa.Engine, artifact_root: Path, key_file: Path | None = None,
+        self, engine: sa.Engine, artifact_root: Location | str, key_file: Path | None = None,
         *, key: str | None = None, legacy_pickles: bool = True,
     ) -> None:  # fmt: skip
         """``key`` (``RETRAIN_ARTIFACT_KEY``) signs the artifacts; without it the key file
         (default: ``artifact.key`` beside the artifact root, i.e. in ``RETRAIN_HOME``),
-        created on first use. ``legacy_pickles`` (``RETRAIN_LEGACY_PICKLES``): whether model
-        files stored as pickles (before the zip format) may be loaded, after their signature."""
+        created on first use; an artifact root on object storage (``s3://bucket/prefix``) has
+        no "beside", so there give the key or the key file. ``legacy_pickles``
+        (``RETRAIN_LEGACY_PICKLES``): whether model files stored as pickles (before the zip
+        format) may be loaded, after their signature."""
         self.engine = engine
         self.legacy_pickles = legacy_pickles
-        self.artifact_root = Path(artifact_root).resolve()
+        self.artifact_root = location(artifact_root)
         self._key = key
+        if key_file is None and not key and not is_local(self.artifact_root):
+            raise ValueError(
+                f"the artifact root {self.artifact_root} is on object storage: give the "
+                "signing key (RETRAIN_ARTIFACT_KEY) or a key file, not one beside the root"
+            )
         self.key_file = Path(key_file) if key_file else self.artifact_root.parent / KEY_FILE
 
     @cached_property

@@ -76,6 +76,11 @@ class UnsignedArtifactError(CorruptArtifactError):
     """The version's row carries no signature: registered before signing, or forged."""
 
 
+class ArtifactRootError(ArtifactError):
+    """The artifact root itself cannot be reached: a missing bucket, refused credentials, an
+    endpoint that does not answer. Not a corrupt file: nothing about the version is wrong."""
+
+
 class LegacyPickleError(ArtifactError):
     """The model file is a legacy pickle and this registry loads no pickles."""
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from retraining_assets.core import schema as tables
 from retraining_assets.core.files import is_zip
+from retraining_assets.core.locations import Location
 from retraining_assets.core.registry.artifacts import (
     confined_path,
+    reaching,
     read_verified,
     remove_files,
     sha256,
@@ -26,6 +27,7 @@ from retraining_assets.core.registry.records import (
     REGISTERED,
     STATUSES,
     ArtifactError,
+    ArtifactRootError,
     LegacyPickleError,
     ModelVersion,
     UnknownVersionError,
@@ -82,7 +84,7 @@ class Versions(AuditLog):
             "run_id": run_id,
             "dataset_spec": jsonable(dataset_spec),
         }
-        written: list[Path] = []
+        written: list[Location] = []
         try:
             with self.transaction() as connection:
                 try:
@@ -298,7 +300,10 @@ class Versions(AuditLog):
         _, uri, _, checksum = file
         try:
             path = confined_path(self.artifact_root, uri, uri)
-            return path.is_file() and sha256(path.read_bytes()) == checksum
+            with reaching(self.artifact_root, f"read {uri}"):
+                return path.is_file() and sha256(path.read_bytes()) == checksum
+        except ArtifactRootError:  # an unreachable bucket says nothing about the file
+            raise
         except ArtifactError:
             return False
 

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from retraining_assets.core.engines.gx_sql import validate_large_period
 from retraining_assets.core.period_description import PeriodDescription, describe_period
 from retraining_assets.core.pipeline import Pipeline, validation_tolerances
 from retraining_assets.core.reference import refresh_reference
@@ -108,12 +109,14 @@ def build_data_assets(
         rows, limit = source.count(start, end), pipeline.settings.materialize_max_rows
         if limit and rows > limit:  # described, not copied: downstream reads the source
             sample = source.sample(start, end, pipeline.timescales.drift_sample(rows, partition))
-            outcomes = validate_period(sample, spec, bounds, tolerances)
+            outcomes, where = validate_large_period(
+                source, start, end, sample, spec, bounds, tolerances
+            )
             description = describe_period(source, partition, start, end, rows, sample, outcomes)
             context.log.info(
                 f"{partition}: {rows} records from {source.description}, above "
-                f"RETRAIN_MATERIALIZE_MAX_ROWS ({limit}): validated on a seeded sample of "
-                f"{len(sample)} and stored as a description"
+                f"RETRAIN_MATERIALIZE_MAX_ROWS ({limit}): validated {where} and stored as a "
+                "description"
             )
             value, metadata = description, description_summary(description)
         else:

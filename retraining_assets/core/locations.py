@@ -1,0 +1,44 @@
+"""Where artifacts live: a local folder (plain ``pathlib``, exactly as before) or an fsspec URL
+such as ``s3://bucket/prefix`` (``universal_pathlib``, which Dagster already depends on)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from upath import UPath
+
+from retraining_assets.core.files import write_atomically
+
+__all__ = ["Location", "is_local", "location", "write_file"]
+
+Location = Path | UPath
+
+
+def location(value: str | os.PathLike[str]) -> Location:
+    """A local folder (``file://`` URLs included) as a resolved ``Path``, anything else with a
+    scheme as a ``UPath`` whose filesystem reads its credentials the usual way (environment,
+    config files, instance roles)."""
+    if isinstance(value, UPath) and not isinstance(value, Path):
+        return value
+    text = os.fspath(value)
+    if "://" not in text:
+        return Path(text).resolve()
+    url = urlsplit(text)
+    if url.scheme == "file" and url.netloc in ("", "localhost"):
+        return Path(unquote(url.path)).resolve()
+    return UPath(text)
+
+
+def is_local(path: Location) -> bool:
+    return isinstance(path, Path)
+
+
+def write_file(path: Location, data: bytes) -> None:
+    """Locally: temporary file, fsync, rename (``write_atomically``). On object storage one PUT,
+    which is atomic already: readers see the old object or the whole new one."""
+    if is_local(path):
+        write_atomically(path, data)
+    else:
+        path.write_bytes(data)
