@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from retraining_assets.core.drift.profile import ReferenceProfile
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds
 
 STATISTICS = ("psi", "jensen_shannon", "wasserstein")  # the effect sizes a verdict compares
 MIN_PERIODS = 2  # each-vs-rest needs a rest
