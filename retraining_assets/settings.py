@@ -23,8 +23,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from retraining_assets.core.locations import Location, location
-from retraining_assets.core.strategies import Strategy
+from retraining_assets.core.drift.dataset_verdict import parse_mode
+from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
+from retraining_assets.core.locations import Location, location, object_store_url
+from retraining_assets.core.strategies import Strategy, share_problem
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
     Duration,
@@ -39,6 +41,16 @@ CommaList = Annotated[list[str], NoDecode]
 # Dagster's VALID_NAME_REGEX_STR (dagster._core.definitions.utils): a pipeline's name prefixes
 # its asset keys, jobs and groups
 DAGSTER_NAME = re.compile(r"[A-Za-z0-9_]+")
+# Each drift setting and the DriftThresholds knob it sets.
+DRIFT_KNOBS = {
+    "psi_alert": "psi_alert",
+    "psi_warning": "psi_warning",
+    "wasserstein_threshold": "wasserstein",
+    "jensen_shannon_threshold": "jensen_shannon",
+    "unseen_share_threshold": "unseen_share",
+    "ks_significance": "significance",
+    "dataset_drift_share": "dataset_drift_share",
+}
 
 
 class SettingsError(ValueError):
@@ -170,22 +182,36 @@ class Settings(BaseSettings):
     )
 
     # --- drift ---------------------------------------------------------------------------
-    psi_alert: float = Field(0.2, gt=0, description="PSI at or above which a feature drifts.")
-    psi_warning: float = Field(0.1, gt=0, description="PSI warning tier (reported only).")
+    # (their ranges are DriftThresholds' rules, checked where the settings are assembled)
+    psi_alert: float = Field(0.2, description="PSI at or above which a feature drifts.")
+    psi_warning: float = Field(0.1, description="PSI warning tier (reported only).")
     ks_significance: float = Field(
-        0.05, gt=0, lt=1, description="Significance level for the BH-adjusted q-values."
+        0.05, description="Significance level for the BH-adjusted q-values."
     )
     wasserstein_threshold: float = Field(
-        0.1, gt=0, description="Wasserstein distance / reference std at which a feature drifts."
+        0.1, description="Wasserstein distance / reference std at which a feature drifts."
     )
     jensen_shannon_threshold: float = Field(
-        0.1, gt=0, le=1, description="Jensen-Shannon distance at which a feature drifts."
+        0.1, description="Jensen-Shannon distance at which a feature drifts."
     )
     unseen_share_threshold: float = Field(
-        0.1, gt=0, le=1, description="Share of unseen categories at which a feature drifts."
+        0.1, description="Share of unseen categories at which a feature drifts."
     )
     dataset_drift_share: float = Field(
-        0.0, ge=0, le=1, description="Share of drifted features for dataset drift (0: any)."
+        0.0, description="Share of drifted features for dataset drift (0: any)."
+    )
+    drift_verdict: str = Field(
+        "weighted",  # measured best in benchmarks/alarm_benchmark.py (README: The dataset verdict)
+        description="The dataset verdict that raises the drift alarm: univariate (any drifted "
+        "feature), weighted, calibrated, multivariate or a '+' combination "
+        "(core/drift/dataset_verdict.py).",
+    )
+    drift_weighted_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Importance-weighted share of drifted features at which the weighted "
+        "verdict alarms.",
     )
 
     # --- retraining triggers -----------------------------------------------------------
@@ -310,7 +336,7 @@ class Settings(BaseSettings):
             url = urlsplit(value)
             if url.scheme == "file" and url.netloc in ("", "localhost"):
                 return Path(unquote(url.path))
-            return _object_store_url(value, url.scheme)
+            return object_store_url(value, url.scheme)
         return Path(value) if isinstance(value, str) else value
 
     @field_validator("home", "artifact_root")
@@ -396,6 +422,11 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("drift_verdict")
+    @classmethod
+    def _known_verdict(cls, value: str) -> str:
+        return "+".join(parse_mode(value))
+
     @field_validator("pipeline_name")
     @classmethod
     def _dagster_name(cls, value: str) -> str:
@@ -425,17 +456,29 @@ class Settings(BaseSettings):
     @field_validator("rollout_steps")
     @classmethod
     def _shares(cls, value: list[float]) -> list[float]:
-        if not value or any(not 0 < s <= 1 for s in value) or value != sorted(set(value)):
-            raise ValueError(f"shares must increase within (0, 1], got {value}")
+        if not value:
+            raise ValueError("a rollout needs at least one step")
+        if (problem := share_problem(value)) is not None:
+            index, message = problem
+            raise ValueError(f"share {index + 1} of {value} {message}")
         return value
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The drift verdict's thresholds, all from these settings."""
+        return DriftThresholds(**{knob: getattr(self, name) for name, knob in DRIFT_KNOBS.items()})
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.psi_warning > self.psi_alert:
-            raise ValueError(
-                f"setting 'psi_warning' ({ENV_PREFIX}PSI_WARNING) = {self.psi_warning:g} must not "
-                f"exceed 'psi_alert' ({ENV_PREFIX}PSI_ALERT) = {self.psi_alert:g}"
-            )
+        try:
+            self.drift_thresholds()
+        except ThresholdError as error:
+            setting = {knob: name for name, knob in DRIFT_KNOBS.items()}
+            named = [
+                f"'{name}' ({ENV_PREFIX}{name.upper()}) = {getattr(self, name):g}"
+                for name in (setting[knob] for knob in error.fields)
+            ]
+            problem = f"setting {named[0]} {error.problem} {' '.join(named[1:])}"
+            raise ValueError(problem.strip()) from None
         if self.source_url and self.source_path:
             raise ValueError(
                 f"set either 'source_url' ({ENV_PREFIX}SOURCE_URL) or 'source_path' "
@@ -505,21 +548,6 @@ class Settings(BaseSettings):
     @cached_property
     def user_pipeline_configured(self) -> bool:
         return bool(self.source_url or self.source_path)
-
-
-def _object_store_url(value: str, scheme: str) -> str:
-    """``value`` when an installed fsspec filesystem serves ``scheme``; else a message saying
-    which package (or extra) provides it."""
-    import fsspec
-
-    try:
-        fsspec.get_filesystem_class(scheme)
-    except ValueError:
-        raise ValueError(f"{value}: no fsspec filesystem serves {scheme}://") from None
-    except ImportError as error:
-        extra = " (pip install 'retraining_assets[s3]')" if scheme in ("s3", "s3a") else ""
-        raise ValueError(f"{value}: {scheme}:// needs a package: {error}{extra}") from None
-    return value.rstrip("/")
 
 
 def unwritable_folder(folder: Path) -> str | None:

@@ -6,8 +6,9 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
@@ -18,14 +19,10 @@ from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
-from retraining_assets.core.registry import Actor, Registry
+from retraining_assets.core.registry import CHAMPION, Actor, ModelVersion, Registry
 from retraining_assets.core.training import split_by_time, train_model
 from retraining_assets.settings import Settings, load_settings
-from retraining_assets_tests.conftest_notify import (  # noqa: F401  (fixtures: real SMTP/HTTP peers)
-    certificate_fixture,
-    smtp_server_fixture,
-    webhook_server_fixture,
-)
+from retraining_assets_tests.peers import Certificate, SmtpPeer, WebhookPeer, make_certificate
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -56,6 +53,27 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(name)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / ".retrain"))
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost (the TLS peers' tests)."""
+    return make_certificate(tmp_path)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpPeer]:
+    """A plain SMTP server (no TLS, no login) on a free loopback port."""
+    peer = SmtpPeer().start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[WebhookPeer]:
+    """An HTTP server on a free loopback port that records every webhook post."""
+    with WebhookPeer() as peer:
+        yield peer
 
 
 def unavailable(message: str) -> NoReturn:
@@ -159,3 +177,41 @@ def trained_version(
     return register_candidate(
         registry, "demo", model, window, DEMO_SPEC, run_id=None, actor=actor
     ).version
+
+
+# What a registered version holds when the test is about the registry's bookkeeping, not the
+# model: placeholder bytes and metadata (``trained_version`` registers a real trained model).
+PLACEHOLDER_VERSION: dict[str, Any] = {
+    "family": "random_forest",
+    "model_bytes": b"model-bytes",
+    "profile_bytes": b"profile-bytes",
+    "params": {"n_estimators": 100},
+    "metrics": {"roc_auc": 0.81},
+    "train_start": datetime(2024, 1, 1),
+    "train_end": datetime(2024, 4, 1),
+    "data_fingerprint": "fp-1",
+    "code_version": "0.1.0+gabc1234",
+    "dataset_spec": {"target": "defaulted", "features": ["age", "income"]},
+    "run_id": "run-1",
+    "by": "run-1",
+    "actual_user": "dagster",
+}
+
+
+def registered_version(
+    registry: Registry, pipeline: str = "demo", **overrides: Any
+) -> ModelVersion:
+    """A new version of ``pipeline`` with placeholder contents; ``overrides`` replace any field
+    of ``Registry.register_version``."""
+    return registry.register_version(pipeline, **{**PLACEHOLDER_VERSION, **overrides})
+
+
+def with_champion(registry: Registry, *versions: int, pipeline: str = "demo") -> None:
+    """Make each of ``versions`` champion in turn (the alias's history in that order)."""
+    current = None
+    for version in versions:
+        registry.move_alias(
+            pipeline, CHAMPION, version, expected_current=current, by="test",
+            actual_user="test", reason="test setup",
+        )  # fmt: skip
+        current = version

@@ -1,6 +1,7 @@
 """The house rules, checked on the source: no import cycle among ``retraining_assets`` modules
 (imports inside functions included, ``if TYPE_CHECKING:`` blocks excluded because they never
-run) and no module over ``MAX_LINES`` lines (frozen migrations exempt)."""
+run), no module over ``MAX_LINES`` lines (frozen migrations exempt), and a test folder that
+mirrors every package."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "retraining_assets"
 MAX_LINES = 650
 FROZEN = PACKAGE / "migrations" / "versions"
+TESTS = PACKAGE.parent / "retraining_assets_tests"
 
 
 def _module_name(path: Path) -> str:
@@ -106,3 +108,30 @@ def test_no_import_cycle_among_the_package_modules() -> None:
 def test_no_module_is_over_the_line_limit(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE.parent)} has {lines} lines"
+
+
+def _unmirrored(package: Path, tests: Path, frozen: Path) -> list[str]:
+    """The packages under ``package`` (folders with ``__init__.py``, ``frozen`` and below
+    exempt) with no test package at the same path under ``tests``."""
+    packages = [init.parent for init in sorted(package.rglob("__init__.py"))]
+    return [
+        str(folder.relative_to(package.parent))
+        for folder in packages
+        if folder != frozen
+        and frozen not in folder.parents
+        and not (tests / folder.relative_to(package) / "__init__.py").is_file()
+    ]
+
+
+def test_the_mirror_check_names_a_package_without_a_test_folder(tmp_path: Path) -> None:
+    package, tests = tmp_path / "pkg", tmp_path / "pkg_tests"
+    for folder in (package, package / "a", package / "a" / "b", package / "frozen", tests):
+        folder.mkdir(parents=True)
+        (folder / "__init__.py").touch()
+    (tests / "a").mkdir()
+    (tests / "a" / "__init__.py").touch()
+    assert _unmirrored(package, tests, package / "frozen") == ["pkg/a/b"]
+
+
+def test_every_package_has_a_mirrored_test_folder() -> None:
+    assert _unmirrored(PACKAGE, TESTS, FROZEN) == []

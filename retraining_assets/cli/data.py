@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from retraining_assets.cli.common import cli_settings, fail
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
 from retraining_assets.core.sources import SourceError, read_table
+
+if TYPE_CHECKING:
+    from retraining_assets.core.drift import DriftReport, DriftThresholds
+    from retraining_assets.core.drift.dataset_verdict import Alarm
 
 
 @click.command()
@@ -93,6 +98,18 @@ def validate(
     help="Also train a domain classifier (AUC, p-value, the features that explain it) and "
     "score the PCA reconstruction error (--engine memory; a seeded 20,000-row sample per side).",
 )
+@click.option(
+    "--verdict",
+    default=None,
+    help="The dataset verdict that sets the exit status: univariate, weighted, calibrated, "
+    "multivariate or a '+' combination (default: RETRAIN_DRIFT_VERDICT). No model here, so "
+    "weighted falls back to every feature alike; calibrated needs --time-column.",
+)
+@click.option(
+    "--time-column",
+    default=None,
+    help="The reference's timestamp column: calibrated cuts the reference into periods on it.",
+)
 def drift(
     reference: str,
     current: str,
@@ -104,23 +121,31 @@ def drift(
     engine: str,
     memory_limit: str,
     multivariate: bool,
+    verdict: str | None,
+    time_column: str | None,
 ) -> None:
     """Compare CURRENT with REFERENCE (CSV, CSV.gz or Parquet files) with the drift engine.
 
-    Exit status 0 without dataset drift, 1 with it, 2 when the files cannot be compared
-    (the dataset verdict is the univariate one; --multivariate adds its scores to the report).
+    Exit status 0 without the verdict's alarm, 1 with it, 2 when the files cannot be
+    compared (--verdict, default RETRAIN_DRIFT_VERDICT; --multivariate adds the domain
+    classifier's scores, which the multivariate verdict implies).
     """
     from retraining_assets.core.drift import DriftInputError, drift_between_files
+    from retraining_assets.core.drift.dataset_verdict import VerdictError, parse_mode
     from retraining_assets.core.engines import (
         AUTO_PUSHDOWN_BYTES,
         EngineError,
         drift_between_files_in_duckdb,
     )
-    from retraining_assets.core.pipeline import drift_thresholds
     from retraining_assets.core.sources import matching_files
 
     settings = cli_settings()
-    thresholds = drift_thresholds(settings)
+    thresholds = settings.drift_thresholds()
+    try:
+        parts = parse_mode(verdict or settings.drift_verdict)
+    except VerdictError as error:
+        raise click.BadParameter(str(error), param_hint="--verdict") from None
+    multivariate = multivariate or "multivariate" in parts
     try:
         if engine == "auto":
             size = sum(f.stat().st_size for p in (reference, current) for f in matching_files(p))
@@ -140,6 +165,7 @@ def drift(
                 reference, current, drop=drop, thresholds=thresholds, target_column=target,
                 multivariate=multivariate,
             )  # fmt: skip
+        alarm = file_alarm(report, "+".join(parts), reference, drop, time_column, thresholds)
     except (DriftInputError, SourceError, EngineError) as error:
         fail(str(error))
     if html:
@@ -156,7 +182,49 @@ def drift(
         click.echo(
             f"\n{verdict} ({report.n_reference:,} reference rows, {report.n_current:,} current)"
         )
-    sys.exit(1 if report.dataset_drift else 0)
+        shown = "ALARM" if alarm.alarm else "no alarm"
+        click.echo(f"verdict {alarm.mode}: {shown} (score {alarm.score:.3f})")
+        for line in (*alarm.reasons, *(f"not computed: {s}" for s in alarm.skipped)):
+            click.echo(f"  {line}")
+    sys.exit(1 if alarm.alarm else 0)
+
+
+def file_alarm(
+    report: DriftReport,
+    mode: str,
+    reference: str,
+    drop: tuple[str, ...],
+    time_column: str | None,
+    thresholds: DriftThresholds,
+) -> Alarm:
+    """The dataset verdict of a file comparison: calibrated on the reference's own periods
+    when a time column is given; no model, so no importances."""
+    from retraining_assets.core.drift import DriftInputError, fit_reference
+    from retraining_assets.core.drift.calibration import CalibrationError, calibrate, split_by_time
+    from retraining_assets.core.drift.dataset_verdict import dataset_alarm
+
+    bands, why = None, "give --time-column to cut the reference into its periods"
+    if "calibrated" in mode.split("+") and time_column:
+        frame = read_table(reference)
+        if time_column not in frame.columns:
+            raise DriftInputError(f"--time-column {time_column!r} is not a column of {reference}")
+        periods = split_by_time(frame, time_column)
+        features = [c for c in report.features]
+        try:
+            bands = calibrate(
+                [p[features] for p in periods],
+                lambda f: fit_reference(f, numeric=[n for n in features
+                                                    if report.features[n]["kind"] == "numeric"],
+                                        categorical=[n for n in features
+                                                     if report.features[n]["kind"] != "numeric"]),
+                thresholds,
+            )  # fmt: skip
+        except CalibrationError as error:
+            why = str(error)
+    return dataset_alarm(
+        report, mode, calibration=bands, calibration_skipped=why,
+        weighted_share=cli_settings().drift_weighted_share,
+    )  # fmt: skip
 
 
 @click.command()
@@ -190,6 +258,12 @@ def drift(
     show_default=True,
     help="auto also retrains on the monthly schedule (the monthly policy always does).",
 )
+@click.option(
+    "--drift-verdict",
+    default=None,
+    help="The dataset verdict behind every row's alarm and auto's drift trigger (default: "
+    "RETRAIN_DRIFT_VERDICT): univariate, weighted, calibrated, multivariate or a combination.",
+)
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write the JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write the PNG here.")
 def backtest(
@@ -203,6 +277,7 @@ def backtest(
     families: str,
     drop: tuple[str, ...],
     schedule: str,
+    drift_verdict: str | None,
     json_out: str | None,
     plot_out: str | None,
 ) -> None:
@@ -212,7 +287,15 @@ def backtest(
     from tqdm import tqdm
 
     from retraining_assets.core.backtest import BacktestError, backtest_file
+    from retraining_assets.core.drift.dataset_verdict import VerdictError, parse_mode
 
+    settings = cli_settings()
+    if drift_verdict:
+        try:
+            mode = "+".join(parse_mode(drift_verdict))
+        except VerdictError as error:
+            raise click.BadParameter(str(error), param_hint="--drift-verdict") from None
+        settings = settings.model_copy(update={"drift_verdict": mode})
     with tqdm(desc="periods", unit="period") as bar:
 
         def progress(done: int, total: int, message: str) -> None:
@@ -225,7 +308,7 @@ def backtest(
                 path, time_column, target, drop=drop, period=period, window=window,
                 window_days=window_days, drift_window=drift_window,
                 families=[f.strip() for f in families.split(",") if f.strip()],
-                settings=cli_settings(), schedule=schedule, progress=progress,
+                settings=settings, schedule=schedule, progress=progress,
             )  # fmt: skip
         except BacktestError as error:
             fail(str(error))

@@ -26,6 +26,7 @@ from retraining_assets.core.evaluation import (
     trivial_baseline,
     truth,
 )
+from retraining_assets.core.importance import holdout_importance
 from retraining_assets.core.notify import (
     Notifier,
     approval_required,
@@ -83,10 +84,13 @@ def register_candidate(
     *,
     run_id: str | None,
     actor: Actor,
+    metric: str | None = None,
 ) -> ModelVersion:
     """Store a trained candidate as a new version, with its validation metrics and the drift
     reference of its training window, its own scores included (so a promotion or rollback
-    also moves what drift and prediction drift are measured against)."""
+    also moves what drift and prediction drift are measured against), and its permutation
+    importance on the holdout for ``metric`` (the primary metric; the weighted verdict reads
+    it), or the reason it could not be computed."""
     frame = pd.concat([window.split.train, window.split.valid, window.split.holdout])
     valid = window.split.valid
     # one scoring pass serves the registry's validation metrics and the prediction-drift
@@ -108,7 +112,10 @@ def register_candidate(
             "training_seconds": round(model.training_seconds, 3),
             **({"training_sample": window.sample} if window.sample else {}),
         },
-        metrics={"valid": compute_metrics(model.task, truth(valid, spec, model), raw)},
+        metrics={
+            "valid": compute_metrics(model.task, truth(valid, spec, model), raw),
+            **holdout_importance(model, window.split.holdout, spec, metric),
+        },
         train_start=window.start,
         train_end=window.end,
         data_fingerprint=window.fingerprint,

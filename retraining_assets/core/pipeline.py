@@ -24,6 +24,7 @@ from retraining_assets.core.evaluation import get_metric, primary_metric_for
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.reports import report_url, reports_root
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
+from retraining_assets.core.rollout.plan import AB_SHARE
 from retraining_assets.core.sources import RecordSource, SourceError, SqlRecordSource, open_source
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.triggers import RetrainPolicy
@@ -75,7 +76,7 @@ class Pipeline:
         return self.timescales.can_train(period_start, self.data_start)
 
     def drift_thresholds(self) -> DriftThresholds:
-        return drift_thresholds(self.settings)
+        return self.settings.drift_thresholds()
 
     def reports_folder(self, partition: str) -> Path:
         """Where the HTML/PNG reports of one partition go (under ``RETRAIN_HOME``)."""
@@ -90,19 +91,6 @@ class Pipeline:
     def reference_window(self) -> tuple[datetime, datetime]:
         """The first whole training window: the drift reference until a champion exists."""
         return self.timescales.first_training_window(self.data_start)
-
-
-def drift_thresholds(settings: Settings) -> DriftThresholds:
-    """The drift verdict's thresholds, all from settings."""
-    return DriftThresholds(
-        psi_alert=settings.psi_alert,
-        psi_warning=settings.psi_warning,
-        wasserstein=settings.wasserstein_threshold,
-        jensen_shannon=settings.jensen_shannon_threshold,
-        unseen_share=settings.unseen_share_threshold,
-        significance=settings.ks_significance,
-        dataset_drift_share=settings.dataset_drift_share,
-    )
 
 
 def validation_tolerances(settings: Settings) -> Tolerances:
@@ -127,11 +115,6 @@ def retrain_policy(settings: Settings) -> RetrainPolicy:
 def promotion_policy(settings: Settings) -> PromotionPolicy:
     """The promotion gate's thresholds, all from settings."""
     return PromotionPolicy(min_lift=settings.promotion_min_lift, floor=settings.promotion_floor)
-
-
-AB_SHARE = 0.5
-"""An A/B test's challenger share: an even split gives the most power for a given amount of
-traffic (the first step of a ramp is a canary's share, not a test's)."""
 
 
 def rolls_out(pipeline: Pipeline, champion_version: int | None) -> bool:

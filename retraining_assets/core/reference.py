@@ -17,6 +17,13 @@ import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.drift import ReferenceProfile, fit_reference
+from retraining_assets.core.drift.calibration import (
+    DEFAULT_PERIODS,
+    CalibrationBands,
+    CalibrationError,
+    calibrate,
+    split_by_time,
+)
 from retraining_assets.core.drift.multivariate import MAX_ROWS as MULTIVARIATE_SAMPLE_ROWS
 from retraining_assets.core.locations import Location, location, write_file
 from retraining_assets.core.pipeline import Pipeline
@@ -38,6 +45,9 @@ class Reference:
     bounds: ReferenceBounds
     profile: ReferenceProfile
     champion_version: int | None = None  # the champion it was built for (None: none yet)
+    # drift bands from the window's own periods (the calibrated verdict), or why there are none
+    calibration: CalibrationBands | None = None
+    calibration_skipped: str | None = None
 
     @classmethod
     def fit(
@@ -49,6 +59,7 @@ class Reference:
         origin: str,
         scores: np.ndarray | None = None,
     ) -> Reference:
+        bands, skipped = calibrate_reference(frame, spec)
         return cls(
             start=start,
             end=end,
@@ -56,6 +67,8 @@ class Reference:
             origin=origin,
             bounds=ReferenceBounds.learn(frame, spec),
             profile=fit_drift_profile(frame, spec, scores),
+            calibration=bands,
+            calibration_skipped=skipped,
         )
 
     @property
@@ -72,6 +85,8 @@ class Reference:
                 "origin": self.origin,
                 "bounds": self.bounds.to_dict(),
                 "champion_version": self.champion_version,
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "calibration_skipped": self.calibration_skipped,
             }
         ).encode()
         return struct.pack(">Q", len(header)) + header + self.profile.to_bytes()
@@ -88,6 +103,11 @@ class Reference:
             bounds=ReferenceBounds.from_dict(header["bounds"]),
             profile=ReferenceProfile.from_bytes(data[8 + length :]),
             champion_version=header.get("champion_version"),
+            calibration=CalibrationBands.from_dict(header["calibration"])
+            if header.get("calibration")
+            else None,
+            calibration_skipped=header.get("calibration_skipped")
+            or (None if header.get("calibration") else "a reference stored before calibration"),
         )
 
 
@@ -149,6 +169,17 @@ def fit_drift_profile(
         scores=scores,
         sample_rows=MULTIVARIATE_SAMPLE_ROWS,
     )
+
+
+def calibrate_reference(
+    frame: pd.DataFrame, spec: DatasetSpec
+) -> tuple[CalibrationBands | None, str | None]:
+    """Bands from the window cut into ``DEFAULT_PERIODS`` equal-time periods, or why not."""
+    periods = split_by_time(frame, spec.time_column, DEFAULT_PERIODS)
+    try:
+        return calibrate(periods, lambda part: fit_drift_profile(part, spec)), None
+    except CalibrationError as error:
+        return None, str(error)
 
 
 def champion_reference(registry: Registry, pipeline: str) -> Reference | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +21,7 @@ from retraining_assets.core.sources import (
     SqlRecordSource,
     open_source,
 )
+from retraining_assets.core.timestamps import utc_now
 from retraining_assets.settings import Settings
 
 PLATFORM = "platform"
@@ -113,7 +114,7 @@ class ClockResource(dg.ConfigurableResource):
     def now(self) -> datetime:
         if self.moment is not None:
             return datetime.fromisoformat(self.moment)
-        return datetime.now(UTC).replace(tzinfo=None)
+        return utc_now()
 
 
 def _secret(variable: str, value: SecretStr | None) -> str | None:

@@ -64,8 +64,11 @@ def gather_signals(
     )
     return Signals(
         has_champion=registry.get_alias(name, CHAMPION) is not None,
-        drift_detected=drift_values.get("drift_detected"),
-        drifted_features=tuple(drift_values.get("drifted_features") or ()),
+        # the configured dataset verdict (RETRAIN_DRIFT_VERDICT); reports before it: the rule
+        drift_detected=drift_values.get("drift_alarm", drift_values.get("drift_detected")),
+        drifted_features=tuple(
+            drift_values.get("drift_alarm_features", drift_values.get("drifted_features")) or ()
+        ),
         drift_acted_on=tuple(feature for feature in acted_on.split(",") if feature),
         new_records=source.count_since(registry.get_watermark(name), window_end),
         live_metric=_number(live.get("live_metric")),

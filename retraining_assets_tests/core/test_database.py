@@ -3,38 +3,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from retraining_assets.core.database import (
     DatabaseError,
-    current_revision,
     make_engine,
     mask_url,
     normalise_url,
     platform_engine,
-    upgrade,
 )
-from retraining_assets.core.schema import demo_records, metadata
-
-
-def _schema_differences(engine: sa.Engine) -> list:
-    with engine.connect() as connection:
-        return compare_metadata(MigrationContext.configure(connection), metadata)
-
-
-def test_migrations_build_exactly_the_declared_schema(platform_db: sa.Engine) -> None:
-    assert current_revision(platform_db) is not None
-    assert _schema_differences(platform_db) == []
-
-
-@pytest.mark.postgres
-def test_migrations_on_postgres(postgres_database: str) -> None:
-    engine = platform_engine(postgres_database)
-    assert engine.dialect.driver == "psycopg2"
-    assert _schema_differences(engine) == []
-    upgrade(engine)  # a second upgrade is a no-op
-    assert _schema_differences(engine) == []
+from retraining_assets.core.schema import demo_records
 
 
 def test_sqlite_is_opened_in_wal_mode_with_a_busy_timeout(platform_db: sa.Engine) -> None:

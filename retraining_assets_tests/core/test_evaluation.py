@@ -230,11 +230,17 @@ def _model(name: str, noise: float, seed: int, task: str = "binary") -> TrainedM
 
 
 @pytest.fixture(scope="module")
-def holdout() -> pd.DataFrame:
+def holdout_template() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     signal = rng.normal(0, 2, 3000)
     truth = rng.random(3000) < 1 / (1 + np.exp(-signal))
     return pd.DataFrame({"t": np.arange(3000), "signal": signal, "y": np.where(truth, "yes", "no")})
+
+
+@pytest.fixture
+def holdout(holdout_template: pd.DataFrame) -> pd.DataFrame:
+    """The holdout, a copy for each test (the template is built once per module)."""
+    return holdout_template.copy()
 
 
 def test_compare_picks_the_best_candidate_and_compares_with_the_champion(holdout) -> None:

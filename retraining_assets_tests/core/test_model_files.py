@@ -9,7 +9,6 @@ import json
 import pickle
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import joblib
@@ -37,6 +36,7 @@ from retraining_assets.core.training import (
     train_candidates,
 )
 from retraining_assets.settings import load_settings
+from retraining_assets_tests.conftest import registered_version
 from retraining_assets_tests.core.test_training import DATASETS
 
 TrainedSet = tuple[Split, dict[str, TrainedModel]]
@@ -64,19 +64,8 @@ def registry(platform_db: sa.Engine, tmp_path: Path) -> Iterator[Registry]:
 
 
 def _register(registry: Registry, model_bytes: bytes, family: str = "random_forest") -> int:
-    return registry.register_version(
-        "demo",
-        family=family,
-        model_bytes=model_bytes,
-        params={},
-        metrics={},
-        train_start=datetime(2026, 1, 1),
-        train_end=datetime(2026, 4, 1),
-        data_fingerprint="fp",
-        code_version="test",
-        dataset_spec={},
-        by="test",
-        actual_user="test",
+    return registered_version(
+        registry, family=family, model_bytes=model_bytes, profile_bytes=None, dataset_spec={}
     ).version
 
 

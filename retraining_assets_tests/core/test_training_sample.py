@@ -47,8 +47,14 @@ def records() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
+def frame_template() -> pd.DataFrame:
     return records()
+
+
+@pytest.fixture
+def frame(frame_template: pd.DataFrame) -> pd.DataFrame:
+    """The records, a copy for each test (the template is built once per module)."""
+    return frame_template.copy()
 
 
 @pytest.fixture(params=["parquet", "postgres"])

@@ -6,7 +6,9 @@ trained on before the month ends; and one kept on monthly periods (``RETRAIN_PAR
 as before daily monitoring), whose assertions come from the demo stream's ground truth.
 """
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 import dagster as dg
 import pandas as pd
@@ -48,11 +50,22 @@ def weekly(tmp_path_factory: pytest.TempPathFactory) -> dict:
         simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
         simulation.refresh_reference()
         outcomes = {week: simulation.period(week) for week in WEEKS}
-        yield {
-            "simulation": simulation,
-            "registry": Registry.from_settings(settings),
-            "outcomes": outcomes,
-        }
+        yield MappingProxyType(
+            {
+                "simulation": simulation,
+                "registry": Registry.from_settings(settings),
+                "outcomes": MappingProxyType(outcomes),
+            }
+        )
+
+
+@pytest.fixture
+def weekly_clock(weekly: Mapping) -> Iterator[Simulation]:
+    """The weekly simulation for a test that moves its clock: put back afterwards."""
+    simulation = weekly["simulation"]
+    before = simulation.now
+    yield simulation
+    simulation.now = before
 
 
 def month_end(moment: datetime) -> datetime:
@@ -108,7 +121,9 @@ def test_the_monthly_schedule_trains_when_no_trigger_fired(weekly) -> None:
     assert "is not complete yet" in outcomes["2023-12-31"].schedule.skip_message
 
 
-def test_two_triggers_in_the_same_period_train_once(weekly) -> None:
+def test_two_triggers_in_the_same_period_train_once(
+    weekly: Mapping, weekly_clock: Simulation
+) -> None:
     outcomes, registry = weekly["outcomes"], weekly["registry"]
     # volume trained the week of February 18; the schedule's tick on March 1 asks for it too
     march = outcomes["2024-02-25"]
@@ -118,13 +133,13 @@ def test_two_triggers_in_the_same_period_train_once(weekly) -> None:
     trained = [v for v in registry.list_versions("demo") if v.train_end == datetime(2024, 2, 25)]
     assert len(trained) == 1
     # another sensor tick at the same moment asks for nothing: the records were trained on
-    simulation = weekly["simulation"]
+    simulation = weekly_clock
     simulation.now = datetime(2024, 2, 25) + MONITORING_DELAY
     assert not isinstance(simulation.tick(), dg.RunRequest)
 
 
-def test_backfilling_an_old_period_does_not_move_the_target(weekly) -> None:
-    simulation = weekly["simulation"]
+def test_backfilling_an_old_period_does_not_move_the_target(weekly_clock: Simulation) -> None:
+    simulation = weekly_clock
     simulation.now = LATER  # nothing monitored since March 9; records kept arriving
     backfill = simulation.job("demo_monitoring_job").execute_in_process(
         instance=simulation.instance, partition_key="2024-01-14"
@@ -162,7 +177,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict:
             outcomes[offset] = simulation.period(STREAM.partition_key(offset))
         monthly = load_settings(home=home, **MONTHLY)  # the default schedule, for its view
         defs = build_definitions(monthly, [demo_pipeline(monthly, STREAM)])
-        yield {"outcomes": outcomes, "defs": defs, "instance": instance}
+        yield MappingProxyType(
+            {"outcomes": MappingProxyType(outcomes), "defs": defs, "instance": instance}
+        )
 
 
 def causes(outcome) -> set[str]:

@@ -23,7 +23,6 @@ from retraining_assets.defs.notifications import (
     NotifierResource,
 )
 from retraining_assets_tests.conftest import unavailable
-from retraining_assets_tests.conftest_notify import SmtpPeer
 from retraining_assets_tests.defs.celery_cluster import (
     BROKER_URL,
     build_template,
@@ -38,6 +37,7 @@ from retraining_assets_tests.defs.celery_cluster import (
     tail,
     wait_for_run,
 )
+from retraining_assets_tests.peers import SmtpPeer
 
 HOW_TO_RUN = (
     "start RabbitMQ on 127.0.0.1:5672 (guest/guest) or Redis and set "

@@ -24,8 +24,9 @@ def test_dagster_postgres_really_installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's files as a clone has them: no .retrain, no DAGSTER_HOME."""
+def clone_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's files as a clone has them: no .retrain, no DAGSTER_HOME (copied once per
+    module; each test gets its own copy, ``fresh_clone``, since the commands may write)."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         capture_output=True,
@@ -39,6 +40,11 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, clone / name)
     return clone
+
+
+@pytest.fixture
+def fresh_clone(clone_template: Path, tmp_path: Path) -> Path:
+    return shutil.copytree(clone_template, tmp_path / "clone")
 
 
 def _empty_environment(clone: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from retraining_assets.defs.notifications import (
     build_notification_defs,
 )
 from retraining_assets.settings import load_settings
-from retraining_assets_tests.conftest_notify import SmtpPeer, smtp_server_fixture  # noqa: F401
+from retraining_assets_tests.peers import SmtpPeer
 
 UI = "http://dagster.test:3000"
 LEAKED_VALUE = "73456.25"

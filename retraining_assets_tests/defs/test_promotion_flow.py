@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +11,6 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
-from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
@@ -21,9 +19,8 @@ from retraining_assets.core.reference import ReferenceStore
 from retraining_assets.core.registry import CHAMPION, CorruptArtifactError, Registry
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.definitions import build_definitions
-from retraining_assets.demo.simulation import Simulation
-from retraining_assets.settings import load_settings
 from retraining_assets_tests.conftest import MONTHLY
+from retraining_assets_tests.defs.homes import build_template, copied_state
 
 STREAM = DemoStream(rows_per_month=600, months=5, end_month=pd.Timestamp("2024-05-01"))
 
@@ -33,22 +30,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """Three months monitored and the first model promoted, as the demo does it: built once
     per module, then copied for each test (``state``), so no test sees another's changes."""
     home = tmp_path_factory.mktemp("state") / ".retrain"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)  # the instance under this home, not another
-        settings = load_settings(home=home, **MONTHLY)
-        patch.setenv("DAGSTER_HOME", str(settings.dagster_home))
-        prepare_dagster_home(settings)
-        engine = platform_engine(settings.platform_database_url)
-        STREAM.seed_database(engine)
-        instance = dg.DagsterInstance.get()
-        pipeline = demo_pipeline(settings, STREAM)
-        simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
-        simulation.refresh_reference()
-        outcomes = [simulation.period(STREAM.partition_key(offset)) for offset in range(3)]
-        instance.dispose()
-        with engine.connect() as connection:  # everything in the database file, for the copy
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    return home, outcomes
+    return home, build_template(home, STREAM, 3, **MONTHLY)
 
 
 @pytest.fixture
@@ -57,15 +39,8 @@ def state(template: tuple[Path, list], tmp_path: Path, monkeypatch: pytest.Monke
     instance, and the template's period outcomes (read-only)."""
     source, outcomes = template
     home = tmp_path / "copy" / ".retrain"
-    shutil.copytree(source, home)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    settings = load_settings(home=home, **MONTHLY)
-    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
-    instance = dg.DagsterInstance.get()
-    pipeline = demo_pipeline(settings, STREAM)
-    simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
-    yield settings, simulation, outcomes
-    instance.dispose()
+    with copied_state(source, home, STREAM, monkeypatch, **MONTHLY) as (settings, simulation):
+        yield settings, simulation, outcomes
 
 
 @pytest.fixture

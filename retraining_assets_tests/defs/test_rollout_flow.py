@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,9 +20,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
-from retraining_assets.cli.common import prepare_dagster_home
 from retraining_assets.core import schema
-from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC, DemoStream
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_plan
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
@@ -33,8 +33,9 @@ from retraining_assets.defs.jobs import job_names
 from retraining_assets.demo.launch import QUIET
 from retraining_assets.demo.simulation import Simulation, TrafficOutcome
 from retraining_assets.service.server import local_service
-from retraining_assets.settings import Settings, load_settings
+from retraining_assets.settings import Settings
 from retraining_assets_tests.conftest import MONTHLY, trained_version
+from retraining_assets_tests.defs.homes import build_template, copied_state
 from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(rows_per_month=400, months=4, end_month=pd.Timestamp("2024-04-01"))
@@ -57,42 +58,34 @@ class World:
         return self.simulation.instance
 
 
+# A gradual rollout (20%, 50%, 100%), each step after 100 outcomes per arm, no waiting.
+ROLLOUT_SETTINGS = {
+    **MONTHLY,
+    "retrain_cooldown_hours": 0,
+    "model_families": ["random_forest"],
+    "promotion_strategy": "gradual",
+    "rollout_steps": [0.2, 0.5, 1.0],
+    "rollout_min_hours": 0,
+    "rollout_min_samples": 100,
+}
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
-    """Three months monitored and a first random forest champion; candidates that pass the
-    gate are rolled out gradually (20%, 50%, 100%), each step after 100 outcomes per arm."""
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three months monitored and a first random forest champion: built once per module, then
+    copied for each test (``world``), so no test sees another's rollouts, versions or outbox."""
     home = tmp_path_factory.mktemp("rollout") / ".retrain"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)
-        settings = load_settings(
-            home=home,
-            **MONTHLY,
-            retrain_cooldown_hours=0,
-            model_families=["random_forest"],
-            promotion_strategy="gradual",
-            rollout_steps=[0.2, 0.5, 1.0],
-            rollout_min_hours=0,
-            rollout_min_samples=100,
-        )
-        prepare_dagster_home(settings)
-        STREAM.seed_database(platform_engine(settings.platform_database_url))
-        instance = dg.DagsterInstance.get()
-        pipeline = demo_pipeline(settings, STREAM)
-        simulation = Simulation(build_definitions(settings, [pipeline]), pipeline, instance)
-        simulation.refresh_reference()
-        for offset in range(3):
-            simulation.period(STREAM.partition_key(offset))
-        yield World(settings, pipeline, simulation)
-        instance.dispose()
+    build_template(home, STREAM, 3, **ROLLOUT_SETTINGS)
+    return home
 
 
 @pytest.fixture
-def world_now(world: World) -> World:
-    """The world with no rollout active, whatever an earlier test left."""
-    active = rs.active_rollout(world.registry, "demo")
-    if active is not None:
-        rs.stop(world.registry, _notifier(world), active, actor=ACTOR, reason="test cleanup")
-    return world
+def world(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A private copy of the template: its settings, a simulation on its own Dagster instance."""
+    home = tmp_path / "copy" / ".retrain"
+    with copied_state(template, home, STREAM, monkeypatch, **ROLLOUT_SETTINGS) as state:
+        settings, simulation = state
+        yield World(settings, simulation.pipeline, simulation)
 
 
 @pytest.fixture
@@ -222,9 +215,8 @@ def test_rollout_plans_follow_the_settings_and_the_task(settings: Settings) -> N
 
 
 def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
-    world_now: World,
+    world: World,
 ) -> None:
-    world = world_now
     champion = world.registry.get_alias("demo", CHAMPION).version
     started = start(world)
     decisions, shares = [], []
@@ -269,8 +261,7 @@ def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
     assert subjects.index(promoted) > subjects.index(subjects_of(world, started)[-1])
 
 
-def test_a_worse_challenger_is_rolled_back_automatically(world_now: World) -> None:
-    world = world_now
+def test_a_worse_challenger_is_rolled_back_automatically(world: World) -> None:
     champion = world.registry.get_alias("demo", CHAMPION).version
     started = start(world)
     traffic(world, 1000, {CHAMPION: 0.9, CHALLENGER: 0.5})
@@ -285,8 +276,7 @@ def test_a_worse_challenger_is_rolled_back_automatically(world_now: World) -> No
     assert world.simulation.rollout() is None  # nothing left to judge
 
 
-def test_a_sample_ratio_mismatch_halts_the_rollout(world_now: World) -> None:
-    world = world_now
+def test_a_sample_ratio_mismatch_halts_the_rollout(world: World) -> None:
     started = start(world)  # 20% to the challenger, but the service sent half
     traffic(world, 600, BETTER, routed={CHAMPION: 300, CHALLENGER: 300})
     outcome = world.simulation.rollout()
@@ -297,9 +287,8 @@ def test_a_sample_ratio_mismatch_halts_the_rollout(world_now: World) -> None:
 
 
 def test_an_ab_test_without_a_winner_continues_then_rolls_back_at_max_samples(
-    world_now: World,
+    world: World,
 ) -> None:
-    world = world_now
     capped = world.settings.model_copy(update={"rollout_max_samples": 150})
     plan = rollout_plan(dataclasses.replace(world.pipeline, settings=capped), "ab")
     started = start(world, plan)
@@ -315,8 +304,7 @@ def test_an_ab_test_without_a_winner_continues_then_rolls_back_at_max_samples(
     assert rs.get_rollout(world.registry, started.id).status == "rolled_back"
 
 
-def test_the_sensor_never_requests_twice_for_the_same_state(world_now: World) -> None:
-    world = world_now
+def test_the_sensor_never_requests_twice_for_the_same_state(world: World) -> None:
     assert isinstance(world.simulation.tick("rollout"), dg.SkipReason)  # no rollout
     started = start(world)
     skip = world.simulation.tick("rollout")
@@ -334,8 +322,7 @@ def test_the_sensor_never_requests_twice_for_the_same_state(world_now: World) ->
     assert world.simulation.tick("rollout").run_key == f"{started.id}:0:110:timed"
 
 
-def test_a_stale_decision_is_skipped_not_applied(world_now: World) -> None:
-    world = world_now
+def test_a_stale_decision_is_skipped_not_applied(world: World) -> None:
     started = start(world)
     traffic(world, 1000, BETTER)
     job = world.simulation.job("demo_rollout_job")
@@ -366,9 +353,8 @@ def test_a_stale_decision_is_skipped_not_applied(world_now: World) -> None:
 
 
 def test_a_passing_candidate_starts_a_rollout_instead_of_becoming_champion(
-    world_now: World,
+    world: World,
 ) -> None:
-    world = world_now
     registry = world.registry
     bad = register_model(world, seed=7, flipped=True)  # a champion any candidate beats
     current = registry.get_alias("demo", CHAMPION).version
@@ -411,9 +397,8 @@ def test_a_passing_candidate_starts_a_rollout_instead_of_becoming_champion(
 
 
 def test_rollback_from_the_cli_mid_rollout_rolls_the_rollout_back(
-    world_now: World, cli_env: World
+    world: World, cli_env: World
 ) -> None:
-    world = world_now
     champion = world.registry.get_alias("demo", CHAMPION).version
     started = start(world)
     status = CliRunner().invoke(main, ["status", "--json"])
@@ -437,9 +422,8 @@ def test_rollback_from_the_cli_mid_rollout_rolls_the_rollout_back(
 
 
 def test_approving_a_candidate_mid_rollout_is_refused_and_changes_nothing(
-    world_now: World, cli_env: World
+    world: World, cli_env: World
 ) -> None:
-    world = world_now
     champion = world.registry.get_alias("demo", CHAMPION).version
     pending = register_model(world, seed=99)
     decision = {"champion_version": champion, "metric": "accuracy", "lift": 0.02}
@@ -461,8 +445,7 @@ def test_approving_a_candidate_mid_rollout_is_refused_and_changes_nothing(
     assert world.registry.get_alias("demo", CHAMPION).version == pending
 
 
-def test_the_rollback_job_mid_rollout_rolls_the_rollout_back(world_now: World) -> None:
-    world = world_now
+def test_the_rollback_job_mid_rollout_rolls_the_rollout_back(world: World) -> None:
     champion = world.registry.get_alias("demo", CHAMPION).version
     started = start(world)
     result = world.simulation.job("demo_rollback_job").execute_in_process(
@@ -501,9 +484,8 @@ def logged(world: World, **where: object) -> int:
 
 
 def test_live_traffic_rolls_a_challenger_out_step_by_step_to_champion(
-    world_now: World,
+    world: World,
 ) -> None:
-    world = world_now
     before = logged(world)
     # a champion that learnt the opposite labels: the challenger is far better at every step
     # whatever the rollout's (random) salt routes where, so no look can find it worse
@@ -530,8 +512,7 @@ def test_live_traffic_rolls_a_challenger_out_step_by_step_to_champion(
     assert world.simulation.rollout() is None
 
 
-def test_live_traffic_rolls_a_bad_challenger_back_and_keeps_serving(world_now: World) -> None:
-    world = world_now
+def test_live_traffic_rolls_a_bad_challenger_back_and_keeps_serving(world: World) -> None:
     champion = world.registry.get_alias("demo", CHAMPION).version
     started = start(world, flipped=True)  # learnt the opposite labels
     outcome = live_traffic(world)

@@ -64,7 +64,7 @@ from retraining_assets.core.backtest.replay import (
 from retraining_assets.core.backtest.results import BacktestResult, PeriodRow, PolicyResult
 from retraining_assets.core.dataset import DatasetError, DatasetSpec
 from retraining_assets.core.evaluation import get_metric, primary_metric_for
-from retraining_assets.core.pipeline import drift_thresholds, promotion_policy, retrain_policy
+from retraining_assets.core.pipeline import promotion_policy, retrain_policy
 from retraining_assets.core.sources import SourceError, read_table
 from retraining_assets.core.timescales import (
     PERIOD_NAMES,
@@ -178,10 +178,12 @@ def replay_history(
         training=_Training(periods, spec, tuple(families), split_for_training(settings), seed),
         retrain_policy=retrain_policy(settings),
         promotion_policy=promotion_policy(settings),
-        thresholds=drift_thresholds(settings),
+        thresholds=settings.drift_thresholds(),
         metric=metric,
         seed=seed,
         notes=notes,
+        verdict=settings.drift_verdict,
+        weighted_share=settings.drift_weighted_share,
     )
     report = progress or (lambda _done, _total, _message: None)
     total = len(periods) - first
@@ -192,7 +194,15 @@ def replay_history(
             f"the promotion gate would not promote the first model ({judgement.decision.reason}); "
             "it serves anyway so that the policies can be compared"
         )
-    states = [PolicyState(name, serving, window_0, PolicyResult(name, metric)) for name in policies]
+    states = [
+        PolicyState(
+            name,
+            serving,
+            window_0,
+            PolicyResult(name, metric, higher_is_better=replay.higher_is_better),
+        )
+        for name in policies
+    ]
     report(1, total, f"first model trained on {replay.training.describe(window_0)}")
     for index in range(first + 1, len(periods)):
         for state in states:
@@ -209,6 +219,7 @@ def replay_history(
             "drift_window": scales.drift_window,
             "drift_min_records": scales.drift_min_records,
             "schedule": scales.schedule,
+            "drift_verdict": settings.drift_verdict,
         },
         families=tuple(families),
         notes=notes,

@@ -14,8 +14,15 @@ from retraining_assets.core.backtest.periods import BacktestError, Periods
 from retraining_assets.core.backtest.results import PeriodRow, PolicyResult
 from retraining_assets.core.dataset import DatasetSpec, label_strings
 from retraining_assets.core.drift import DriftReport, DriftThresholds, ReferenceProfile
+from retraining_assets.core.drift.calibration import CalibrationBands, CalibrationError, calibrate
+from retraining_assets.core.drift.dataset_verdict import (
+    DEFAULT_WEIGHTED_SHARE,
+    Alarm,
+    dataset_alarm,
+)
 from retraining_assets.core.evaluation import compute_metric, get_metric
 from retraining_assets.core.evaluation import truth as metric_truth
+from retraining_assets.core.importance import permutation_importance
 from retraining_assets.core.lifecycle import Judgement, judge
 from retraining_assets.core.promotion import PromotionPolicy, Verdict
 from retraining_assets.core.reference import fit_drift_profile
@@ -73,6 +80,12 @@ class _Training:
         default_factory=dict
     )
     _profiles: dict[tuple[int, int], ReferenceProfile] = field(default_factory=dict)
+    _bands: dict[tuple[int, int], tuple[CalibrationBands | None, str | None]] = field(
+        default_factory=dict
+    )
+    _importances: dict[int, tuple[dict[str, float] | None, str | None]] = field(
+        default_factory=dict
+    )
     _next_version: int = 1
 
     def window(self, last: int) -> Window:
@@ -96,6 +109,37 @@ class _Training:
             frame = self.periods.frame.iloc[slice(*window.rows)]
             self._profiles[window.rows] = fit_drift_profile(frame, self.spec)
         return self._profiles[window.rows]
+
+    def bands(self, window: Window) -> tuple[CalibrationBands | None, str | None]:
+        """The drift bands of ``window``'s own periods (or None and why not)."""
+        if window.rows not in self._bands:
+            periods = self.periods
+            first = max(
+                0, int(np.searchsorted(np.array(periods.starts), window.start, "right")) - 1
+            )
+            chunks = [
+                periods.rows(max(window.start, periods.starts[i]), min(window.end, periods.end(i)))
+                for i in range(first, window.last + 1)
+            ]
+            try:
+                bands = calibrate(chunks, lambda f: fit_drift_profile(f, self.spec))
+                self._bands[window.rows] = (bands, None)
+            except CalibrationError as error:
+                self._bands[window.rows] = (None, str(error))
+        return self._bands[window.rows]
+
+    def importances(self, model: _Model, metric: str) -> tuple[dict[str, float] | None, str | None]:
+        """The model's permutation importance on its holdout, as the registry stores it."""
+        if model.version not in self._importances:
+            split, _ = self.candidates(model.window)
+            try:
+                value = permutation_importance(
+                    model.model, split.holdout, self.spec, metric, seed=self.seed
+                )
+                self._importances[model.version] = (value, None)
+            except ValueError as error:
+                self._importances[model.version] = (None, str(error))
+        return self._importances[model.version]
 
     def _train(self, window: Window) -> tuple[Split, dict[str, _Model]]:
         frame = self.periods.frame.iloc[slice(*window.rows)].reset_index(drop=True)
@@ -147,8 +191,11 @@ class Replay:
     metric: str
     seed: int
     notes: list[str] = field(default_factory=list)
+    verdict: str = "univariate"  # RETRAIN_DRIFT_VERDICT
+    weighted_share: float = DEFAULT_WEIGHTED_SHARE
     _scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _drift: dict[tuple[tuple[int, int], int, int], DriftReport] = field(default_factory=dict)
+    _alarms: dict[tuple[int, int], Alarm | None] = field(default_factory=dict)
 
     @property
     def scales(self) -> TimeScales:
@@ -221,17 +268,17 @@ class Replay:
         """What the sensors would see after period ``index``: drift and the live metric of
         the trailing drift window, records after the last training, the schedule."""
         periods, model = self.periods, state.serving.model
-        start, end = self.scales.drift_window_of(
+        start, _end = self.scales.drift_window_of(
             periods.starts[index], periods.count, periods.data_start
         )
-        drift = self._drift_of(model, start, end)
+        alarm = self.alarm(model, index)
         # the live metric: the trailing window's rows the serving model did not train on
         first = self._index(max(start, model.window.end))
         live = self.metric_on(model, first, index) if first <= index else None
         return Signals(
             has_champion=True,
-            drift_detected=drift.dataset_drift if drift else None,
-            drifted_features=tuple(drift.drifted_features) if drift else (),
+            drift_detected=alarm.alarm if alarm else None,
+            drifted_features=tuple(alarm.features) if alarm else (),
             drift_acted_on=state.drift_acted_on,
             new_records=periods.count(state.last_training.end, periods.end(index)),
             live_metric=live,
@@ -241,6 +288,34 @@ class Replay:
             **self._clock(state, index),
         )
 
+    def alarm(self, model: _Model, index: int) -> Alarm | None:
+        """The dataset verdict (``RETRAIN_DRIFT_VERDICT``) on the trailing drift window of
+        period ``index`` against ``model``'s reference; None when the window is too small."""
+        key = (model.version, index)
+        if key not in self._alarms:
+            start, end = self.scales.drift_window_of(
+                self.periods.starts[index], self.periods.count, self.periods.data_start
+            )
+            report = self._drift_of(model, start, end)
+            self._alarms[key] = None if report is None else self._verdict(model, report)
+        return self._alarms[key]
+
+    def _verdict(self, model: _Model, report: DriftReport) -> Alarm:
+        parts = self.verdict.split("+")
+        importances, why_not = (None, None)
+        if "weighted" in parts:
+            importances, why_not = self.training.importances(model, self.metric)
+        bands, no_bands = (
+            self.training.bands(model.window) if "calibrated" in parts else (None, None)
+        )
+        alarm = dataset_alarm(
+            report, self.verdict, importances=importances, calibration=bands,
+            calibration_skipped=no_bands, weighted_share=self.weighted_share,
+        )  # fmt: skip
+        if why_not:
+            alarm.skipped.append(f"importance: {why_not}")
+        return alarm
+
     def _drift_of(self, model: _Model, start: datetime, end: datetime) -> DriftReport | None:
         first, last = self.periods.span(start, end)
         if last - first < MIN_PERIOD_ROWS:
@@ -248,7 +323,11 @@ class Replay:
         key = (model.window.rows, first, last)
         if key not in self._drift:
             profile = self.training.profile(model.window)
-            self._drift[key] = profile.compare(self.periods.frame.iloc[first:last], self.thresholds)
+            self._drift[key] = profile.compare(
+                self.periods.frame.iloc[first:last],
+                self.thresholds,
+                multivariate="multivariate" in self.verdict.split("+"),
+            )
         return self._drift[key]
 
     def _decision_span(self, index: int) -> tuple[datetime, datetime]:
@@ -276,6 +355,7 @@ class Replay:
         truth, scores = self.scored(serving.model, index)
         state.result.pool(truth, scores)
         value, skipped = self._period_metric(serving.model, index)
+        alarm = self.alarm(serving.model, index)  # before the period's labels are used
         action = self.decide(state, index)
         decision = lift = None
         retrained, reasons = action.retrain, action.reasons
@@ -317,6 +397,9 @@ class Replay:
                 reasons=reasons,
                 decision=decision,
                 lift=lift,
+                alarm=alarm.alarm if alarm else None,
+                drift_score=alarm.score if alarm else None,
+                baseline_metric=serving.baseline,
             )
         )
 

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from retraining_assets.core.backtest.alarms import alarm_quality
 from retraining_assets.core.evaluation import compute_metric
 from retraining_assets.core.promotion import Verdict
 
@@ -32,6 +33,10 @@ class PeriodRow:
     reasons: tuple[str, ...]
     decision: str | None  # Verdict value, None without a retraining
     lift: float | None  # the best candidate's relative lift over the serving model
+    # the drift verdict on this period against the serving model's reference, before its labels
+    alarm: bool | None = None  # None: the drift window held too few rows
+    drift_score: float | None = None  # the dataset score the verdict used
+    baseline_metric: float | None = None  # the serving model's metric at its evaluation
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +51,9 @@ class PeriodRow:
             "reasons": list(self.reasons),
             "decision": self.decision,
             "lift": self.lift,
+            "alarm": self.alarm,
+            "drift_score": self.drift_score,
+            "baseline_metric": self.baseline_metric,
         }
 
 
@@ -56,6 +64,7 @@ class PolicyResult:
     name: str
     metric: str
     rows: list[PeriodRow] = field(default_factory=list)
+    higher_is_better: bool = True
     _truth: list[np.ndarray] = field(default_factory=list, repr=False)
     _scores: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -97,6 +106,11 @@ class PolicyResult:
         return 1 + len(self.promotions_at)
 
     @property
+    def alarm_quality(self) -> dict[str, float]:
+        """How well this policy's alarms foretold its serving model's degradation."""
+        return alarm_quality(self.rows, self.higher_is_better)
+
+    @property
     def skipped_periods(self) -> int:
         return sum(row.metric is None for row in self.rows)
 
@@ -108,6 +122,7 @@ class PolicyResult:
             "skipped_periods": self.skipped_periods,
             "promotions_at": self.promotions_at,
             "retrains_at": self.retrains_at,
+            "alarm_quality": self.alarm_quality,
             "rows": [row.to_dict() for row in self.rows],
         }
 

@@ -27,10 +27,11 @@ NaN / None / NA are nulls.
 
 Modules: ``stats`` and ``kernels`` (the statistics), ``columns`` (column profiles and value
 extraction), ``fit`` and ``profile`` (the reference profile), ``comparison`` (statistics per
-column), ``verdict`` (``DriftThresholds`` and the rules), ``report`` and ``plots`` (the
-``DriftReport``), ``multivariate`` and ``reconstruction`` (the dataset scores, on request: a
-domain classifier and NannyML's PCA reconstruction error), ``detect`` and ``files`` (one-call
-entry points; file reading stays in ``files``, out of the engine).
+column), ``verdict`` (the rules; ``DriftThresholds``, their knobs and ranges, live in
+``core/drift_thresholds.py``), ``report`` and ``plots`` (the ``DriftReport``),
+``multivariate`` and ``reconstruction`` (the dataset scores, on request: a domain classifier
+and NannyML's PCA reconstruction error), ``detect`` and ``files`` (one-call entry points; file
+reading stays in ``files``, out of the engine).
 """
 
 from retraining_assets.core.drift.columns import (
@@ -57,7 +58,7 @@ from retraining_assets.core.drift.stats import (
     ks_2samp_sorted,
     population_stability_index,
 )
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
 
 __all__ = [
     "CategoricalProfile",
@@ -70,6 +71,7 @@ __all__ = [
     "NumericProfile",
     "ReconstructionDrift",
     "ReferenceProfile",
+    "ThresholdError",
     "benjamini_hochberg",
     "compare",
     "detect_drift",

@@ -39,12 +39,12 @@ from retraining_assets.core.drift.stats import (
     population_stability_index,
 )
 from retraining_assets.core.drift.verdict import (
-    DriftThresholds,
     _apply_verdict,
     _assign_q_values,
     _dataset_verdict,
     _null_verdict,
 )
+from retraining_assets.core.drift_thresholds import DriftThresholds
 
 if TYPE_CHECKING:
     from retraining_assets.core.drift.profile import ReferenceProfile

@@ -11,7 +11,7 @@ import pandas as pd
 from retraining_assets.core.drift.fit import fit_reference
 from retraining_assets.core.drift.multivariate import MAX_ROWS
 from retraining_assets.core.drift.report import DriftReport
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds
 
 
 def detect_drift(

@@ -24,7 +24,7 @@ from retraining_assets.core.drift.comparison import compare
 
 if TYPE_CHECKING:
     from retraining_assets.core.drift.report import DriftReport
-    from retraining_assets.core.drift.verdict import DriftThresholds
+    from retraining_assets.core.drift_thresholds import DriftThresholds
 
 PROFILE_FORMAT = 2  # 2 adds the seeded row sample; a profile without one is saved as 1
 FORMATS = (1, 2)

@@ -1,62 +1,14 @@
-"""The verdict's knobs (``DriftThresholds``) and the rules that turn statistics into a
-verdict: per feature (an effect size past its threshold and a BH q-value below the significance
-level), for null rates, and for the dataset (the, optionally importance-weighted, drifted share)."""
+"""The rules that turn statistics into a verdict under the knobs of ``DriftThresholds``
+(``core/drift_thresholds.py``): per feature (an effect size past its threshold and a BH q-value
+below the significance level), for null rates, and for the dataset (the, optionally
+importance-weighted, drifted share)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 from retraining_assets.core.drift.stats import benjamini_hochberg
-
-
-@dataclass(frozen=True)
-class DriftThresholds:
-    """Every knob of the verdict. ``dataset_drift_share=0`` means "any drifted feature".
-
-    ``feature_importances`` (optional) weights the drifted share; features missing from the
-    mapping weigh 0. ``null_rate`` is the absolute null-share change that, together with a
-    significant two-proportion test, flags a null-rate change (reported, not feature drift).
-    """
-
-    psi_alert: float = 0.2
-    psi_warning: float = 0.1
-    wasserstein: float = 0.1
-    jensen_shannon: float = 0.1
-    unseen_share: float = 0.1
-    significance: float = 0.05
-    dataset_drift_share: float = 0.0
-    null_rate: float = 0.05
-    feature_importances: Mapping[str, float] | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("psi_alert", "psi_warning", "wasserstein", "jensen_shannon",
-                     "unseen_share", "null_rate"):  # fmt: skip
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"DriftThresholds.{name} must be a finite number >= 0: {value}")
-        if self.psi_warning > self.psi_alert:
-            raise ValueError("DriftThresholds.psi_warning must not exceed psi_alert")
-        if not 0 < self.significance < 1:
-            raise ValueError(f"DriftThresholds.significance must be in (0, 1): {self.significance}")
-        if not 0 <= self.dataset_drift_share <= 1:
-            raise ValueError("DriftThresholds.dataset_drift_share must be in [0, 1]")
-        for name, weight in (self.feature_importances or {}).items():
-            if not (math.isfinite(weight) and weight >= 0):
-                raise ValueError(f"feature importance of {name!r} must be finite and >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.feature_importances is not None:
-            out["feature_importances"] = dict(self.feature_importances)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DriftThresholds:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+from retraining_assets.core.drift_thresholds import DriftThresholds
 
 
 def _apply_verdict(

@@ -14,7 +14,7 @@ import pandas as pd
 from retraining_assets.core.drift.multivariate import profile_drift
 from retraining_assets.core.drift.profile import ReferenceProfile
 from retraining_assets.core.drift.report import DriftReport
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds
 from retraining_assets.core.engines.choice import EngineName, choose_engine
 from retraining_assets.core.engines.duckdb_engine import (
     DEFAULT_MEMORY_LIMIT,

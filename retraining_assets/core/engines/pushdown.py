@@ -53,7 +53,7 @@ from retraining_assets.core.drift.stats import (
     jensen_shannon_distance,
     population_stability_index,
 )
-from retraining_assets.core.drift.verdict import DriftThresholds
+from retraining_assets.core.drift_thresholds import DriftThresholds
 from retraining_assets.core.engines.dialect import Dialect
 from retraining_assets.core.engines.streamed import streamed_merge
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from retraining_assets.core.strategies import Strategy
+from retraining_assets.core.strategies import Strategy, share_problem
 
 
 class RolloutPlanError(ValueError):
@@ -30,7 +30,10 @@ class RolloutStep:
 
 
 _STEP_KEYS = {"share", "min_hours", "min_samples"}
-_DEFAULT_SHARE = {Strategy.CANARY: 0.05, Strategy.AB: 0.5}
+AB_SHARE = 0.5
+"""An A/B test's challenger share: an even split gives the most power for a given amount of
+traffic (the first step of a ramp is a canary's share, not a test's)."""
+_DEFAULT_SHARE = {Strategy.CANARY: 0.05, Strategy.AB: AB_SHARE}
 
 
 @dataclass(frozen=True)
@@ -65,18 +68,12 @@ class RolloutPlan:
         object.__setattr__(self, "steps", tuple(self.steps))
         if not self.steps:
             raise RolloutPlanError("steps: a plan needs at least one step")
-        previous = 0.0
+        if (problem := share_problem([step.share for step in self.steps])) is not None:
+            index, message = problem
+            raise RolloutPlanError(f"steps[{index}].share {message}")
         for i, step in enumerate(self.steps):
-            if not 0.0 < step.share <= 1.0:
-                raise RolloutPlanError(f"steps[{i}].share must be in (0, 1], got {step.share}")
-            if step.share <= previous:
-                raise RolloutPlanError(
-                    f"steps[{i}].share must be greater than the previous step's "
-                    f"({step.share} <= {previous})"
-                )
             if step.min_hours < 0 or step.min_samples < 0:
                 raise RolloutPlanError(f"steps[{i}]: min_hours and min_samples must be >= 0")
-            previous = step.share
         if self.strategy is Strategy.IMMEDIATE and self.steps != (RolloutStep(1.0),):
             raise RolloutPlanError("immediate: the only step is share 1.0")
         if self.strategy in (Strategy.CANARY, Strategy.AB) and len(self.steps) != 1:

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.drift import DriftReport
+from retraining_assets.core.drift.dataset_verdict import Alarm, dataset_alarm
 from retraining_assets.core.engines import compare_drift_window
 from retraining_assets.core.evaluation import evaluate
+from retraining_assets.core.importance import stored_importance
 from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline
@@ -24,10 +26,13 @@ from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PlatformResource, RecordsResource
 
 
-def drift_metadata(report: DriftReport, html_url: str, png_url: str) -> dict[str, dg.MetadataValue]:
+def drift_metadata(
+    report: DriftReport, html_url: str, png_url: str, alarm: Alarm | None = None
+) -> dict[str, dg.MetadataValue]:
     """The verdict in keys a sensor reads without loading data, the summary plot inline, and
     links to the full report and the plot on the report server."""
     return {
+        **(alarm_metadata(alarm) if alarm else {}),
         "drift_detected": dg.MetadataValue.bool(report.dataset_drift),
         "drifted_features": dg.MetadataValue.json(report.drifted_features),
         "drift_share": dg.MetadataValue.float(report.drift_share),
@@ -45,6 +50,45 @@ def drift_metadata(report: DriftReport, html_url: str, png_url: str) -> dict[str
     }
 
 
+def alarm_metadata(alarm: Alarm) -> dict[str, dg.MetadataValue]:
+    """The dataset verdict (``RETRAIN_DRIFT_VERDICT``): what the retrain trigger acts on."""
+    out = {
+        "drift_alarm": dg.MetadataValue.bool(alarm.alarm),
+        "drift_score": dg.MetadataValue.float(alarm.score),
+        "drift_verdict": dg.MetadataValue.text(alarm.mode),
+        "drift_alarm_features": dg.MetadataValue.json(alarm.features),
+        "drift_share_weighted": _float(alarm.weighted_share),
+    }
+    if alarm.reasons:
+        out["drift_alarm_reasons"] = dg.MetadataValue.json(alarm.reasons)
+    if alarm.skipped:
+        out["drift_verdict_skipped"] = dg.MetadataValue.json(alarm.skipped)
+    return out
+
+
+def verdict_of(
+    pipeline: Pipeline, registry: Registry, reference: Reference, report: DriftReport
+) -> Alarm:
+    """The configured dataset verdict, with the champion's stored importance and the
+    reference's bands (each part that is missing is named in the alarm)."""
+    importances, no_importance = None, "no champion yet"
+    if reference.champion_version is not None:
+        importances, no_importance = stored_importance(
+            registry, pipeline.name, reference.champion_version
+        )
+    alarm = dataset_alarm(
+        report,
+        pipeline.settings.drift_verdict,
+        importances=importances,
+        calibration=reference.calibration,
+        calibration_skipped=reference.calibration_skipped,
+        weighted_share=pipeline.settings.drift_weighted_share,
+    )
+    if "weighted" in alarm.mode.split("+") and importances is None:
+        alarm.skipped.append(f"importance: {no_importance}")
+    return alarm
+
+
 def multivariate_metadata(report: DriftReport) -> dict[str, dg.MetadataValue]:
     """The dataset scores as numbers (absent when a part was not computed, with the reason)."""
     result = report.multivariate
@@ -59,7 +103,10 @@ def multivariate_metadata(report: DriftReport) -> dict[str, dg.MetadataValue]:
             "multivariate_auc": dg.MetadataValue.float(c.auc),
             "multivariate_p_value": dg.MetadataValue.float(c.p_value),
             "multivariate_rows": dg.MetadataValue.int(c.rows),
-            "multivariate_features": dg.MetadataValue.json(dict(list(c.importances.items())[:5])),
+            # [feature, share] pairs, largest first (a JSON object would be shown key-sorted)
+            "multivariate_features": dg.MetadataValue.json(
+                [[name, share] for name, share in list(c.importances.items())[:5]]
+            ),
         }
     out["reconstruction_drift"] = dg.MetadataValue.bool(r.drifted)
     if r.skipped:
@@ -164,22 +211,26 @@ def build_monitoring_assets(
         verdict = (
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )
+        alarm = verdict_of(pipeline, platform.registry(), reference, report)
         context.log.info(
             f"{partition}: {verdict} in {report.n_current} records ({engine} engine; vs "
-            f"{reference.origin}, "
-            f"{reference.window})"
+            f"{reference.origin}, {reference.window}); {alarm.mode} verdict: "
+            + ("ALARM" if alarm.alarm else "no alarm")
+            + "".join(f"; {line}" for line in (*alarm.reasons, *alarm.skipped))
         )
-        if report.dataset_drift:
+        if alarm.alarm:  # administrators are paged by the configured verdict
             message = drift_detected(
                 pipeline=name,
                 partition=partition,
-                features=report.drifted_features,
+                features=alarm.features or report.drifted_features,
                 n_features=len(report.features),
                 report_url=pipeline.report_url(html),
                 key=f"drift:{name}:{partition}:{report.profile_hash}",
             )
             notifier.notifier().notify(message)
-        metadata = drift_metadata(report, pipeline.report_url(html), pipeline.report_url(png))
+        metadata = drift_metadata(
+            report, pipeline.report_url(html), pipeline.report_url(png), alarm
+        )
         metadata |= window
         return dg.Output(report.to_dict(), metadata=metadata)
 

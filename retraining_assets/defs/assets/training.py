@@ -147,8 +147,9 @@ def build_training_assets(
         context: dg.AssetExecutionContext, registry: Registry, model, window: TrainingWindow
     ) -> dg.Output[int]:
         version = register_candidate(
-            registry, name, model, window, spec, run_id=context.run.run_id, actor=actor_of(context)
-        )
+            registry, name, model, window, spec, run_id=context.run.run_id,
+            actor=actor_of(context), metric=pipeline.primary_metric,
+        )  # fmt: skip
         # the volume trigger counts records after this, whatever the promotion decision
         registry.set_watermark(
             name, window.split.holdout[spec.time_column].max(), run_id=context.run.run_id

@@ -13,6 +13,7 @@ from scipy import stats
 from sklearn.datasets import load_breast_cancer
 
 from retraining_assets.core.drift import (
+    DriftInputError,
     DriftReport,
     ReferenceProfile,
     detect_drift,
@@ -184,3 +185,22 @@ def test_report_json_round_trip_and_html(tmp_path: Path) -> None:
     page = report.to_html(tmp_path / "r.html").read_text()
     assert "Multivariate drift" in page and "AUC" in page
     assert "Domain classifier: **DRIFT**" in report.to_markdown()
+
+
+def test_garbage_in_a_numeric_column_keeps_the_whole_report() -> None:
+    reference, current = correlated(1000, 0.0, seed=1), correlated(1000, 0.9, seed=2)
+    current["z"] = current["z"].astype(object)
+    current.loc[::3, "z"] = "n/a"
+    report = fit_reference(reference, sample_rows=1000).compare(current, multivariate=True)
+    assert report.multivariate.classifier.skipped is None  # "n/a" counts as missing there
+    assert report.multivariate.classifier.drifted
+    assert report.features["x"]["ks_statistic"] is not None
+
+
+def test_dataframe_entry_point_names_a_bad_column() -> None:
+    reference = correlated(200, 0.0, seed=1)
+    current = reference.assign(x=["oops"] * 200)
+    with pytest.raises(DriftInputError, match="column 'x' is not numeric"):
+        multivariate_drift(reference, current)
+    with pytest.raises(DriftInputError, match=r"missing from the current frame: \['z'\]"):
+        multivariate_drift(reference, reference.drop(columns="z"))

@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from retraining_assets.core.drift import multivariate_drift
-from retraining_assets.core.drift.reconstruction import _Reconstructor, reconstruction_drift
+from retraining_assets.core.drift.reconstruction import _errors, reconstruction_drift
 
 NUMERIC = np.zeros(3, dtype=bool)
 
@@ -26,7 +26,7 @@ def block(n: int, rho: float, seed: int) -> np.ndarray:
 def test_error_equals_sklearn_standard_scaler_and_pca() -> None:
     x = block(2000, 0.9, seed=1)
     other = block(500, 0.0, seed=2)
-    ours = _Reconstructor(x, NUMERIC, 0.65).errors(other)
+    ours = _errors(x, other, NUMERIC, 0.65)
     scaler = StandardScaler().fit(x)
     pca = PCA(n_components=0.65, svd_solver="full").fit(scaler.transform(x))
     z = scaler.transform(other)

@@ -26,20 +26,30 @@ START, END = datetime(2024, 1, 2), datetime(2024, 1, 30)
 
 
 @pytest.fixture(scope="module")
-def reference() -> pd.DataFrame:
+def reference_template() -> pd.DataFrame:
     return records(40_000, 0.0, seed=1)
 
 
 @pytest.fixture(scope="module")
-def current() -> pd.DataFrame:
+def current_template() -> pd.DataFrame:
     frame = records(60_000, 0.15, seed=2)
     frame.loc[3000:3200, "color"] = "purple"  # unseen in the reference
     return frame
 
 
+@pytest.fixture
+def reference(reference_template: pd.DataFrame) -> pd.DataFrame:
+    return reference_template.copy()  # built once per module, a copy for each test
+
+
+@pytest.fixture
+def current(current_template: pd.DataFrame) -> pd.DataFrame:
+    return current_template.copy()
+
+
 @pytest.fixture(scope="module")
-def profile(reference: pd.DataFrame):
-    return fit_reference(reference.drop(columns="ts"), target="label")
+def profile(reference_template: pd.DataFrame):
+    return fit_reference(reference_template.drop(columns="ts"), target="label")
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retraining_assets_tests.cli_run import assert_one_line_error, run_retrain
+from retraining_assets_tests.cli.cli_run import assert_one_line_error, run_retrain
 
 
 def _records(n: int = 60) -> pd.DataFrame:

@@ -42,6 +42,9 @@ ROW_KEYS = {
     "reasons",
     "decision",
     "lift",
+    "alarm",
+    "drift_score",
+    "baseline_metric",
 }
 
 
@@ -72,11 +75,12 @@ def test_json_has_the_exact_schema(result: BacktestResult) -> None:
     assert (data["metric"], data["higher_is_better"], data["periods"]) == ("accuracy", True, 24)
     # without the new options: today's protocol (monthly, 3 periods, the period's own drift)
     assert data["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
-                                "drift_min_records": 0, "schedule": "none"}  # fmt: skip
+                                "drift_min_records": 0, "schedule": "none",
+                                "drift_verdict": "weighted"}  # fmt: skip
     assert set(data["policies"]) == set(POLICIES) == {"auto", "monthly", "static", "always"}
     for policy in data["policies"].values():
         assert set(policy) == {"mean_metric", "retrains", "promotions", "skipped_periods",
-                               "promotions_at", "retrains_at", "rows"}  # fmt: skip
+                               "promotions_at", "retrains_at", "alarm_quality", "rows"}  # fmt: skip
         assert len(policy["rows"]) == 24
         assert all(set(row) == ROW_KEYS for row in policy["rows"])
         assert [row["period"] for row in policy["rows"]] == [

@@ -28,16 +28,13 @@ from retraining_assets.core.notify import (
 )
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.settings import Settings, load_settings
-from retraining_assets_tests.conftest_notify import (  # noqa: F401 (fixtures)
+from retraining_assets_tests.peers import (
     SMTP_PASSWORD,
     SMTP_USER,
     Certificate,
     SmtpPeer,
     WebhookPeer,
-    certificate_fixture,
     free_port,
-    smtp_server_fixture,
-    webhook_server_fixture,
 )
 
 ADMINS = ["ops@example.com", "ml-lead@example.com"]

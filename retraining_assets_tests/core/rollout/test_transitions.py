@@ -28,6 +28,7 @@ from retraining_assets.core.registry import (
 )
 from retraining_assets.core.rollout import RolloutPlan
 from retraining_assets.core.rollout import transitions as rs
+from retraining_assets_tests.conftest import registered_version, with_champion
 
 PIPELINE = "demo"
 ACTOR = Actor(by="alice", actual_user="os-alice")
@@ -46,28 +47,15 @@ def notifier(registry: Registry) -> Notifier:
 def versions(registry: Registry) -> list[int]:
     """v1 (the champion), v2 and v3 (candidates), v4 (rejected)."""
     made = [_register(registry, i, "rejected" if i == 4 else "registered") for i in range(1, 5)]
-    registry.move_alias(
-        PIPELINE, CHAMPION, 1, expected_current=None, by="ci", actual_user="ci", reason="first"
-    )
+    with_champion(registry, 1, pipeline=PIPELINE)
     return made
 
 
 def _register(registry: Registry, i: int, status: str) -> int:
-    return registry.register_version(
-        PIPELINE,
-        family="random_forest",
-        model_bytes=f"model-{i}".encode(),
-        params={},
-        metrics={"valid": {"roc_auc": 0.8}},
-        train_start=datetime(2024, 1, 1),
-        train_end=datetime(2024, 4, 1),
-        data_fingerprint=f"fp-{i}",
-        code_version="test",
-        dataset_spec={},
+    return registered_version(
+        registry, PIPELINE, model_bytes=f"model-{i}".encode(), data_fingerprint=f"fp-{i}",
         status=status,
-        by="ci",
-        actual_user="ci",
-    ).version
+    ).version  # fmt: skip
 
 
 def _alias(registry: Registry, alias: str) -> int | None:
@@ -342,9 +330,7 @@ def pg_registry(postgres_database: str, tmp_path: Path) -> Iterator[Registry]:
     registry = Registry(platform_engine(postgres_database), tmp_path / "artifacts")
     for i in (1, 2, 3):
         _register(registry, i, "registered")
-    registry.move_alias(
-        PIPELINE, CHAMPION, 1, expected_current=None, by="ci", actual_user="ci", reason="first"
-    )
+    with_champion(registry, 1, pipeline=PIPELINE)
     yield registry
     registry.engine.dispose()
 

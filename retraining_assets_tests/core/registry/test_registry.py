@@ -20,7 +20,6 @@ from retraining_assets.core.registry import (
     ApprovalError,
     CorruptArtifactError,
     MissingArtifactError,
-    ModelVersion,
     Registry,
     RegistryError,
     UnknownVersionError,
@@ -30,28 +29,10 @@ from retraining_assets.core.registry import (
     identity,
 )
 from retraining_assets.settings import Settings
+from retraining_assets_tests.conftest import registered_version
 
 WORKERS = 8
 WHO = {"by": "alice", "actual_user": "os-alice"}
-
-
-def register(registry: Registry, pipeline: str = "demo", **overrides: Any) -> ModelVersion:
-    values: dict[str, Any] = dict(
-        family="random_forest",
-        model_bytes=b"model-bytes",
-        profile_bytes=b"profile-bytes",
-        params={"n_estimators": 100},
-        metrics={"roc_auc": 0.81},
-        train_start=datetime(2024, 1, 1),
-        train_end=datetime(2024, 4, 1),
-        data_fingerprint="fp-1",
-        code_version="0.1.0+gabc1234",
-        dataset_spec={"target": "defaulted", "features": ["age", "income"]},
-        run_id="run-1",
-        by="run-1",
-        actual_user="dagster",
-    )
-    return registry.register_version(pipeline, **{**values, **overrides})
 
 
 def run_in_threads(work: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:
@@ -93,13 +74,13 @@ def snapshot(registry: Registry) -> tuple[list[dict], list[dict], list[dict]]:
 
 
 def test_versions_are_numbered_per_pipeline_and_keep_every_field(registry: Registry) -> None:
-    first = register(
+    first = registered_version(
         registry,
         metrics={"roc_auc": np.float64(0.8), "brier": float("nan")},
         train_start=datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))),
     )
-    assert [register(registry).version for _ in range(2)] == [2, 3]
-    assert register(registry, pipeline="other").version == 1
+    assert [registered_version(registry).version for _ in range(2)] == [2, 3]
+    assert registered_version(registry, pipeline="other").version == 1
 
     assert [v.version for v in registry.list_versions("demo")] == [1, 2, 3]
     stored = registry.get_version("demo", 1)
@@ -123,7 +104,7 @@ def test_versions_are_numbered_per_pipeline_and_keep_every_field(registry: Regis
 
 def test_concurrent_registrations_get_distinct_consecutive_numbers(registry: Registry) -> None:
     results, errors = run_in_threads(
-        lambda i: register(registry, model_bytes=f"model {i}".encode(), run_id=f"run-{i}")
+        lambda i: registered_version(registry, model_bytes=f"model {i}".encode(), run_id=f"run-{i}")
     )
     assert errors == []
     assert sorted(v.version for v in results) == list(range(1, WORKERS + 1))
@@ -135,7 +116,7 @@ def test_concurrent_registrations_get_distinct_consecutive_numbers(registry: Reg
 
 
 def test_unknown_pipeline_or_version_is_refused_by_name(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     for call in (
         lambda: registry.get_version("demo", 99),
         lambda: registry.load_model_bytes("nope", 1),
@@ -152,11 +133,11 @@ def test_unknown_pipeline_or_version_is_refused_by_name(registry: Registry) -> N
 
 def test_names_that_could_escape_the_artifact_folder_are_refused(registry: Registry) -> None:
     with pytest.raises(ValueError, match="invalid pipeline name"):
-        register(registry, pipeline="../outside")
+        registered_version(registry, pipeline="../outside")
 
 
 def test_set_status_is_audited(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     updated = registry.set_status("demo", 1, "archived", **WHO, reason="superseded")
     assert updated.status == "archived"
     entry = registry.audit_log("demo")[-1]
@@ -173,15 +154,15 @@ def test_set_status_is_audited(registry: Registry) -> None:
 
 
 def test_artifacts_are_written_under_the_root_and_verified_on_load(registry: Registry) -> None:
-    version = register(registry)
+    version = registered_version(registry)
     folder = registry.artifact_root / "demo" / "v1"
     assert sorted(path.name for path in folder.iterdir()) == ["model.bin", "profile.bin"]
     assert version.artifact_uri == "demo/v1/model.bin"  # relative: a copied home reads its own
     assert registry.load_model_bytes("demo", 1) == b"model-bytes"
     assert registry.load_profile_bytes("demo", 1) == b"profile-bytes"
-    assert register(registry, profile_bytes=None).profile_uri is None
+    assert registered_version(registry, profile_bytes=None).profile_uri is None
     assert registry.load_profile_bytes("demo", 2) is None
-    register(registry, profile_bytes=b"")  # empty is a profile too, not "none"
+    registered_version(registry, profile_bytes=b"")  # empty is a profile too, not "none"
     assert registry.load_profile_bytes("demo", 3) == b""
 
 
@@ -191,7 +172,7 @@ def test_artifacts_are_written_under_the_root_and_verified_on_load(registry: Reg
 def test_a_corrupt_artifact_is_refused_naming_file_and_checksums(
     registry: Registry, file: str, load: str
 ) -> None:
-    version = register(registry)
+    version = registered_version(registry)
     path = registry.artifact_root / "demo" / "v1" / file
     data = bytearray(path.read_bytes())
     data[0] ^= 0x01
@@ -206,7 +187,7 @@ def test_a_corrupt_artifact_is_refused_naming_file_and_checksums(
 
 
 def test_a_missing_artifact_is_refused_naming_the_file(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     path = registry.artifact_root / "demo" / "v1" / "model.bin"
     path.unlink()
     with pytest.raises(MissingArtifactError, match="missing") as caught:
@@ -219,7 +200,7 @@ def test_a_missing_artifact_is_refused_naming_the_file(registry: Registry) -> No
 def test_a_failed_registration_leaves_no_files_and_no_rows(
     registry: Registry, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
-    register(registry)
+    registered_version(registry)
     before = snapshot(registry)
     if failure == "constraint violation":
         broken: dict[str, Any] = {"data_fingerprint": None}  # NOT NULL
@@ -233,11 +214,11 @@ def test_a_failed_registration_leaves_no_files_and_no_rows(
 
         monkeypatch.setattr(registry, "audit", fail)
     with pytest.raises(expected_error):
-        register(registry, **broken)
+        registered_version(registry, **broken)
     assert not (registry.artifact_root / "demo" / "v2").exists()
     monkeypatch.undo()
     assert snapshot(registry) == before
-    assert register(registry).version == 2  # the number was not burnt
+    assert registered_version(registry).version == 2  # the number was not burnt
 
 
 # --- aliases -------------------------------------------------------------------------------
@@ -245,7 +226,7 @@ def test_a_failed_registration_leaves_no_files_and_no_rows(
 
 def test_alias_moves_keep_a_full_history_oldest_first(registry: Registry) -> None:
     for _ in range(3):
-        register(registry)
+        registered_version(registry)
     move = registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="first")
     registry.move_alias("demo", "champion", 2, expected_current=1, **WHO, reason="better")
     registry.move_alias(
@@ -277,7 +258,7 @@ def test_alias_moves_keep_a_full_history_oldest_first(registry: Registry) -> Non
 
 
 def test_clearing_an_alias_is_recorded_and_compare_and_set(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     registry.move_alias("demo", "challenger", 1, expected_current=None, **WHO, reason="")
     with pytest.raises(AliasConflictError):
         registry.clear_alias("demo", "challenger", expected_current=7, **WHO, reason="")
@@ -296,7 +277,7 @@ def test_a_stale_expected_version_is_refused_and_nothing_is_written(
     registry: Registry, current: int | None, stale: int | None
 ) -> None:
     for _ in range(3):
-        register(registry)
+        registered_version(registry)
     if current is not None:
         registry.move_alias("demo", "champion", current, expected_current=None, **WHO, reason="")
     before = snapshot(registry)
@@ -313,7 +294,7 @@ def test_racing_moves_from_the_same_version_have_exactly_one_winner(
     registry: Registry, start: int | None
 ) -> None:
     for _ in range(WORKERS + 1):
-        register(registry)
+        registered_version(registry)
     if start is not None:
         registry.move_alias("demo", "champion", start, expected_current=None, **WHO, reason="")
     history_before = len(registry.alias_history("demo"))
@@ -346,7 +327,7 @@ def test_racing_moves_from_the_same_version_have_exactly_one_winner(
 
 
 def test_a_rejected_version_cannot_get_an_alias(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     registry.set_status("demo", 1, "rejected", **WHO)
     with pytest.raises(RegistryError, match="rejected"):
         registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="")
@@ -354,7 +335,7 @@ def test_a_rejected_version_cannot_get_an_alias(registry: Registry) -> None:
 
 
 def test_a_failure_later_in_the_callers_transaction_undoes_the_move(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     before = snapshot(registry)
     with pytest.raises(RuntimeError, match="notification failed"), registry.transaction() as tx:
         registry.move_alias(
@@ -387,13 +368,13 @@ def test_the_audit_log_is_append_only_and_complete(registry: Registry) -> None:
     check("trigger")
     registry.audit("demo", "retraining_started", **WHO, details={"run_id": "r1"})
     check("retraining_started")
-    register(registry)
+    registered_version(registry)
     check("candidate_registered")
     registry.audit("demo", "decision", version=1, **WHO, details={"decision": "PROMOTE"})
     check("decision")
     registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="gain 7%")
     check("promote")
-    register(registry)
+    registered_version(registry)
     registry.request_approval("demo", 2, decision={"gain": 0.02}, by="policy")
     check("candidate_registered", "approval_requested")
     registry.resolve_approval("demo", 2, approved=False, **WHO, reason="too small")
@@ -418,8 +399,8 @@ def test_the_audit_log_is_append_only_and_complete(registry: Registry) -> None:
 
 
 def test_an_approval_is_requested_listed_and_resolved_once(registry: Registry) -> None:
-    register(registry)
-    register(registry)
+    registered_version(registry)
+    registered_version(registry)
     registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="")
     pending = registry.request_approval("demo", 2, decision={"gain": 0.03}, by="policy")
     assert pending.status == "pending" and pending.decision == {"gain": 0.03}
@@ -449,7 +430,7 @@ def test_an_approval_is_requested_listed_and_resolved_once(registry: Registry) -
 
 def test_approving_against_a_moved_champion_changes_nothing(registry: Registry) -> None:
     for _ in range(3):
-        register(registry)
+        registered_version(registry)
     registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="")
     registry.request_approval("demo", 3, decision={"gain": 0.02}, by="policy")
     registry.move_alias("demo", "champion", 2, expected_current=1, **WHO, reason="other run")
@@ -462,7 +443,7 @@ def test_approving_against_a_moved_champion_changes_nothing(registry: Registry) 
 
 def test_a_newer_request_supersedes_the_pending_ones(registry: Registry) -> None:
     for _ in range(3):
-        register(registry)
+        registered_version(registry)
     registry.move_alias("demo", "champion", 1, expected_current=None, **WHO, reason="")
     registry.request_approval("demo", 2, decision={"gain": 0.02}, by="policy")
     registry.request_approval("demo", 3, decision={"gain": 0.03}, by="policy")
@@ -479,7 +460,7 @@ def test_a_newer_request_supersedes_the_pending_ones(registry: Registry) -> None
 
 
 def test_a_rejected_approval_rejects_the_version(registry: Registry) -> None:
-    register(registry)
+    registered_version(registry)
     registry.request_approval("demo", 1, decision={}, by="policy")
     resolved = registry.resolve_approval("demo", 1, approved=False, **WHO, reason="no")
     assert resolved.status == "rejected" and resolved.resolution_reason == "no"
@@ -518,6 +499,6 @@ def test_code_version_starts_with_the_package_version() -> None:
 def test_the_registry_from_settings_uses_the_platform_database(settings: Settings) -> None:
     registry = Registry.from_settings(settings)
     assert registry.artifact_root == settings.artifact_path
-    register(registry)
+    registered_version(registry)
     assert registry.load_model_bytes("demo", 1) == b"model-bytes"
     assert (settings.artifact_path / "demo" / "v1" / "model.bin").is_file()

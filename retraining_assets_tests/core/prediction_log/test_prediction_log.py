@@ -277,7 +277,7 @@ def test_rows_on_disk_survive_a_sigkill_and_are_replayed_at_the_next_start(
         [sys.executable, "-c", CHILD, url, str(spool), "300"],
         stdout=subprocess.PIPE,
         text=True,
-        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[2])},
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[3])},
     )
     assert child.stdout is not None
     for number, line in enumerate(child.stdout):  # each line: one row acknowledged durable

@@ -1,5 +1,8 @@
 """The drift engine against the demo stream's documented ground truth."""
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import pandas as pd
 import pytest
 
@@ -12,13 +15,18 @@ REFERENCE = range(3)  # the default reference: the first three months
 
 
 @pytest.fixture(scope="module")
-def drifted() -> dict[int, set[str]]:
+def drifted() -> Mapping[int, frozenset[str]]:
+    """The drifted features of every month after the reference (read-only)."""
     reference = pd.concat([STREAM.generate(offset) for offset in REFERENCE], ignore_index=True)
     profile = fit_drift_profile(reference, SPEC)
-    return {
-        offset: set(profile.compare(STREAM.generate(offset), DriftThresholds()).drifted_features)
-        for offset in range(len(REFERENCE), STREAM.months)
-    }
+    return MappingProxyType(
+        {
+            offset: frozenset(
+                profile.compare(STREAM.generate(offset), DriftThresholds()).drifted_features
+            )
+            for offset in range(len(REFERENCE), STREAM.months)
+        }
+    )
 
 
 def test_no_feature_is_flagged_in_the_stable_stretch(drifted) -> None:

@@ -25,10 +25,10 @@ from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, ArtifactError, Registry
 from retraining_assets.core.schema import model_versions, notification_outbox
 from retraining_assets.settings import Settings, load_settings
-from retraining_assets_tests.conftest import SMALL_STREAM
+from retraining_assets_tests.conftest import SMALL_STREAM, registered_version, with_champion
 
 WHO = {"by": "setup", "actual_user": "setup"}
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RETRAIN = str(Path(sys.executable).parent / "retrain")  # the installed console script
 
 
@@ -40,19 +40,10 @@ def _profile() -> bytes:
 def _register(registry: Registry, n: int = 3) -> None:
     profile = _profile()
     for index in range(n):
-        registry.register_version(
-            "demo", family="random_forest", model_bytes=f"model {index}".encode(),
-            profile_bytes=profile, params={}, metrics={"valid": {"accuracy": 0.8}},
-            train_start=None, train_end=None, data_fingerprint=f"fp{index}",
-            code_version="test", dataset_spec={}, **WHO,
+        registered_version(
+            registry, model_bytes=f"model {index}".encode(), profile_bytes=profile,
+            metrics={"valid": {"accuracy": 0.8}}, data_fingerprint=f"fp{index}", **WHO,
         )  # fmt: skip
-
-
-def _promote(registry: Registry, *versions: int) -> None:
-    current = None
-    for version in versions:
-        registry.move_alias("demo", CHAMPION, version, expected_current=current, reason="t", **WHO)
-        current = version
 
 
 @pytest.fixture
@@ -60,7 +51,7 @@ def deployed(settings: Settings) -> Registry:
     """Three versions of the demo pipeline; v1 then v2 champion (v2 the bad one)."""
     registry = Registry.from_settings(settings)
     _register(registry)
-    _promote(registry, 1, 2)
+    with_champion(registry, 1, 2)
     return registry
 
 
@@ -274,7 +265,7 @@ def test_two_operators_rolling_back_at_once_restore_the_good_model_exactly_once(
     settings = load_settings(home=tmp_path / "home", **overrides)
     registry = Registry.from_settings(settings)
     _register(registry)
-    _promote(registry, 1, 2)
+    with_champion(registry, 1, 2)
     env = {**os.environ, "RETRAIN_HOME": str(settings.home), "PYTHONPATH": str(ROOT)}
     env["DAGSTER_HOME"] = str(settings.dagster_home)
     if backend == "postgres":

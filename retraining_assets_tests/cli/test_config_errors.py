@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retraining_assets_tests.cli_run import (
+from retraining_assets_tests.cli.cli_run import (
     DAGSTER,
     assert_one_line_error,
     retrain_environment,

@@ -1,9 +1,8 @@
 """Real peers for the notification tests: an SMTP server (aiosmtpd) with optional STARTTLS,
 implicit TLS and login, and an HTTP server that records webhook posts. No mocks.
 
-Fixtures are registered under their ``name=``; a test module imports the ``*_fixture``
-functions (``from retraining_assets_tests.conftest_notify import smtp_server_fixture``) so the
-fixture parameter does not shadow the import.
+The fixtures that start them (``certificate``, ``smtp_server``, ``webhook_server``) live in the
+root ``conftest.py``: the notify, CLI and Dagster tests all use them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -22,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Literal
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
@@ -214,22 +212,3 @@ class WebhookPeer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(name="certificate")
-def certificate_fixture(tmp_path: Path) -> Certificate:
-    return make_certificate(tmp_path)
-
-
-@pytest.fixture(name="smtp_server")
-def smtp_server_fixture() -> Iterator[SmtpPeer]:
-    """A plain SMTP server (no TLS, no login) on a free loopback port."""
-    peer = SmtpPeer().start()
-    yield peer
-    peer.stop()
-
-
-@pytest.fixture(name="webhook_server")
-def webhook_server_fixture() -> Iterator[WebhookPeer]:
-    with WebhookPeer() as peer:
-        yield peer

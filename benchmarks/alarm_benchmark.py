@@ -1,0 +1,161 @@
+"""Alarm benchmark: which dataset verdict (``RETRAIN_DRIFT_VERDICT``) raises alarms that mean
+the model is getting worse?
+
+For each verdict mode, in one run:
+
+- elec2, bike sharing and weather backtested with ``--period month`` (today's protocol
+  otherwise: 3-month window, xgboost): the ``static`` policy's ``alarm_quality`` (precision,
+  recall, F1: its labels do not depend on the verdict's own retraining), ``auto``'s alarm rate
+  on weather (target <= 25%), and the monthly targets (auto >= 97% of always's metric with
+  <= 60% of its promotions on elec2 and bike sharing; on weather <= half of always's);
+- the demo stream (``DemoStream.export``), backtested by day with a 7-day drift window, static
+  policy only (its reference never moves, so the alarm is the first model's view): days from
+  each covariate event's onset to the first alarm (target <= 7) and alarms in the stable
+  stretch (target 0).
+
+A table with the ratios against ``univariate`` closes the run.
+
+    OMP_NUM_THREADS=1 python benchmarks/alarm_benchmark.py [--modes univariate weighted ...]
+        [--only elec2 bike_sharing weather demo] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pandas as pd
+
+from retraining_assets.core.backtest import BacktestResult, backtest_file
+from retraining_assets.core.demo import TARGET, TIME_COLUMN, DemoStream
+from retraining_assets.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("univariate", "weighted", "calibrated", "calibrated+weighted", "multivariate",
+         "multivariate+weighted")  # fmt: skip
+DATASETS = {
+    "elec2": ("elec2/elec2.csv.gz", "class", ()),
+    "bike_sharing": ("bike_sharing/bike_hourly.csv.gz", "high_demand", ("cnt",)),
+    "weather": ("weather_noaa/weather_monthly.csv.gz", "rain", ()),
+}
+DEMO_OPTIONS = {"period": "day", "window_days": 90, "drift_window": 7, "policies": ("static",)}
+MAX_WEATHER_ALARM_RATE = 0.25
+MAX_ALARM_DAYS = 7
+
+
+def monthly(mode_settings: Settings, folder: Path, name: str) -> dict[str, Any]:
+    path, target, drop = DATASETS[name]
+    started = time.perf_counter()
+    result = backtest_file(folder / path, "ts", target, drop=drop, settings=mode_settings)
+    auto, always = result.policies["auto"], result.policies["always"]
+    share = auto.mean_metric / always.mean_metric
+    if not result.higher_is_better:
+        share = always.mean_metric / auto.mean_metric
+    promotions = auto.promotions / always.promotions
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "static": result.policies["static"].alarm_quality,
+        "auto": auto.alarm_quality,
+        "auto_vs_always_metric": share,
+        "auto_vs_always_promotions": promotions,
+        "monthly_targets_met": share >= 0.97 and promotions <= (0.5 if name == "weather" else 0.60),
+        "mean_metric": {n: p.mean_metric for n, p in result.policies.items()},
+        "promotions": {n: p.promotions for n, p in result.policies.items()},
+    }
+
+
+def demo(mode_settings: Settings, csv: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    result: BacktestResult = backtest_file(
+        csv, TIME_COLUMN, TARGET, drop=("customer_id",), settings=mode_settings, **DEMO_OPTIONS
+    )  # type: ignore[arg-type]
+    changes = [pd.Timestamp(e["onset"]) for e in events if e["kind"] != "stable"]
+    rows = result.policies["static"].rows
+    alarmed = [pd.Timestamp(r.period) for r in rows if r.alarm]
+    out: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 1), "events": {}}
+    for event in events:
+        onset = pd.Timestamp(event["onset"])
+        if event["kind"] == "stable":
+            end = min(changes)  # the stable stretch lasts until the first change
+            out["stable_alarms"] = sum(onset <= day < end for day in alarmed)
+            out["stable_days"] = sum(onset <= pd.Timestamp(r.period) < end for r in rows)
+        elif "covariate" in event["kind"]:
+            after = [day for day in alarmed if day + pd.Timedelta(days=1) > onset]
+            days = (
+                (after[0] + pd.Timedelta(days=1) - onset) / pd.Timedelta(days=1) if after else None
+            )
+            out["events"][event["name"]] = days
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets-dir", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--modes", nargs="+", default=list(MODES))
+    parser.add_argument("--only", nargs="+", default=[*DATASETS, "demo"])
+    parser.add_argument("--rows", type=int, default=5000, help="demo records per month")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, load {os.getloadavg()}")  # fmt: skip
+    base = load_settings()
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        csv, events = None, []
+        if "demo" in args.only:
+            csv, events_path = DemoStream(rows_per_month=args.rows).export(
+                Path(folder) / "demo.csv"
+            )
+            events = json.loads(Path(events_path).read_text())
+        for mode in args.modes:
+            settings = base.model_copy(update={"drift_verdict": mode})
+            entry: dict[str, Any] = {}
+            for name in (n for n in DATASETS if n in args.only):
+                entry[name] = monthly(settings, args.datasets_dir, name)
+                q = entry[name]["static"]
+                print(f"{mode:<22} {name:<13} static F1 {q['f1']:.3f} (P {q['precision']:.3f} "
+                      f"R {q['recall']:.3f} rate {q['alarm_rate']:.2f}); auto alarm rate "
+                      f"{entry[name]['auto']['alarm_rate']:.2f}; auto/always metric "
+                      f"{entry[name]['auto_vs_always_metric']:.3f}, promotions "
+                      f"{entry[name]['auto_vs_always_promotions']:.2f}; "
+                      f"{entry[name]['seconds']} s", flush=True)  # fmt: skip
+            if csv is not None:
+                entry["demo"] = demo(settings, csv, events)
+                print(f"{mode:<22} demo          {entry['demo']}", flush=True)
+            results[mode] = entry
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2, default=str))
+    table(results)
+
+
+def table(results: dict[str, dict[str, Any]]) -> None:
+    names = [n for n in DATASETS if n in next(iter(results.values()))]
+    reference = results.get("univariate")
+
+    def mean_f1(entry: dict[str, Any]) -> float | None:
+        return sum(entry[n]["static"]["f1"] for n in names) / len(names) if names else None
+
+    print(f"\n{'mode':<22} {'mean static F1':>14} {'vs univariate':>13} {'weather auto rate':>17} "
+          f"{'monthly targets':>15} {'demo days':>18} {'stable alarms':>13}")  # fmt: skip
+    for mode, entry in results.items():
+        f1 = mean_f1(entry)
+        diff = f"{f1 - mean_f1(reference):+.3f}" if reference and f1 is not None else "–"
+        rate = entry.get("weather", {}).get("auto", {}).get("alarm_rate")
+        met = all(entry[n]["monthly_targets_met"] for n in names)
+        demo_entry = entry.get("demo", {})
+        days = ",".join(str(v) for v in demo_entry.get("events", {}).values())
+        print(f"{mode:<22} {f1 if f1 is None else round(f1, 3)!s:>14} {diff:>13} "
+              f"{'–' if rate is None else f'{rate:.2f}':>17} {met!s:>15} {days:>18} "
+              f"{demo_entry.get('stable_alarms', '–')!s:>13}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Permutation importance of a trained model on its holdout: how much the primary metric
+worsens when one feature's values are shuffled. It weights the dataset verdict (a drift in a
+feature the model ignores is no reason to page anyone) and is stored with the version.
+
+Batched: one ``scores`` call per feature, over ``repeats`` permuted copies of the holdout
+stacked together; seeded. Same definition as ``sklearn.inspection.permutation_importance``
+(baseline score minus permuted score, averaged over the repeats; lower-is-better metrics
+reversed so that a useful feature is positive).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retraining_assets.core.dataset import DatasetSpec
+from retraining_assets.core.evaluation import compute_metric, get_metric, primary_metric_for, truth
+from retraining_assets.core.registry import Registry
+from retraining_assets.core.trained_model import TrainedModel
+
+DEFAULT_REPEATS = 5
+MAX_ROWS = 5_000  # a seeded sample of a larger holdout: the ranking is what matters
+MIN_ROWS = 30
+
+
+def permutation_importance(
+    model: TrainedModel,
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    metric: str,
+    *,
+    repeats: int = DEFAULT_REPEATS,
+    seed: int = 0,
+    max_rows: int = MAX_ROWS,
+) -> dict[str, float]:
+    """Feature -> mean drop of ``metric`` when the feature is permuted (see the module
+    docstring). Raises ``ValueError`` naming the problem with fewer than ``MIN_ROWS`` rows or
+    an undefined metric."""
+    rng = np.random.default_rng(seed)
+    if len(frame) > max_rows:
+        frame = frame.iloc[np.sort(rng.choice(len(frame), max_rows, replace=False))]
+    frame = frame.reset_index(drop=True)
+    if len(frame) < MIN_ROWS:
+        raise ValueError(f"permutation importance needs {MIN_ROWS} rows, got {len(frame)}")
+    sign = 1.0 if get_metric(metric).higher_is_better else -1.0
+    y = truth(frame, spec, model)
+    base = compute_metric(metric, y, model.scores(frame))
+    if base is None or not np.isfinite(base):
+        raise ValueError(f"{metric} is undefined on the {len(frame)} rows (e.g. a single class)")
+    n = len(frame)
+    stacked = pd.concat([frame] * repeats, ignore_index=True)
+    out: dict[str, float] = {}
+    for feature in spec.features:
+        column = frame[feature].to_numpy()
+        permuted = stacked.copy(deep=False)
+        permuted[feature] = np.concatenate([column[rng.permutation(n)] for _ in range(repeats)])
+        scores = model.scores(permuted)
+        drops = [
+            base - (compute_metric(metric, y, scores[r * n : (r + 1) * n]) or base)
+            for r in range(repeats)
+        ]
+        out[str(feature)] = float(sign * np.mean(drops))
+    return out
+
+
+def holdout_importance(
+    model: TrainedModel, holdout: pd.DataFrame, spec: DatasetSpec, metric: str | None
+) -> dict[str, Any]:
+    """``{"permutation_importance": {...}}``, or ``{"permutation_importance_skipped": why}``."""
+    try:
+        name = primary_metric_for(model.task, metric)
+        return {"permutation_importance": permutation_importance(model, holdout, spec, name)}
+    except ValueError as error:  # too few holdout rows, a single class
+        return {"permutation_importance_skipped": str(error)}
+
+
+def stored_importance(registry: Registry, pipeline: str, version: int) -> tuple[dict | None, str]:
+    """The version's stored permutation importance, or None and why there is none."""
+    metrics = registry.get_version(pipeline, version).metrics or {}
+    importance = metrics.get("permutation_importance")
+    if importance:
+        return importance, ""
+    return None, metrics.get("permutation_importance_skipped") or (
+        f"v{version} was registered without a permutation importance"
+    )

@@ -1,0 +1,49 @@
+"""Every backtest row carries the drift verdict of its period; the verdict follows the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from retraining_assets.core.backtest import BacktestResult, run_backtest
+from retraining_assets.core.backtest.alarms import alarm_quality
+from retraining_assets.core.demo import ABRUPT, SPEC, STABLE
+from retraining_assets.settings import load_settings
+from retraining_assets_tests.core.backtest.test_backtest import STREAM, months
+
+
+def backtest(verdict: str) -> BacktestResult:
+    settings = load_settings().model_copy(update={"drift_verdict": verdict})
+    frame = months(*range(STABLE.last_offset - 2, ABRUPT.first_offset + 3))
+    return run_backtest(frame, SPEC, settings=settings, families=("xgboost",))
+
+
+@pytest.fixture(scope="module")
+def univariate() -> BacktestResult:
+    return backtest("univariate")
+
+
+def test_rows_have_alarm_score_and_baseline(univariate: BacktestResult) -> None:
+    assert univariate.settings["drift_verdict"] == "univariate"
+    for policy in univariate.policies.values():
+        for row in policy.rows:
+            assert isinstance(row.alarm, bool) and row.drift_score is not None
+            assert row.baseline_metric is not None
+        assert policy.to_dict()["alarm_quality"] == alarm_quality(policy.rows, True)
+    static = univariate.policies["static"].rows
+    # static's reference never changes: one baseline, the first model's
+    assert len({row.baseline_metric for row in static}) == 1
+    # the abrupt covariate shift raises static's alarm from its onset month on
+    abrupt = STREAM.partition_key(ABRUPT.first_offset + 1)
+    assert all(row.alarm for row in static if row.period >= abrupt)
+    # auto acts on the same alarm its rows report
+    auto = univariate.policies["auto"].rows
+    assert all(row.alarm for row in auto if any(r.startswith("drift") for r in row.reasons))
+
+
+def test_the_backtest_honours_the_verdict_setting(univariate: BacktestResult) -> None:
+    weighted = backtest("weighted")
+    assert weighted.settings["drift_verdict"] == "weighted"
+    plain = [r.drift_score for r in univariate.policies["static"].rows]
+    scores = [r.drift_score for r in weighted.policies["static"].rows]
+    assert scores != plain  # the weighted share, not the plain one
+    assert all(0.0 <= s <= 1.0 for s in scores)
