@@ -26,7 +26,7 @@ from pydantic_settings import (
 from retraining_assets.core.drift.dataset_verdict import parse_mode
 from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
 from retraining_assets.core.labels import LabelDelay, parse_label_delay
-from retraining_assets.core.locations import Location, location
+from retraining_assets.core.locations import Location, location, object_store_url
 from retraining_assets.core.strategies import Strategy, share_problem
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
@@ -343,7 +343,7 @@ class Settings(BaseSettings):
             url = urlsplit(value)
             if url.scheme == "file" and url.netloc in ("", "localhost"):
                 return Path(unquote(url.path))
-            return _object_store_url(value, url.scheme)
+            return object_store_url(value, url.scheme)
         return Path(value) if isinstance(value, str) else value
 
     @field_validator("home", "artifact_root")
@@ -566,21 +566,6 @@ class Settings(BaseSettings):
     @cached_property
     def user_pipeline_configured(self) -> bool:
         return bool(self.source_url or self.source_path)
-
-
-def _object_store_url(value: str, scheme: str) -> str:
-    """``value`` when an installed fsspec filesystem serves ``scheme``; else a message saying
-    which package (or extra) provides it."""
-    import fsspec
-
-    try:
-        fsspec.get_filesystem_class(scheme)
-    except ValueError:
-        raise ValueError(f"{value}: no fsspec filesystem serves {scheme}://") from None
-    except ImportError as error:
-        extra = " (pip install 'retraining_assets[s3]')" if scheme in ("s3", "s3a") else ""
-        raise ValueError(f"{value}: {scheme}:// needs a package: {error}{extra}") from None
-    return value.rstrip("/")
 
 
 def unwritable_folder(folder: Path) -> str | None:

@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import fsspec
 from upath import UPath
 
 from retraining_assets.core.files import write_atomically
 
-__all__ = ["Location", "is_local", "location", "write_file"]
+__all__ = ["Location", "is_local", "location", "object_store_url", "write_file"]
 
 Location = Path | UPath
 
@@ -42,3 +43,16 @@ def write_file(path: Location, data: bytes) -> None:
         write_atomically(path, data)
     else:
         path.write_bytes(data)
+
+
+def object_store_url(value: str, scheme: str) -> str:
+    """``value`` when an installed fsspec filesystem serves ``scheme``; else a message saying
+    which package (or extra) provides it."""
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ValueError:
+        raise ValueError(f"{value}: no fsspec filesystem serves {scheme}://") from None
+    except ImportError as error:
+        extra = " (pip install 'retraining_assets[s3]')" if scheme in ("s3", "s3a") else ""
+        raise ValueError(f"{value}: {scheme}:// needs a package: {error}{extra}") from None
+    return value.rstrip("/")
