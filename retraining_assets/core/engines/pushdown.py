@@ -159,6 +159,8 @@ class _Merge:
     w_sum: float | None
     low: float | None  # the current finite values at the plot quantiles
     high: float | None
+    below_edges: list[int] | None = None  # counted while streaming (else by the scans)
+    plot: tuple[list[int], int] | None = None
 
 
 def _merge_query(
@@ -180,9 +182,11 @@ def _merge_query(
         for k in ranks
     ]
     if hasattr(runner, "batches"):  # an engine that streams a sorted column (DuckDB)
+        low, high = _current_quantiles(runner, relation, v, ranks, scan)
+        edges = _plot_edges(ref[ref_neg : n1 - ref_pos], low, high)
         sql = f"SELECT {v} AS v FROM {relation.sql} WHERE {d.not_null(v)} ORDER BY v"
-        i, j, w, (low, high) = streamed_merge(runner, sql, prof, n2, n2f, ranks)  # type: ignore[arg-type]
-        return _Merge(i, j, w, low, high)
+        s = streamed_merge(runner, sql, prof, n2, scan.neg, n2f, edges)  # type: ignore[arg-type]
+        return _Merge(s.i, s.j, s.w_sum, low, high, s.below_edges, (s.plot_below, s.plot_at_most))
     table = runner.upload(ref)
     union = f"""
         WITH u AS (
@@ -207,6 +211,27 @@ def _merge_query(
     (row,) = runner.rows(sql)
     i, j, w, low, high = row
     return _Merge(int(i), int(j), None if w is None else float(w), _opt(low), _opt(high))
+
+
+def _current_quantiles(
+    runner: Runner, relation: Relation, v: str, ranks: list[int], scan: _Scan
+) -> tuple[float | None, float | None]:
+    """The finite current values at the plot quantiles' ``ranks``, before the column is
+    streamed (the plot edges must be known to count on the batches): two top-N queries
+    whose heaps hold only the 0.5% of values beyond each rank. No WHERE clause: with one,
+    DuckDB 2.0 reads the whole column (0.2 s, not 0.04 s); the infinities are skipped by
+    their counts, NaN ordered with the NULLs last."""
+    n2f = scan.non_null - scan.neg - scan.pos
+    if not n2f:
+        return None, None
+    d = runner.dialect
+    column = f"(SELECT CASE WHEN {d.not_null(v)} THEN {v} END AS v FROM {relation.sql}) AS c"
+    values = []
+    for order, offset in (("", scan.neg + ranks[0]), (" DESC", scan.pos + n2f - 1 - ranks[1])):
+        sql = f"SELECT v FROM {column} ORDER BY v{order} NULLS LAST LIMIT 1 OFFSET {offset}"
+        ((value,),) = runner.rows(sql)
+        values.append(_opt(value))
+    return values[0], values[1]
 
 
 def _opt(value: Any) -> float | None:
@@ -331,7 +356,9 @@ def _column_results(
     labels: dict[str, str],
 ) -> tuple[int, dict[str, ColumnResult]]:
     numeric = {n: p for n, p in columns.items() if isinstance(p, NumericProfile)}
-    n_rows, scans = _first_scan(runner, relation, {n: p.edges for n, p in numeric.items()})
+    streams = hasattr(runner, "batches")  # the histograms are counted on the sorted batches
+    edges = {n: np.empty(0) if streams else p.edges for n, p in numeric.items()}
+    n_rows, scans = _first_scan(runner, relation, edges)
     if n_rows == 0:
         raise DriftInputError(
             f"the current frame is empty (0 rows): nothing to compare ({relation.description})"
@@ -364,13 +391,18 @@ def _column_results(
             results[name] = (_compare_numeric(prof, pd.Series(values), label), nulls, None)
         else:
             merge = _merge_query(runner, relation, name, prof, scan)
+            if merge.below_edges is not None:
+                scan.below_edges = merge.below_edges
             entry, cur_bins = _numeric_entry(prof, scan, merge)
             ref = prof.sorted_values
             ref_neg, ref_pos = _inf_counts(ref)
             edges = _plot_edges(ref[ref_neg : ref.size - ref_pos], merge.low, merge.high)
             pending[name] = _Pending(prof, scan, merge, entry, cur_bins, edges)
             results[name] = (entry, nulls, None)
-    plots = _plot_scan(runner, relation, {n: p.edges for n, p in pending.items()})
+    plots = _plot_scan(
+        runner, relation, {n: p.edges for n, p in pending.items() if p.merge.plot is None}
+    )
+    plots.update({n: p.merge.plot for n, p in pending.items() if p.merge.plot is not None})
     for name, item in pending.items():
         ref = item.prof.sorted_values
         ref_neg, ref_pos = _inf_counts(ref)

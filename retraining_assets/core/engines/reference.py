@@ -103,7 +103,8 @@ def _fit_large_numeric(
 def _numeric_series(runner: DuckDBRunner, relation: Relation, name: str, n_null: int) -> pd.Series:
     d = runner.dialect
     v = d.as_double(d.quote(name))
-    values = runner.values(f"SELECT {v} FROM {relation.sql} WHERE {d.not_null(v)} ORDER BY 1")
+    # unsorted: the in-memory fit sorts the values itself (a second sort in DuckDB cost 2 s at 2M)
+    values = runner.values(f"SELECT {v} FROM {relation.sql} WHERE {d.not_null(v)}")
     return pd.Series(np.concatenate([values, np.full(n_null, np.nan)]))
 
 

@@ -1,20 +1,20 @@
-"""The KS maximiser, Wasserstein integral and plot quantiles from a current column the engine
-sorts out of core and streams in batches (DuckDB): the faster alternative to the window
-query over the union, with the same results.
+"""The KS maximiser, Wasserstein integral and histogram counts from a current column the
+engine sorts out of core and streams in batches (DuckDB): the faster alternative to the
+window query over the union, with the same results.
 
-KS: the maximum of |F_ref - F_cur| over the union's tie-group ends is attained at a
-reference value's group end ``(#ref <= r, #cur <= r)`` or just before it ``(#ref < r,
-#cur < r)`` (between two reference values F_ref is constant and F_cur monotone, so
-|i*n2 - j*n1| is largest at an end, strictly so), or at ``(n1, n2)``. Only the current
-column's counts at the reference's distinct values are needed; the maximiser is then chosen
-as the merge kernel chooses it (largest |i*n2 - j*n1|, then the largest float gap), so D is
-identical. Wasserstein: each batch is merged with the reference values up to its last value
-and the integral of |i*n2f - j*n1f| accumulated, carrying the state across batches.
+The in-memory merge kernel (``core.drift.kernels``) walks the union of the two sorted samples
+once; here the same walk is resumed batch by batch (its state carried between batches, the
+reference consumed up to each batch's values), so the maximiser ``(i, j)`` is the one the
+memory engine picks and D is identical. The Wasserstein sum is accumulated in the same walk
+over the finite values only (what the memory engine's second, finite-only merge adds). The
+PSI and plot histograms are counted on the sorted batches with ``np.searchsorted`` (the same
+``<`` / ``<=`` conventions as the memory engine), so no per-edge aggregate scan is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -30,41 +30,84 @@ class StreamingRunner(Protocol):
     def batches(self, sql: str) -> Iterator[pa.RecordBatch]: ...
 
 
-class _Integral:
-    """Wasserstein-1 (times n1f*n2f) of the finite values, merged batch by batch."""
+def _walk(
+    a: np.ndarray, b: np.ndarray, n2: int, ref_neg: int, cur_neg: int, n1f: int, n2f: int,
+    ints: np.ndarray, floats: np.ndarray, final: bool,
+) -> None:  # fmt: skip  # pragma: no cover (numba source; the fallback runs it as Python)
+    """One step of the merge walk: consume ``b`` (the next sorted current batch) and the
+    reference values ``<=`` each of its values; with ``final`` the rest of the reference.
+    ``ints`` = (i, j, i*n2 - j*n1, best, bi, bj, started), ``floats`` = (best_f, w, x_prev),
+    updated in place. Each step is ``kernels._record`` (a D candidate once a tie group is
+    complete; exact ties of |i*n2 - j*n1| keep the float maximum) plus the finite-only
+    Wasserstein term."""
+    n1 = a.size
+    i, j, diff, best, bi, bj, started = (
+        ints[0],
+        ints[1],
+        ints[2],
+        ints[3],
+        ints[4],
+        ints[5],
+        ints[6],
+    )
+    best_f, w, x_prev = floats[0], floats[1], floats[2]
+    if started == 0:
+        x_prev = min(a[0], b[0]) if b.size else a[0]
+        started = 1
+    k, nb = 0, b.size
+    while k < nb or (final and i < n1):
+        take_a = i < n1 and (k >= nb or a[i] <= b[k])
+        x = a[i] if take_a else b[k]
+        ad = abs(diff)
+        if ad >= best and x != x_prev:
+            f = abs(i / n1 - j / n2)
+            if ad > best or f > best_f:
+                best, best_f, bi, bj = ad, f, i, j
+        if x_prev > -np.inf and x < np.inf:  # both finite: the finite-only merge's term
+            w += abs((i - ref_neg) * n2f - (j - cur_neg) * n1f) * (x - x_prev)
+        if take_a:
+            i += 1
+            diff += n2
+        else:
+            j += 1
+            k += 1
+            diff -= n1
+        x_prev = x
+    ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6] = (
+        i,
+        j,
+        diff,
+        best,
+        bi,
+        bj,
+        started,
+    )
+    floats[0], floats[1], floats[2] = best_f, w, x_prev
 
-    def __init__(self, ref_finite: np.ndarray, n2f: int) -> None:
-        self.ref, self.n1f, self.n2f = ref_finite, ref_finite.size, n2f
-        self.position = 0  # reference values consumed
-        self.i = self.j = 0
-        self.last: float | None = None
-        self.total = 0.0
 
-    def add(self, current: np.ndarray) -> None:
-        end = int(np.searchsorted(self.ref, current[-1], side="right")) if current.size else None
-        self._merge(self.ref[self.position : end], current)
-        if end is not None:
-            self.position = end
+_KERNEL: Callable[..., None] | None = None
 
-    def finish(self) -> float:
-        self._merge(self.ref[self.position :], np.empty(0))
-        return self.total
 
-    def _merge(self, ref: np.ndarray, current: np.ndarray) -> None:
-        if ref.size + current.size == 0:
-            return
-        values = np.concatenate([ref, current])
-        is_current = np.concatenate([np.zeros(ref.size, bool), np.ones(current.size, bool)])
-        order = np.argsort(values, kind="stable")
-        values, is_current = values[order], is_current[order]
-        j = self.j + np.cumsum(is_current, dtype=np.int64)
-        i = self.i + np.cumsum(~is_current, dtype=np.int64)
-        if self.last is not None:
-            gap = abs(self.i * self.n2f - self.j * self.n1f)
-            self.total += float(gap) * (values[0] - self.last)
-        gaps = np.abs(i[:-1] * self.n2f - j[:-1] * self.n1f).astype(np.float64)
-        self.total += float(np.dot(gaps, np.diff(values)))
-        self.i, self.j, self.last = int(i[-1]), int(j[-1]), float(values[-1])
+def _kernel() -> Callable[..., None]:
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:  # correct but slow; numba is a dependency
+            _KERNEL = _walk
+        else:
+            _KERNEL = numba.njit(cache=True, nogil=True)(_walk)
+    return _KERNEL
+
+
+@dataclass
+class StreamedStatistics:
+    i: int
+    j: int
+    w_sum: float | None  # Wasserstein-1 times n1f * n2f; None without finite values
+    below_edges: list[int]  # non-null current values < each PSI edge
+    plot_below: list[int]  # finite current values < each plot edge but the last
+    plot_at_most: int  # finite current values <= the last plot edge
 
 
 def streamed_merge(
@@ -72,43 +115,33 @@ def streamed_merge(
     sql: str,
     prof: NumericProfile,
     n2: int,
+    cur_neg: int,
     n2_finite: int,
-    ranks: list[int],
-) -> tuple[int, int, float | None, list[float | None]]:
-    """``(i, j, w_sum, values at the finite ranks)`` for the current column that ``sql``
-    returns sorted (its ``n2`` non-null values, ``n2_finite`` of them finite)."""
-    ref = prof.sorted_values
-    n1 = ref.size
+    plot_edges: np.ndarray,
+) -> StreamedStatistics:
+    """The statistics of the current column that ``sql`` returns sorted (its ``n2``
+    non-null values, ``cur_neg`` of them -inf and ``n2_finite`` finite)."""
+    ref = np.ascontiguousarray(prof.sorted_values, dtype=np.float64)
     ref_neg, ref_pos = _inf_counts(ref)
-    distinct = np.unique(ref)
-    at_most = np.zeros(distinct.size, dtype=np.int64)  # current values <= each distinct r
-    below = np.zeros(distinct.size, dtype=np.int64)  # current values < r
-    beyond = np.zeros(distinct.size + 1, dtype=np.int64)  # whole batches below r, as a diff
-    integral = _Integral(ref[ref_neg : n1 - ref_pos], n2_finite)
-    picked: list[float | None] = [None] * len(ranks)
-    finite_seen = 0
+    n1f = ref.size - ref_neg - ref_pos
+    ints = np.zeros(7, dtype=np.int64)
+    floats = np.zeros(3, dtype=np.float64)
+    below = np.zeros(prof.edges.size, dtype=np.int64)
+    plot = np.zeros(plot_edges.size, dtype=np.int64)
+    kernel = _kernel()
     for batch in runner.batches(sql):
-        values = batch.column(0).to_numpy()
+        values = np.ascontiguousarray(batch.column(0).to_numpy(), dtype=np.float64)
         if values.size == 0:
             continue
-        lo = int(np.searchsorted(distinct, values[0], side="left"))
-        hi = int(np.searchsorted(distinct, values[-1], side="right"))
-        at_most[lo:hi] += np.searchsorted(values, distinct[lo:hi], side="right")
-        below[lo:hi] += np.searchsorted(values, distinct[lo:hi], side="left")
-        beyond[hi] += values.size
-        finite = values[np.isfinite(values)]
-        for k, rank in enumerate(ranks):
-            if finite_seen <= rank < finite_seen + finite.size:
-                picked[k] = float(finite[rank - finite_seen])
-        finite_seen += finite.size
-        if finite.size:
-            integral.add(finite)
-    offset = np.cumsum(beyond)[:-1]
-    i = np.concatenate([np.searchsorted(ref, distinct, side="right"),
-                        np.searchsorted(ref, distinct, side="left"), [n1]])  # fmt: skip
-    j = np.concatenate([at_most + offset, below + offset, [n2]])
-    gap = np.abs(i.astype(np.int64) * n2 - j.astype(np.int64) * n1)
-    best = np.flatnonzero(gap == gap.max())
-    k = best[np.argmax(np.abs(i[best] / n1 - j[best] / n2))]
-    w = integral.finish() if integral.n1f and finite_seen else None
-    return int(i[k]), int(j[k]), w, picked
+        kernel(ref, values, n2, ref_neg, cur_neg, n1f, n2_finite, ints, floats, False)
+        below += np.searchsorted(values, prof.edges, side="left")
+        finite = values[  # sorted: the infinities sit at the ends
+            np.searchsorted(values, -np.inf, side="right") : np.searchsorted(values, np.inf)
+        ]
+        plot[:-1] += np.searchsorted(finite, plot_edges[:-1], side="left")
+        plot[-1] += np.searchsorted(finite, plot_edges[-1], side="right")
+    kernel(ref, np.empty(0), n2, ref_neg, cur_neg, n1f, n2_finite, ints, floats, True)
+    w = float(floats[1]) if n1f and n2_finite else None
+    return StreamedStatistics(
+        int(ints[4]), int(ints[5]), w, below.tolist(), plot[:-1].tolist(), int(plot[-1])
+    )
