@@ -51,19 +51,53 @@ class _Ranked:
 
 def _values_at_ranks(
     runner: DuckDBRunner, relation: Relation, name: str, ranks: np.ndarray
-) -> np.ndarray:
-    """The non-null values at the 0-based sorted ``ranks`` of the column: DuckDB sorts (out
-    of core) and streams the sorted column in batches; only the wanted ranks are kept."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The non-null values at the 0-based sorted ``ranks`` of the column and, for each, the
+    number of values below it (where its tie group starts): DuckDB sorts (out of core) and
+    streams the sorted column in batches; only the wanted ranks are kept."""
     d = runner.dialect
     v = d.as_double(d.quote(name))
     sql = f"SELECT {v} AS v FROM {relation.sql} WHERE {d.not_null(v)} ORDER BY v"
-    kept, offset = [], 0
+    kept, starts, offset = [], [], 0
+    last, last_start = None, 0  # the previous batch's last value and its tie group's start
     for batch in runner.batches(sql):
         values = batch.column(0).to_numpy()
+        if values.size == 0:
+            continue
         lo, hi = np.searchsorted(ranks, [offset, offset + values.size])
-        kept.append(values[ranks[lo:hi] - offset])
+        wanted = values[ranks[lo:hi] - offset]
+        local = np.searchsorted(values, wanted, side="left")
+        # a tie group that began in an earlier batch starts where it began there
+        carried = (local == 0) & (wanted == last)
+        starts.append(np.where(carried, last_start, offset + local))
+        kept.append(wanted)
+        end = int(np.searchsorted(values, values[-1], side="left"))
+        last_start = last_start if end == 0 and values[-1] == last else offset + end
+        last = values[-1]
         offset += values.size
-    return np.concatenate(kept) if kept else np.empty(0)
+    if not kept:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    return np.concatenate(kept), np.concatenate(starts).astype(np.int64)
+
+
+def _counts_below(
+    ranks: np.ndarray, values: np.ndarray, starts: np.ndarray, n: int, edges: np.ndarray
+) -> np.ndarray:
+    """Non-null values < each edge from the values known at some ranks, where that decides
+    it (an edge equal to a known value, or between two known neighbouring ranks); -1 where it
+    does not."""
+    idx = np.searchsorted(values, edges, side="left")  # the first known value >= the edge
+    out = np.full(edges.size, -1, dtype=np.int64)
+    for k, (e, at) in enumerate(zip(edges, idx, strict=True)):
+        if at < values.size and values[at] == e:
+            out[k] = starts[at]
+        elif at == 0:
+            out[k] = 0 if values.size and ranks[0] == 0 else -1
+        elif at == values.size:
+            out[k] = n if ranks[-1] == n - 1 else -1
+        elif ranks[at] == ranks[at - 1] + 1:
+            out[k] = ranks[at]
+    return out
 
 
 def _fit_large_numeric(
@@ -82,7 +116,7 @@ def _fit_large_numeric(
     else:
         finite_ranks = np.empty(0, dtype=np.int64)
     ranks = np.union1d(sample, finite_ranks + scan.neg)  # -inf values come first
-    values = _values_at_ranks(runner, relation, name, ranks)
+    values, starts = _values_at_ranks(runner, relation, name, ranks)
     by_rank = _Ranked(n, ranks, values)
     sorted_values = by_rank[sample]
     if n_finite:
@@ -90,8 +124,11 @@ def _fit_large_numeric(
         edges = np.unique(_sorted_quantiles(finite, qs))  # type: ignore[arg-type]
     else:
         edges = np.empty(0)
-    _, with_edges = _first_scan(runner, relation, {name: edges})
-    below = with_edges[name].below_edges
+    # each edge lies between the values at two neighbouring known ranks: no scan to count
+    below = _counts_below(ranks, values, starts, n, edges)
+    if (below < 0).any():  # not expected; counted by the engine then
+        _, with_edges = _first_scan(runner, relation, {name: edges[below < 0]})
+        below[below < 0] = with_edges[name].below_edges
     bin_counts = np.diff(np.array([0, *below, n])).astype(np.int64)
     return NumericProfile(
         sorted_values=sorted_values, n_rows=n_rows, n_null=n_rows - n, n_neg_inf=scan.neg,
