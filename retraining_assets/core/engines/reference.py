@@ -43,10 +43,20 @@ class _Ranked:
 
     def __init__(self, size: int, ranks: np.ndarray, values: np.ndarray) -> None:
         self.size = size
-        self._lookup = dict(zip(ranks.tolist(), values.tolist(), strict=True))
+        self._ranks, self._values = ranks, np.asarray(values, dtype=np.float64)  # ranks sorted
 
     def __getitem__(self, index: np.ndarray) -> np.ndarray:
-        return np.array([self._lookup[int(k)] for k in np.asarray(index)], dtype=np.float64)
+        index = np.asarray(index)
+        at = np.minimum(np.searchsorted(self._ranks, index), max(self._ranks.size - 1, 0))
+        if index.size and not (self._ranks.size and (self._ranks[at] == index).all()):
+            raise KeyError("a rank that was not read from the sorted column")
+        return self._values[at]
+
+
+def _sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.union1d`` by one sort (numpy 2's hash-based unique took 2.3 s per 2M ranks)."""
+    x = np.sort(np.concatenate([a, b]))
+    return x[np.concatenate([[True], x[1:] != x[:-1]])] if x.size else x
 
 
 def _values_at_ranks(
@@ -115,7 +125,7 @@ def _fit_large_numeric(
         finite_ranks = np.unique(np.concatenate([lo, np.minimum(lo + 1, n_finite - 1)]))
     else:
         finite_ranks = np.empty(0, dtype=np.int64)
-    ranks = np.union1d(sample, finite_ranks + scan.neg)  # -inf values come first
+    ranks = _sorted_union(sample, finite_ranks + scan.neg)  # -inf values come first
     values, starts = _values_at_ranks(runner, relation, name, ranks)
     by_rank = _Ranked(n, ranks, values)
     sorted_values = by_rank[sample]
