@@ -7,8 +7,8 @@ reference-binned histogram counts of every numeric column; per numeric column on
 the union of the profile's reference values and the current column, whose window sums are the
 two ECDFs at every value (the KS maximiser ``(i, j)``, exactly the merge kernel's; the
 Wasserstein integral; the plot quantiles) — or, for an engine that streams a sorted column
-(DuckDB: its sort spills, its window operator does not), ``streamed``; one scan for the plot
-histograms; a ``GROUP BY`` per
+(DuckDB: its sort spills, its window operator does not), ``streamed``, which also counts
+both histograms on the sorted batches; else one scan for the plot histograms; a ``GROUP BY`` per
 categorical column. Columns of at most ``EXACT_KS_MAX_N`` values (scipy's exact p-value needs
 both samples) are fetched and compared by the in-memory code itself.
 """
