@@ -402,7 +402,9 @@ def _column_results(
     plots = _plot_scan(
         runner, relation, {n: p.edges for n, p in pending.items() if p.merge.plot is None}
     )
-    plots.update({n: p.merge.plot for n, p in pending.items() if p.merge.plot is not None})
+    for name, item in pending.items():
+        if item.merge.plot is not None:
+            plots[name] = item.merge.plot
     for name, item in pending.items():
         ref = item.prof.sorted_values
         ref_neg, ref_pos = _inf_counts(ref)
