@@ -31,7 +31,7 @@ demo-serve: install
 	$(VENV)/bin/retrain demo --serve
 
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 # From the instance folder: Dagster reads its dagster.yaml there, and the root one (the same
 # local instance, for a bare `dagster dev`) is not reported as ignored.

@@ -30,6 +30,9 @@ query Run($id: ID!) { runOrError(runId: $id) { ... on Run {
   runId status pipelineName pipelineSnapshotId parentRunId rootRunId
   repositoryOrigin { repositoryLocationName repositoryName } } } }"""
 
+DELETE_RUN = """
+mutation Delete($id: String!) { deletePipelineRun(runId: $id) { __typename } }"""
+
 MONITORING_RUNS = """
 query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId } } } }"""
@@ -177,10 +180,15 @@ def test_reexecuting_a_demo_run_is_the_same_version_and_launches_a_run(
     button.click()
     page.wait_for_url(lambda url: "/runs/" in url and parent not in url)
     child = page.url.split("/runs/")[1].split("?")[0]
-    page.get_by_text("Queued").first.wait_for()  # the instance's run queue holds it
-    _shot(page, "reexecuted-run")
-    launched = graphql(ui_state.url, RUN, id=child)["runOrError"]
-    original = graphql(ui_state.url, RUN, id=parent)["runOrError"]
+    try:
+        page.get_by_text("Queued").first.wait_for()  # the instance's run queue holds it
+        _shot(page, "reexecuted-run")
+        launched = graphql(ui_state.url, RUN, id=child)["runOrError"]
+        original = graphql(ui_state.url, RUN, id=parent)["runOrError"]
+    finally:  # the instance is shared by the module's tests: put it back as it was
+        deleted = graphql(ui_state.url, DELETE_RUN, id=child)["deletePipelineRun"]
+    assert deleted["__typename"] == "DeletePipelineRunSuccess", deleted
+    assert graphql(ui_state.url, RUN, id=child)["runOrError"] == {}  # RunNotFoundError
     assert launched["parentRunId"] == launched["rootRunId"] == parent
     assert launched["status"] == "QUEUED"  # no daemon here to dequeue it
     for field in ("pipelineName", "pipelineSnapshotId", "repositoryOrigin"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -152,11 +154,19 @@ def test_without_the_argument_the_report_is_the_univariate_one() -> None:
     } == {k: v for k, v in plain.to_dict().items() if k not in ("multivariate", "profile_hash")}
 
 
-def test_old_profile_loads_resaves_byte_identical_and_explains_the_skip() -> None:
+def _members(npz: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(npz)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_old_profile_loads_resaves_the_same_members_and_explains_the_skip() -> None:
     """``profile_format1.npz`` was written by the code before format 2 (commit 26b0fde)."""
     raw = (DATA / "profile_format1.npz").read_bytes()
     profile = ReferenceProfile.from_bytes(raw)
-    assert profile.sample is None and profile.to_bytes() == raw
+    assert profile.sample is None
+    # the same members, byte for byte: the zip container's own headers (zip64 or not) are
+    # Python's zipfile's choice and differ between 3.11 patch releases
+    assert _members(profile.to_bytes()) == _members(raw)
     frame = pd.DataFrame({"amount": [1.0, 2.0] * 50, "age": [30.0] * 100, "channel": ["web"] * 100})
     report = profile.compare(frame, multivariate=True)
     assert report.multivariate.classifier.skipped == NO_SAMPLE
