@@ -17,20 +17,17 @@ verdict, the classifier and the reconstruction flag.
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from drift_benchmark import make_frame
+from drift_benchmark import _time, make_frame
 
 from retraining_assets.core.drift import detect_drift, fit_reference
 from retraining_assets.core.drift.multivariate import MAX_ROWS, profile_drift
@@ -41,16 +38,6 @@ REAL = {  # file, columns that are not features
     "bike_sharing": ("bike_sharing/bike_hourly.csv.gz", ["ts", "cnt", "high_demand"]),
     "weather": ("weather_noaa/weather_monthly.csv.gz", ["ts", "rain"]),
 }
-
-
-def _time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def speed(rows: int, repeat: int) -> None:

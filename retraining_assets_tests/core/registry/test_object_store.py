@@ -101,15 +101,21 @@ def _objects(bucket: str) -> dict[str, bytes]:
     }
 
 
-def test_a_trained_version_lives_in_the_bucket_and_a_fresh_process_serves_it(
-    tmp_path: Path, bucket: str
-) -> None:
-    settings = _settings(tmp_path, f"s3://{bucket}/prod/artifacts")
+def _with_champion(settings: Settings) -> tuple[Registry, int]:
+    """A registry on the bucket whose champion is a freshly trained version."""
     registry = Registry.from_settings(settings)
     version = trained_version(registry)
     registry.move_alias(
         "demo", CHAMPION, version, expected_current=None, by="ci", actual_user="ci", reason="t"
     )
+    return registry, version
+
+
+def test_a_trained_version_lives_in_the_bucket_and_a_fresh_process_serves_it(
+    tmp_path: Path, bucket: str
+) -> None:
+    settings = _settings(tmp_path, f"s3://{bucket}/prod/artifacts")
+    registry, version = _with_champion(settings)
     record = registry.get_version("demo", version)
     objects = _objects(bucket)
     key = f"prod/artifacts/{record.artifact_uri}"
@@ -221,11 +227,7 @@ def test_the_current_reference_lives_in_the_bucket_beside_the_versions(
     from retraining_assets.core.reference import ReferenceStore, champion_reference
 
     settings = _settings(tmp_path, f"s3://{bucket}/refs")
-    registry = Registry.from_settings(settings)
-    version = trained_version(registry)
-    registry.move_alias(
-        "demo", CHAMPION, version, expected_current=None, by="ci", actual_user="ci", reason="t"
-    )
+    registry, _ = _with_champion(settings)
     store = ReferenceStore(settings.artifact_path)
     assert store.load("demo") is None  # nothing stored yet: None, not an error
     current = store.current("demo", registry)  # the champion's own, written to the bucket

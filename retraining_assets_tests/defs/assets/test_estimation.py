@@ -37,6 +37,17 @@ def _monitor(defs: dg.Definitions, instance: dg.DagsterInstance, offset: int) ->
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def _reference_then_monitor(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple:
+    """The reference job, then the fifth month monitored: estimated_performance's metadata
+    values and champion_performance's metadata."""
+    defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
+    metadata = _monitor(defs, instance, 4)
+    live = instance.get_latest_materialization_event(
+        dg.AssetKey(["demo", "champion_performance"])
+    ).asset_materialization.metadata
+    return metadata, live
+
+
 @pytest.fixture
 def monitored(settings, platform_db):
     SMALL_STREAM.seed_database(platform_db)
@@ -47,11 +58,7 @@ def test_the_estimate_sits_next_to_the_realized_metric(monitored) -> None:
     defs = build_definitions(monitored, [demo_pipeline(monitored, SMALL_STREAM)])
     version = _champion(defs)
     with dg.instance_for_test() as instance:
-        defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
-        metadata = _monitor(defs, instance, 4)
-        live = instance.get_latest_materialization_event(
-            dg.AssetKey(["demo", "champion_performance"])
-        ).asset_materialization.metadata
+        metadata, live = _reference_then_monitor(defs, instance)
     assert metadata["champion_version"] == version and metadata["metric"] == "accuracy"
     assert metadata["method"] == "cbpe" and metadata["skipped"] == "-"
     estimate, realized = metadata["estimated_metric"], metadata["realized"]
@@ -72,11 +79,7 @@ def test_with_a_label_delay_the_realized_metric_waits_and_champion_performance_s
     defs = build_definitions(delayed, [pipeline])
     _champion(defs)
     with dg.instance_for_test() as instance:
-        defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
-        metadata = _monitor(defs, instance, 4)
-        live = instance.get_latest_materialization_event(
-            dg.AssetKey(["demo", "champion_performance"])
-        ).asset_materialization.metadata
+        metadata, live = _reference_then_monitor(defs, instance)
         # what the retraining sensor gathers: the estimate stands in for the missing labels,
         # and no record counts as a new labelled one
         registry = defs.resources["platform"].registry()

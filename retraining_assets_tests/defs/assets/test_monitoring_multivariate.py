@@ -1,17 +1,12 @@
 """The drift_report asset carries the multivariate scores, through the real definitions."""
 
 import dagster as dg
-import pandas as pd
 import pytest
 
-from retraining_assets.core.demo import ABRUPT, DemoStream
+from retraining_assets.core.demo import ABRUPT
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.definitions import build_definitions
-
-STREAM = DemoStream(
-    rows_per_month=1000, months=ABRUPT.first_offset + 1, end_month=pd.Timestamp("2024-12-01")
-)
-DRIFT_KEY = dg.AssetKey(["demo", "drift_report"])
+from retraining_assets_tests.defs.assets.test_monitoring import DRIFT_KEY, STREAM
 
 
 @pytest.fixture
