@@ -19,6 +19,7 @@ from retraining_assets.core.drift.dataset_verdict import (
     DEFAULT_WEIGHTED_SHARE,
     Alarm,
     dataset_alarm,
+    parse_mode,
 )
 from retraining_assets.core.estimation import PerformanceEstimator, fit_model_estimator
 from retraining_assets.core.evaluation import compute_metric, get_metric
@@ -354,20 +355,18 @@ class Replay:
         return self._alarms[key]
 
     def _verdict(self, model: _Model, report: DriftReport) -> Alarm:
-        parts = self.verdict.split("+")
+        parts = parse_mode(self.verdict)
         importances, why_not = (None, None)
         if "weighted" in parts:
             importances, why_not = self.training.importances(model, self.metric)
         bands, no_bands = (
             self.training.bands(model.window) if "calibrated" in parts else (None, None)
         )
-        alarm = dataset_alarm(
+        return dataset_alarm(
             report, self.verdict, importances=importances, calibration=bands,
-            calibration_skipped=no_bands, weighted_share=self.weighted_share,
+            calibration_skipped=no_bands, importance_skipped=why_not,
+            weighted_share=self.weighted_share,
         )  # fmt: skip
-        if why_not:
-            alarm.skipped.append(f"importance: {why_not}")
-        return alarm
 
     def _drift_of(self, model: _Model, start: datetime, end: datetime) -> DriftReport | None:
         first, last = self.periods.span(start, end)

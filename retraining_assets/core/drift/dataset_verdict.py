@@ -86,9 +86,12 @@ def dataset_alarm(
     importances: Mapping[str, float] | None = None,
     calibration: CalibrationBands | None = None,
     calibration_skipped: str | None = None,
+    importance_skipped: str | None = None,
     weighted_share: float = DEFAULT_WEIGHTED_SHARE,
 ) -> Alarm:
-    """The dataset verdict of ``report`` under ``mode`` (see the module docstring)."""
+    """The dataset verdict of ``report`` under ``mode`` (see the module docstring);
+    ``calibration_skipped`` / ``importance_skipped`` say why the bands / importances are
+    missing, for the alarm's ``skipped``."""
     parts = parse_mode(mode)
     testable = [str(n) for n, e in report.features.items() if e["testable"]]
     drifted = [str(n) for n in report.drifted_features if str(n) in testable]
@@ -144,6 +147,8 @@ def dataset_alarm(
                            + (" (drifted)" if classifier.drifted else ""))  # fmt: skip
             alarm = classifier.drifted and (feature_alarm if feature_parts else True)
             score = classifier.auc if not feature_parts else score
+    if "weighted" in parts and weights is None and importance_skipped:
+        skipped.append(f"importance: {importance_skipped}")
     return Alarm(bool(alarm), float(score), mode, reasons, skipped, counted, raw, weighted)
 
 

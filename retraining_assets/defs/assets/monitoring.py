@@ -78,17 +78,15 @@ def verdict_of(
         importances, no_importance = stored_importance(
             registry, pipeline.name, reference.champion_version
         )
-    alarm = dataset_alarm(
+    return dataset_alarm(
         report,
         pipeline.settings.drift_verdict,
         importances=importances,
         calibration=reference.calibration,
         calibration_skipped=reference.calibration_skipped,
+        importance_skipped=no_importance,
         weighted_share=pipeline.settings.drift_weighted_share,
     )
-    if "weighted" in alarm.mode.split("+") and importances is None:
-        alarm.skipped.append(f"importance: {no_importance}")
-    return alarm
 
 
 def multivariate_metadata(report: DriftReport) -> dict[str, dg.MetadataValue]:
