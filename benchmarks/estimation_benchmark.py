@@ -59,11 +59,15 @@ DATASETS = (  # name, path, target, drop
 REGRESSION_DATASETS = (
     ("bike_sharing", "bike_sharing/bike_hourly.csv.gz", "cnt", ("high_demand",)),
 )
+# DLE also after a whole year of training (2011; the reference is its newest 20%, autumn),
+# a second point for the ratio with the seasons no longer out of the training range
+DLE_TRAIN_MONTHS = (TRAIN_MONTHS, 12)
 MIN_MONTH_ROWS = 30
 DLE_METRICS = ("mae", "rmse")
 
 # argv: reference.parquet analysis.parquet out.csv; each script fits once on the reference and
-# estimates every month as one chunk of its own; out.csv holds month and one column per metric
+# estimates every month as one chunk of its own; out.csv holds month and per metric m the
+# columns m, m_lower, m_upper
 NANNYML_HEAD = """
 import json, sys, warnings
 import pandas as pd
@@ -77,7 +81,12 @@ estimator.fit(reference)
 rows = []
 for month, part in analysis.groupby("month", sort=True):
     result = estimator.estimate(part.drop(columns=["month"])).filter(period="analysis").to_df()
-    rows.append({"month": month, **{m: float(result[(m, "value")].iloc[0]) for m in metrics}})
+    row = {"month": month}
+    for m in metrics:  # the estimate and its band (+-3 sampling errors)
+        for name, column in (("", "value"), ("_lower", "lower_confidence_boundary"),
+                             ("_upper", "upper_confidence_boundary")):
+            row[m + name] = float(result[(m, column)].iloc[0])
+    rows.append(row)
 pd.DataFrame(rows).to_csv(sys.argv[3], index=False)
 """
 NANNYML_CBPE = """
@@ -126,12 +135,14 @@ def _demo_frame() -> tuple[pd.DataFrame, DatasetSpec]:
     return frame.sort_values(SPEC.time_column, kind="stable", ignore_index=True), SPEC
 
 
-def train_on_first_months(frame: pd.DataFrame, spec: DatasetSpec) -> Scored:
-    """xgboost on the first TRAIN_MONTHS months with the project's split, scoring the rest."""
+def train_on_first_months(
+    frame: pd.DataFrame, spec: DatasetSpec, train_months: int = TRAIN_MONTHS
+) -> Scored:
+    """xgboost on the first ``train_months`` months with the project's split, scoring the rest."""
     months = frame[spec.time_column].dt.to_period("M")
     first = months.min()
-    window = frame[months < first + TRAIN_MONTHS].reset_index(drop=True)
-    later = frame[months >= first + TRAIN_MONTHS].reset_index(drop=True)
+    window = frame[months < first + train_months].reset_index(drop=True)
+    later = frame[months >= first + train_months].reset_index(drop=True)
     if spec.task != "regression" and not spec.classes:
         spec = replace(spec, classes=class_labels(frame[spec.target]))
     split = split_for_training(load_settings())(window, spec)
@@ -231,10 +242,14 @@ def _dle_inputs(frame: pd.DataFrame, spec: DatasetSpec, pred: np.ndarray) -> pd.
 
 
 def compare_dle_with_nannyml(
-    name: str, frame: pd.DataFrame, spec: DatasetSpec, nannyml_python: str
+    name: str,
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    nannyml_python: str,
+    train_months: int = TRAIN_MONTHS,
 ) -> dict[str, Any]:
     """Train once, estimate every later month's MAE and RMSE with ours and NannyML's DLE."""
-    run = train_on_first_months(frame, spec)
+    run = train_on_first_months(frame, spec, train_months)
     holdout = run.split.holdout
     ours = fit_model_estimator(run.model, holdout, run.spec)
     reference = _dle_inputs(holdout, run.spec, run.model.scores(holdout))
@@ -247,7 +262,12 @@ def compare_dle_with_nannyml(
         row: dict[str, Any] = {"month": label, "rows": int(inside.sum())}
         for metric in DLE_METRICS:
             row[f"realized_{metric}"] = compute_metric(metric, run.y[inside], run.scores[inside])
-            row[f"ours_{metric}"] = estimates[metric].value
+            estimate = estimates[metric]
+            row[f"ours_{metric}"] = estimate.value
+            row[f"ours_{metric}_lower"], row[f"ours_{metric}_upper"] = (
+                estimate.lower,
+                estimate.upper,
+            )
         rows.append(row)
     analysis = _dle_inputs(run.later, run.spec, run.scores)
     analysis["month"] = run.month
@@ -257,12 +277,22 @@ def compare_dle_with_nannyml(
     table = pd.DataFrame(rows).set_index("month")
     result: dict[str, Any] = {
         "dataset": f"{name} ({run.spec.target})",
+        "train_months": train_months,
         "months": len(rows),
         "holdout_rows": len(holdout),
         "holdout_metrics": {m: round(v, 2) for m, v in ours.holdout.items() if v is not None},
     }
     for metric in DLE_METRICS:
         result.update(errors_against_realized(table, theirs, metric))
+        realized = table[f"realized_{metric}"]
+        for who, bands in (
+            ("ours", table.rename(columns=lambda c: c.removeprefix("ours_"))),
+            ("nannyml", theirs),
+        ):
+            lower = bands[f"{metric}_lower"].reindex(table.index)
+            upper = bands[f"{metric}_upper"].reindex(table.index)
+            inside = (lower <= realized) & (realized <= upper)
+            result[f"{metric}_band_covers_{who}"] = f"{int(inside.sum())}/{len(table)}"
         result[f"{metric}_realized_range"] = [
             round(float(table[f"realized_{metric}"].min()), 1),
             round(float(table[f"realized_{metric}"].max()), 1),
@@ -344,8 +374,13 @@ def main() -> None:
         entries = []
         for dataset in REGRESSION_DATASETS:
             frame, spec = _frame_of(dataset, args.datasets_dir)
-            entries.append(compare_dle_with_nannyml(dataset[0], frame, spec, args.nannyml_python))
-            print(json.dumps({k: v for k, v in entries[-1].items() if k != "per_month"}))
+            for train_months in DLE_TRAIN_MONTHS:
+                entries.append(
+                    compare_dle_with_nannyml(
+                        dataset[0], frame, spec, args.nannyml_python, train_months
+                    )
+                )
+                print(json.dumps({k: v for k, v in entries[-1].items() if k != "per_month"}))
         report["dle_vs_nannyml"] = entries
     if runs("backtest"):
         report["demo"] = demo_backtest()
