@@ -175,16 +175,25 @@ def run_nannyml(
 def errors_against_realized(
     table: pd.DataFrame, theirs: pd.DataFrame, metric: str
 ) -> dict[str, Any]:
-    """Mean absolute error of each estimate against the realized metric, and their ratio."""
+    """Mean absolute error of each estimate (ours, NannyML's) against the realized metric of
+    the same months, and their ratio ours / NannyML."""
     ours = float((table[f"ours_{metric}"] - table[f"realized_{metric}"]).abs().mean())
     nannyml = float(
         (theirs[metric].reindex(table.index) - table[f"realized_{metric}"]).abs().mean()
     )
     return {
-        f"{metric}_mae_ours": round(ours, 4),
-        f"{metric}_mae_nannyml": round(nannyml, 4),
-        f"{metric}_ratio": round(ours / nannyml, 3) if nannyml else None,
+        "ours": round(ours, 4),
+        "nannyml": round(nannyml, 4),
+        "ratio": round(ours / nannyml, 3) if nannyml else None,
     }
+
+
+def band_coverage(table: pd.DataFrame, bands: pd.DataFrame, metric: str) -> str:
+    """How many months' realized metric lies inside the band ``bands`` give it."""
+    lower = bands[f"{metric}_lower"].reindex(table.index)
+    upper = bands[f"{metric}_upper"].reindex(table.index)
+    realized = table[f"realized_{metric}"]
+    return f"{int(((lower <= realized) & (realized <= upper)).sum())}/{len(table)}"
 
 
 def compare_with_nannyml(
@@ -224,10 +233,10 @@ def compare_with_nannyml(
         "months": len(rows),
         "holdout_rows": len(run.split.holdout),
         "calibrated": ours.calibrators[1] is not None,
-        "mae_ours": errors["accuracy_mae_ours"],
-        "mae_nannyml": errors["accuracy_mae_nannyml"],
-        "ratio": errors["accuracy_ratio"],
-        "target_met": errors["accuracy_mae_ours"] <= errors["accuracy_mae_nannyml"],
+        "mae_ours": errors["ours"],
+        "mae_nannyml": errors["nannyml"],
+        "ratio": errors["ratio"],
+        "target_met": errors["ours"] <= errors["nannyml"],
     }
 
 
@@ -264,10 +273,8 @@ def compare_dle_with_nannyml(
             row[f"realized_{metric}"] = compute_metric(metric, run.y[inside], run.scores[inside])
             estimate = estimates[metric]
             row[f"ours_{metric}"] = estimate.value
-            row[f"ours_{metric}_lower"], row[f"ours_{metric}_upper"] = (
-                estimate.lower,
-                estimate.upper,
-            )
+            row[f"ours_{metric}_lower"] = estimate.lower
+            row[f"ours_{metric}_upper"] = estimate.upper
         rows.append(row)
     analysis = _dle_inputs(run.later, run.spec, run.scores)
     analysis["month"] = run.month
@@ -282,17 +289,12 @@ def compare_dle_with_nannyml(
         "holdout_rows": len(holdout),
         "holdout_metrics": {m: round(v, 2) for m, v in ours.holdout.items() if v is not None},
     }
+    ours_bands = table.rename(columns=lambda c: c.removeprefix("ours_"))
     for metric in DLE_METRICS:
-        result.update(errors_against_realized(table, theirs, metric))
-        realized = table[f"realized_{metric}"]
-        for who, bands in (
-            ("ours", table.rename(columns=lambda c: c.removeprefix("ours_"))),
-            ("nannyml", theirs),
-        ):
-            lower = bands[f"{metric}_lower"].reindex(table.index)
-            upper = bands[f"{metric}_upper"].reindex(table.index)
-            inside = (lower <= realized) & (realized <= upper)
-            result[f"{metric}_band_covers_{who}"] = f"{int(inside.sum())}/{len(table)}"
+        errors = errors_against_realized(table, theirs, metric)
+        result.update({f"{metric}_error_{k}": v for k, v in errors.items()})
+        result[f"{metric}_band_covers_ours"] = band_coverage(table, ours_bands, metric)
+        result[f"{metric}_band_covers_nannyml"] = band_coverage(table, theirs, metric)
         result[f"{metric}_realized_range"] = [
             round(float(table[f"realized_{metric}"].min()), 1),
             round(float(table[f"realized_{metric}"].max()), 1),
