@@ -10,7 +10,8 @@ the clock set to that moment, and the retraining run it requests. The sensors' "
 retrain cooldown and (with a label delay) which labels a run sees are therefore the simulated
 moment, never the wall clock. With live traffic (``traffic``), the period's records are first
 replayed through the prediction service, and after each chunk the rollout sensor ticks and its
-run judges the rollout. The demo and the end-to-end tests use this; in production the daemon does the same.
+run judges the rollout. The demo and the end-to-end tests use this; in production the daemon
+does the same.
 
 Every run is a run of the code location's job, as the daemon or ``dagster job launch`` would
 create it (``launch.py``): the webserver lists it under its job, on the timeline and on the
