@@ -40,7 +40,7 @@ from retraining_assets.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("univariate", "weighted", "calibrated", "calibrated+weighted", "multivariate",
-         "multivariate+weighted")  # fmt: skip
+         "multivariate+weighted", "estimated", "weighted+estimated")  # fmt: skip
 DATASETS = {
     "elec2": ("elec2/elec2.csv.gz", "class", ()),
     "bike_sharing": ("bike_sharing/bike_hourly.csv.gz", "high_demand", ("cnt",)),
