@@ -66,7 +66,8 @@ def stream(days: int = 120, per_day: int = 40) -> pd.DataFrame:
     """A slowly moving stream: the reference's weekly chunks differ a little."""
     rng = np.random.default_rng(7)
     n = days * per_day
-    t = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, days, n)), "D")
+    days_in = pd.to_timedelta(np.sort(rng.uniform(0, days, n)), "D").floor("s")
+    t = pd.Timestamp("2026-01-01") + days_in
     x = rng.normal(np.linspace(0, 1, n), 1)
     return pd.DataFrame({
         "t": t, "x": x, "c": rng.choice(["a", "b"], n),
