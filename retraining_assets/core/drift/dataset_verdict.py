@@ -12,7 +12,6 @@ Modes (``+`` combines them):
   leaves the band the reference's own periods moved in (``calibration``); an unseen-category
   alarm always counts (the model never saw that category).
 * ``multivariate``: the domain classifier's verdict (``report.multivariate``); score = its AUC.
-
 * ``estimated``: a performance gate on the rest of the combination (alone: on ``univariate``):
   the drift alarm stands only when the serving model's primary metric, estimated without
   labels on the same window (CBPE / DLE, ``core.estimation``), dropped by the live-metric
