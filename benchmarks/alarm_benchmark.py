@@ -32,15 +32,17 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
 import pandas as pd
 
 from retraining_assets.core.backtest import BacktestResult, backtest_file
 from retraining_assets.core.demo import TARGET, TIME_COLUMN, DemoStream
+from retraining_assets.core.triggers import relative_drop
 from retraining_assets.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("univariate", "weighted", "calibrated", "calibrated+weighted", "multivariate",
-         "multivariate+weighted")  # fmt: skip
+         "multivariate+weighted", "estimated", "weighted+estimated")  # fmt: skip
 DATASETS = {
     "elec2": ("elec2/elec2.csv.gz", "class", ()),
     "bike_sharing": ("bike_sharing/bike_hourly.csv.gz", "high_demand", ("cnt",)),
@@ -67,9 +69,24 @@ def monthly(mode_settings: Settings, folder: Path, name: str) -> dict[str, Any]:
         "auto_vs_always_metric": share,
         "auto_vs_always_promotions": promotions,
         "monthly_targets_met": share >= 0.97 and promotions <= (0.5 if name == "weather" else 0.60),
+        "static_drops": drops(result),
         "mean_metric": {n: p.mean_metric for n, p in result.policies.items()},
         "promotions": {n: p.promotions for n, p in result.policies.items()},
     }
+
+
+def drops(result: BacktestResult) -> dict[str, float | None]:
+    """How much worse than its baseline the static model really was, and how much its
+    estimate said (relative drops, the ``estimated`` gate's measure): why a gate is quiet."""
+    rows = [r for r in result.policies["static"].rows
+            if r.metric is not None and r.estimated_metric is not None]  # fmt: skip
+    if not rows:
+        return {"realized_median": None, "estimated_median": None, "estimated_max": None}
+    hib = result.higher_is_better
+    real = [relative_drop(r.metric, r.baseline_metric, hib) or 0.0 for r in rows]
+    est = [relative_drop(r.estimated_metric, r.baseline_metric, hib) or 0.0 for r in rows]
+    return {"realized_median": float(np.median(real)), "estimated_median": float(np.median(est)),
+            "estimated_max": float(np.max(est))}  # fmt: skip
 
 
 def demo(mode_settings: Settings, csv: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -125,7 +142,9 @@ def main() -> None:
                       f"R {q['recall']:.3f} rate {q['alarm_rate']:.2f}); auto alarm rate "
                       f"{entry[name]['auto']['alarm_rate']:.2f}; auto/always metric "
                       f"{entry[name]['auto_vs_always_metric']:.3f}, promotions "
-                      f"{entry[name]['auto_vs_always_promotions']:.2f}; "
+                      f"{entry[name]['auto_vs_always_promotions']:.2f}; static drop realized "
+                      f"{_num(entry[name]['static_drops']['realized_median'])} vs estimated "
+                      f"{_num(entry[name]['static_drops']['estimated_median'])} (median); "
                       f"{entry[name]['seconds']} s", flush=True)  # fmt: skip
             if csv is not None:
                 entry["demo"] = demo(settings, csv, events)
@@ -134,6 +153,10 @@ def main() -> None:
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2, default=str))
     table(results)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def table(results: dict[str, dict[str, Any]]) -> None:

@@ -204,8 +204,9 @@ class Settings(BaseSettings):
     drift_verdict: str = Field(
         "weighted",  # measured best in benchmarks/alarm_benchmark.py (README: The dataset verdict)
         description="The dataset verdict that raises the drift alarm: univariate (any drifted "
-        "feature), weighted, calibrated, multivariate or a '+' combination "
-        "(core/drift/dataset_verdict.py).",
+        "feature), weighted, calibrated, multivariate, estimated (the drift alarm only when the "
+        "champion's metric estimated without labels drops by RETRAIN_PERFORMANCE_DEGRADATION) "
+        "or a '+' combination (core/drift/dataset_verdict.py).",
     )
     drift_weighted_share: float = Field(
         0.1,

@@ -51,6 +51,7 @@ from retraining_assets.core.registry import (
 )
 from retraining_assets.core.rollout.records import Rollout, RolloutError, active_rollout
 from retraining_assets.core.rollout.transitions import rollback_rollout
+from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.timestamps import iso_utc
 from retraining_assets.core.training import (
     Split,
@@ -86,6 +87,7 @@ def register_candidate(
     run_id: str | None,
     actor: Actor,
     metric: str | None = None,
+    scales: TimeScales | None = None,
 ) -> ModelVersion:
     """Store a trained candidate as a new version, with its validation metrics and the drift
     reference of its training window, its own scores included (so a promotion or rollback
@@ -102,6 +104,7 @@ def register_candidate(
         frame, spec, window.start, window.end, origin=f"v-{model.family}",
         scores=summarise_scores(model, raw),
         estimator=fit_model_estimator(model, window.split.holdout, spec).to_dict(),
+        scales=scales,  # the pipeline's periods: the bands' periods, as the backtest's
     )  # fmt: skip
     artifact = model_to_bytes(model)
     _remember(artifact, model)

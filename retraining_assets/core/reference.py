@@ -18,11 +18,10 @@ import pandas as pd
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.drift import ReferenceProfile, fit_reference
 from retraining_assets.core.drift.calibration import (
-    DEFAULT_PERIODS,
     CalibrationBands,
     CalibrationError,
     calibrate,
-    split_by_time,
+    reference_periods,
 )
 from retraining_assets.core.drift.multivariate import MAX_ROWS as MULTIVARIATE_SAMPLE_ROWS
 from retraining_assets.core.locations import Location, location, write_file
@@ -30,6 +29,7 @@ from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.registry.artifacts import reaching
 from retraining_assets.core.sources import RecordSource
+from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.training_sample import read_training_window
 from retraining_assets.core.validation import ReferenceBounds
 
@@ -61,8 +61,10 @@ class Reference:
         origin: str,
         scores: np.ndarray | None = None,
         estimator: dict | None = None,
+        scales: TimeScales | None = None,
     ) -> Reference:
-        bands, skipped = calibrate_reference(frame, spec)
+        """``scales`` (the pipeline's) decide the periods the bands are calibrated on."""
+        bands, skipped = calibrate_reference(frame, spec, scales)
         return cls(
             start=start,
             end=end,
@@ -178,10 +180,11 @@ def fit_drift_profile(
 
 
 def calibrate_reference(
-    frame: pd.DataFrame, spec: DatasetSpec
+    frame: pd.DataFrame, spec: DatasetSpec, scales: TimeScales | None
 ) -> tuple[CalibrationBands | None, str | None]:
-    """Bands from the window cut into ``DEFAULT_PERIODS`` equal-time periods, or why not."""
-    periods = split_by_time(frame, spec.time_column, DEFAULT_PERIODS)
+    """Bands from the window cut as ``reference_periods`` cuts it (the backtest's rule too),
+    or why not."""
+    periods = reference_periods(frame, spec.time_column, scales)
     try:
         return calibrate(periods, lambda part: fit_drift_profile(part, spec)), None
     except CalibrationError as error:
@@ -223,7 +226,10 @@ def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource
             f"{source.description} holds no records; set RETRAIN_PARTITION_START "
             "(or RETRAIN_TRAINING_WINDOW)"
         )
-    return Reference.fit(frame, pipeline.spec, start, end, origin="first training window")
+    return Reference.fit(
+        frame, pipeline.spec, start, end, origin="first training window",
+        scales=pipeline.timescales,
+    )  # fmt: skip
 
 
 def refresh_reference(

@@ -142,6 +142,16 @@ class RetrainPolicy:
             f"({s.baseline_metric:.4g}; limit {self.degradation:.0%})",
         )
 
+    def estimated_degradation(
+        self, estimated: float | None, baseline: float | None, higher_is_better: bool
+    ) -> Reason | None:
+        """The degradation rule on an estimate alone (the ``estimated`` drift verdict gates
+        its alarm with it): the same ``_degraded`` as the trigger, so one threshold."""
+        signals = Signals(
+            has_champion=True, baseline_metric=baseline, higher_is_better=higher_is_better
+        )
+        return self._degraded(Cause.ESTIMATED_DEGRADATION, "estimated", estimated, signals)
+
     def _cooling_down(self, s: Signals) -> bool:
         if not self.cooldown or s.last_training is None or s.now is None:
             return False

@@ -63,3 +63,17 @@ def test_the_sensor_asks_for_drift_only_when_the_verdict_alarms(
     assert ("drift" in causes) is alarms
     if not alarms:
         assert any("no feature importances" in s for s in metadata["drift_verdict_skipped"])
+
+
+def test_the_estimated_verdict_without_a_champion_falls_back_to_the_drift_part(
+    settings, platform_db
+) -> None:
+    update = {"drift_verdict": "estimated"}
+    metadata, request = tick_after_the_abrupt_month(settings.model_copy(update=update), platform_db)
+    assert metadata["drift_verdict"] == "estimated"
+    assert metadata["drift_alarm"] is True  # the univariate part decides alone
+    assert "drift" in request.tags["retrain/causes"].split(",")
+    assert any(
+        s.startswith("estimated: no champion yet") and "drift verdict alone decides" in s
+        for s in metadata["drift_verdict_skipped"]
+    )

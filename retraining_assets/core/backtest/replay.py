@@ -14,10 +14,16 @@ from retraining_assets.core.backtest.periods import BacktestError, Periods
 from retraining_assets.core.backtest.results import PeriodRow, PolicyResult
 from retraining_assets.core.dataset import DatasetSpec, label_strings
 from retraining_assets.core.drift import DriftReport, DriftThresholds, ReferenceProfile
-from retraining_assets.core.drift.calibration import CalibrationBands, CalibrationError, calibrate
+from retraining_assets.core.drift.calibration import (
+    CalibrationBands,
+    CalibrationError,
+    calibrate,
+    reference_periods,
+)
 from retraining_assets.core.drift.dataset_verdict import (
     DEFAULT_WEIGHTED_SHARE,
     Alarm,
+    EstimateGate,
     dataset_alarm,
     parse_mode,
 )
@@ -115,16 +121,11 @@ class _Training:
         return self._profiles[window.rows]
 
     def bands(self, window: Window) -> tuple[CalibrationBands | None, str | None]:
-        """The drift bands of ``window``'s own periods (or None and why not)."""
+        """The drift bands of ``window``, its rows cut as the pipeline cuts its reference
+        (``reference_periods``), or None and why not."""
         if window.rows not in self._bands:
-            periods = self.periods
-            first = max(
-                0, int(np.searchsorted(np.array(periods.starts), window.start, "right")) - 1
-            )
-            chunks = [
-                periods.rows(max(window.start, periods.starts[i]), min(window.end, periods.end(i)))
-                for i in range(first, window.last + 1)
-            ]
+            frame = self.periods.frame.iloc[slice(*window.rows)]
+            chunks = reference_periods(frame, self.spec.time_column, self.periods.scales)
             try:
                 bands = calibrate(chunks, lambda f: fit_drift_profile(f, self.spec))
                 self._bands[window.rows] = (bands, None)
@@ -308,7 +309,7 @@ class Replay:
         start, _end = self.scales.drift_window_of(
             periods.starts[index], periods.count, periods.data_start
         )
-        alarm = self.alarm(model, index)
+        alarm = self.alarm(state.serving, index)
         # the live metric: the trailing window of the newest period whose labels have all
         # arrived (the period itself without delay), on rows the serving model did not train
         # on; the estimate covers the periods after it (none without delay)
@@ -342,31 +343,50 @@ class Replay:
             **self._clock(state, index),
         )
 
-    def alarm(self, model: _Model, index: int) -> Alarm | None:
+    def alarm(self, serving: _Serving, index: int) -> Alarm | None:
         """The dataset verdict (``RETRAIN_DRIFT_VERDICT``) on the trailing drift window of
-        period ``index`` against ``model``'s reference; None when the window is too small."""
-        key = (model.version, index)
+        period ``index`` against the serving model's reference; None when the window is too
+        small."""
+        model = serving.model
+        key = (model.version, index)  # a version's baseline never changes
         if key not in self._alarms:
             start, end = self.scales.drift_window_of(
                 self.periods.starts[index], self.periods.count, self.periods.data_start
             )
             report = self._drift_of(model, start, end)
-            self._alarms[key] = None if report is None else self._verdict(model, report)
+            self._alarms[key] = (
+                None if report is None else self._verdict(serving, report, start, index)
+            )
         return self._alarms[key]
 
-    def _verdict(self, model: _Model, report: DriftReport) -> Alarm:
-        parts = parse_mode(self.verdict)
+    def _verdict(
+        self, serving: _Serving, report: DriftReport, start: datetime, index: int
+    ) -> Alarm:
+        model, parts = serving.model, parse_mode(self.verdict)
         importances, why_not = (None, None)
         if "weighted" in parts:
             importances, why_not = self.training.importances(model, self.metric)
         bands, no_bands = (
             self.training.bands(model.window) if "calibrated" in parts else (None, None)
         )
+        gate = self._estimate_gate(serving, start, index) if "estimated" in parts else None
         return dataset_alarm(
             report, self.verdict, importances=importances, calibration=bands,
             calibration_skipped=no_bands, importance_skipped=why_not,
-            weighted_share=self.weighted_share,
+            weighted_share=self.weighted_share, estimate=gate,
         )  # fmt: skip
+
+    def _estimate_gate(self, serving: _Serving, start: datetime, index: int) -> EstimateGate:
+        """The estimate on the drift window's rows the model did not train on, as the
+        ``estimated`` part of the verdict needs it (and why there is none)."""
+        model = serving.model
+        estimated = self.estimated_on(model, self._index(max(start, model.window.end)), index)
+        why = self.training.estimator(model).skipped
+        if estimated is None and why is None:
+            why = f"{self.metric} is not estimable on this window (too few rows or undefined)"
+        return EstimateGate(
+            self.retrain_policy, estimated, serving.baseline, self.higher_is_better, why
+        )
 
     def _drift_of(self, model: _Model, start: datetime, end: datetime) -> DriftReport | None:
         first, last = self.periods.span(start, end)
@@ -407,7 +427,7 @@ class Replay:
         truth, scores = self.scored(serving.model, index)
         state.result.pool(truth, scores)
         value, skipped = self._period_metric(serving.model, index)
-        alarm = self.alarm(serving.model, index)  # before the period's labels are used
+        alarm = self.alarm(serving, index)  # before the period's labels are used
         estimated = self.estimated_on(serving.model, index, index)
         action = self.decide(state, index)
         decision = lift = None

@@ -12,6 +12,12 @@ Modes (``+`` combines them):
   leaves the band the reference's own periods moved in (``calibration``); an unseen-category
   alarm always counts (the model never saw that category).
 * ``multivariate``: the domain classifier's verdict (``report.multivariate``); score = its AUC.
+* ``estimated``: a performance gate on the rest of the combination (alone: on ``univariate``):
+  the drift alarm stands only when the serving model's primary metric, estimated without
+  labels on the same window (CBPE / DLE, ``core.estimation``), dropped by the live-metric
+  threshold (``RetrainPolicy.estimated_degradation``, the trigger's one rule); score = the
+  drift part's. Without an estimate (no probabilities, a single class in the calibration set,
+  no champion) the drift part decides and ``skipped`` says why.
 
 ``calibrated+weighted`` weights the calibrated features; a combination with ``multivariate``
 alarms when both its feature part and the classifier do. A part that cannot be computed (no
@@ -24,13 +30,13 @@ calibration to the feature verdict, the classifier to the rest of the combinatio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
 
 from retraining_assets.core.drift.calibration import STATISTICS, CalibrationBands
 from retraining_assets.core.drift.report import DriftReport
 
-MODES = ("univariate", "weighted", "calibrated", "multivariate")
+MODES = ("univariate", "weighted", "calibrated", "multivariate", "estimated")
 DEFAULT_WEIGHTED_SHARE = 0.1
 
 
@@ -55,6 +61,30 @@ class Alarm:
         return asdict(self)
 
 
+class DegradationRule(Protocol):
+    """``core.triggers.RetrainPolicy`` as the gate sees it (typed structurally: the triggers
+    import the evaluation stack, which imports the settings, which import this module)."""
+
+    degradation: float
+
+    def estimated_degradation(
+        self, estimated: float | None, baseline: float | None, higher_is_better: bool
+    ) -> Any: ...  # a Reason with ``detail``, or None
+
+
+@dataclass(frozen=True)
+class EstimateGate:
+    """What the ``estimated`` part needs: the serving model's primary metric estimated
+    without labels on the verdict's window, the same metric at its evaluation, and the retrain
+    policy whose degradation rule decides; ``skipped`` says why there is no estimate."""
+
+    policy: DegradationRule
+    estimated: float | None
+    baseline: float | None
+    higher_is_better: bool = True
+    skipped: str | None = None
+
+
 def parse_mode(text: str) -> tuple[str, ...]:
     """The parts of a mode like ``calibrated+weighted``, checked (the error names the setting)."""
     parts = tuple(p.strip() for p in str(text).split("+") if p.strip())
@@ -65,7 +95,10 @@ def parse_mode(text: str) -> tuple[str, ...]:
             f"distinct ones (e.g. calibrated+weighted), got {text!r}"
         )
     if "univariate" in parts and len(parts) > 1:
-        raise VerdictError(f"univariate combines with nothing (it is the plain rule): {text!r}")
+        raise VerdictError(
+            f"univariate combines with nothing (it is the plain rule; 'estimated' alone gates "
+            f"it): {text!r}"
+        )
     return parts
 
 
@@ -88,11 +121,20 @@ def dataset_alarm(
     calibration_skipped: str | None = None,
     importance_skipped: str | None = None,
     weighted_share: float = DEFAULT_WEIGHTED_SHARE,
+    estimate: EstimateGate | None = None,
 ) -> Alarm:
     """The dataset verdict of ``report`` under ``mode`` (see the module docstring);
     ``calibration_skipped`` / ``importance_skipped`` say why the bands / importances are
-    missing, for the alarm's ``skipped``."""
+    missing, for the alarm's ``skipped``; ``estimate`` feeds the ``estimated`` gate."""
     parts = parse_mode(mode)
+    if "estimated" in parts:
+        drift = "+".join(p for p in parts if p != "estimated") or "univariate"
+        alarm = dataset_alarm(
+            report, drift, importances=importances, calibration=calibration,
+            calibration_skipped=calibration_skipped, importance_skipped=importance_skipped,
+            weighted_share=weighted_share,
+        )  # fmt: skip
+        return _gated(replace(alarm, mode="+".join(parts)), estimate)
     testable = [str(n) for n, e in report.features.items() if e["testable"]]
     drifted = [str(n) for n in report.drifted_features if str(n) in testable]
     raw = len(drifted) / len(testable) if testable else 0.0
@@ -150,6 +192,27 @@ def dataset_alarm(
     if "weighted" in parts and weights is None and importance_skipped:
         skipped.append(f"importance: {importance_skipped}")
     return Alarm(bool(alarm), float(score), mode, reasons, skipped, counted, raw, weighted)
+
+
+def _gated(alarm: Alarm, gate: EstimateGate | None) -> Alarm:
+    """The drift alarm kept only when the estimate degraded (or as is without an estimate)."""
+    estimated = gate.estimated if gate else None
+    baseline = gate.baseline if gate else None
+    if gate is None or estimated is None or baseline is None:
+        why = (gate.skipped if gate else None) or (
+            "no baseline metric stored with the model"
+            if estimated is not None
+            else "no estimate of the serving model's metric"
+        )
+        return replace(alarm, skipped=[*alarm.skipped, f"estimated: {why}; the drift verdict "
+                                       "alone decides"])  # fmt: skip
+    degraded = gate.policy.estimated_degradation(estimated, baseline, gate.higher_is_better)
+    if degraded is not None:
+        return replace(alarm, reasons=[*alarm.reasons, degraded.detail])
+    limit = gate.policy.degradation
+    held = (f"estimated metric {estimated:.4g} against {baseline:.4g} at evaluation is within "
+            f"the degradation limit ({limit:.0%}): performance holds")  # fmt: skip
+    return replace(alarm, alarm=False, reasons=[*alarm.reasons, held])
 
 
 def _share(features: list[str], testable: list[str], weights: Mapping[str, float]) -> float:

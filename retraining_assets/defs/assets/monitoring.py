@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.drift import DriftReport
-from retraining_assets.core.drift.dataset_verdict import Alarm, dataset_alarm
+from retraining_assets.core.drift.dataset_verdict import (
+    Alarm,
+    EstimateGate,
+    dataset_alarm,
+    parse_mode,
+)
 from retraining_assets.core.engines import compare_drift_window
 from retraining_assets.core.estimation import estimate_period
 from retraining_assets.core.evaluation import evaluate
@@ -18,7 +23,7 @@ from retraining_assets.core.importance import stored_importance
 from retraining_assets.core.labels import labelled
 from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
-from retraining_assets.core.pipeline import Pipeline
+from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
@@ -69,15 +74,23 @@ def alarm_metadata(alarm: Alarm) -> dict[str, dg.MetadataValue]:
 
 
 def verdict_of(
-    pipeline: Pipeline, registry: Registry, reference: Reference, report: DriftReport
+    pipeline: Pipeline,
+    registry: Registry,
+    reference: Reference,
+    report: DriftReport,
+    current: pd.DataFrame | None = None,
 ) -> Alarm:
-    """The configured dataset verdict, with the champion's stored importance and the
-    reference's bands (each part that is missing is named in the alarm)."""
+    """The configured dataset verdict, with the champion's stored importance, the
+    reference's bands and (``estimated``) the champion's estimate on ``current``, the drift
+    window's records (each part that is missing is named in the alarm)."""
     importances, no_importance = None, "no champion yet"
     if reference.champion_version is not None:
         importances, no_importance = stored_importance(
             registry, pipeline.name, reference.champion_version
         )
+    gate = None
+    if "estimated" in parse_mode(pipeline.settings.drift_verdict):
+        gate = estimate_gate(pipeline, registry, reference, current)
     return dataset_alarm(
         report,
         pipeline.settings.drift_verdict,
@@ -86,7 +99,26 @@ def verdict_of(
         calibration_skipped=reference.calibration_skipped,
         importance_skipped=no_importance,
         weighted_share=pipeline.settings.drift_weighted_share,
+        estimate=gate,
     )
+
+
+def estimate_gate(
+    pipeline: Pipeline, registry: Registry, reference: Reference, current: pd.DataFrame | None
+) -> EstimateGate:
+    """The champion's primary metric estimated without labels on the drift window (its own
+    stored estimator), its evaluation baseline and the retrain policy's degradation rule."""
+    policy, better = retrain_policy(pipeline.settings), pipeline.higher_is_better
+    version = reference.champion_version
+    if version is None or current is None:
+        why = "no champion yet" if version is None else "no records of the window given"
+        return EstimateGate(policy, None, None, better, why)
+    metric = pipeline.primary_metric
+    model = load_model(registry, pipeline.name, version)
+    estimate = estimate_period(model, reference.estimator, current, pipeline.spec, metric)
+    baseline = (evaluation_baseline(registry, pipeline.name, version) or {}).get(metric)
+    value = estimate["estimate"]
+    return EstimateGate(policy, value["value"], baseline, better, value["skipped"])
 
 
 def multivariate_metadata(report: DriftReport) -> dict[str, dg.MetadataValue]:
@@ -211,7 +243,7 @@ def build_monitoring_assets(
         verdict = (
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )
-        alarm = verdict_of(pipeline, platform.registry(), reference, report)
+        alarm = verdict_of(pipeline, platform.registry(), reference, report, current)
         context.log.info(
             f"{partition}: {verdict} in {report.n_current} records ({engine} engine; vs "
             f"{reference.origin}, {reference.window}); {alarm.mode} verdict: "

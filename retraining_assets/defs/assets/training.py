@@ -149,6 +149,7 @@ def build_training_assets(
         version = register_candidate(
             registry, name, model, window, spec, run_id=context.run.run_id,
             actor=actor_of(context), metric=pipeline.primary_metric,
+            scales=pipeline.timescales,
         )  # fmt: skip
         # the volume trigger counts records after this, whatever the promotion decision
         registry.set_watermark(

@@ -7,12 +7,13 @@ import pytest
 from retraining_assets.core.backtest import BacktestResult, run_backtest
 from retraining_assets.core.backtest.alarms import alarm_quality
 from retraining_assets.core.demo import ABRUPT, SPEC, STABLE
+from retraining_assets.core.triggers import relative_drop
 from retraining_assets.settings import load_settings
 from retraining_assets_tests.core.backtest.test_backtest import STREAM, months
 
 
-def backtest(verdict: str) -> BacktestResult:
-    settings = load_settings().model_copy(update={"drift_verdict": verdict})
+def backtest(verdict: str, **update: object) -> BacktestResult:
+    settings = load_settings().model_copy(update={"drift_verdict": verdict, **update})
     frame = months(*range(STABLE.last_offset - 2, ABRUPT.first_offset + 3))
     return run_backtest(frame, SPEC, settings=settings, families=("xgboost",))
 
@@ -47,3 +48,18 @@ def test_the_backtest_honours_the_verdict_setting(univariate: BacktestResult) ->
     scores = [r.drift_score for r in weighted.policies["static"].rows]
     assert scores != plain  # the weighted share, not the plain one
     assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_the_backtest_gates_the_alarm_with_the_estimated_metric() -> None:
+    # one month per drift window (no widening), so the gate's estimate is the row's; a 3%
+    # limit, which the static model's estimate passes in some of its drifted months only
+    limit = 0.03
+    plain = backtest("univariate", drift_min_records=0)
+    gated = backtest("estimated", drift_min_records=0, performance_degradation=limit)
+    assert gated.settings["drift_verdict"] == "estimated"
+    rows = list(zip(plain.policies["static"].rows, gated.policies["static"].rows, strict=True))
+    assert any(g.alarm for _, g in rows) and any(p.alarm and not g.alarm for p, g in rows)
+    for p, g in rows:
+        assert g.drift_score == p.drift_score and g.estimated_metric is not None
+        drop = relative_drop(g.estimated_metric, g.baseline_metric, gated.higher_is_better)
+        assert g.alarm is (p.alarm and drop >= limit)

@@ -9,11 +9,13 @@ import pytest
 from retraining_assets.core.drift import DriftThresholds, detect_drift, fit_reference
 from retraining_assets.core.drift.calibration import calibrate
 from retraining_assets.core.drift.dataset_verdict import (
+    EstimateGate,
     VerdictError,
     dataset_alarm,
     parse_mode,
 )
 from retraining_assets.core.drift.multivariate import MultivariateDrift
+from retraining_assets.core.triggers import RetrainPolicy
 from retraining_assets_tests.core.drift.frames import frames as _frames
 
 
@@ -110,3 +112,67 @@ def test_unknown_modes_name_the_setting(mode: str) -> None:
     with pytest.raises(VerdictError, match=r"RETRAIN_DRIFT_VERDICT|univariate combines"):
         parse_mode(mode)
     assert parse_mode("calibrated + weighted") == ("calibrated", "weighted")
+
+
+POLICY = RetrainPolicy(degradation=0.1)  # the live-metric threshold: a 10% relative drop
+
+
+@pytest.mark.parametrize("mode", ["estimated", "weighted+estimated"])
+def test_estimated_keeps_the_drift_alarm_only_when_the_estimate_drops(mode: str) -> None:
+    report = detect_drift(shifted(seed=1), shifted(seed=2, shift=1.0))
+    importances = {"ignored": 1.0, "used": 0.1}  # the weighted part alarms too
+    assert dataset_alarm(report, mode.replace("+estimated", "").replace("estimated",
+                         "univariate"), importances=importances).alarm  # fmt: skip
+    flat = dataset_alarm(report, mode, importances=importances,
+                         estimate=EstimateGate(POLICY, 0.86, 0.90))  # fmt: skip
+    assert flat.alarm is False and flat.mode == mode and not flat.skipped
+    assert "performance holds" in flat.reasons[-1]
+    assert flat.score > 0 and flat.features == ["ignored"]  # the drift part still reports
+    dropped = dataset_alarm(
+        report, mode, importances=importances, estimate=EstimateGate(POLICY, 0.72, 0.90)
+    )  # 20% worse
+    assert dropped.alarm is True and "20.0% worse" in dropped.reasons[-1]
+    # lower-is-better metrics are reversed by the same rule (rmse up 20%)
+    rmse = EstimateGate(POLICY, 1.2, 1.0, higher_is_better=False)
+    assert dataset_alarm(report, mode, importances=importances, estimate=rmse).alarm is True
+
+
+def test_estimated_never_raises_an_alarm_the_drift_part_does_not() -> None:
+    report = detect_drift(shifted(seed=1), shifted(seed=2))
+    assert not report.dataset_drift
+    alarm = dataset_alarm(report, "estimated", estimate=EstimateGate(POLICY, 0.5, 0.9))
+    assert alarm.alarm is False
+
+
+@pytest.mark.parametrize(
+    ("gate", "why"),
+    [
+        (None, "no estimate of the serving model's metric"),
+        (EstimateGate(POLICY, None, 0.9, skipped="the model gives no class probabilities"),
+         "the model gives no class probabilities"),
+        (EstimateGate(POLICY, None, 0.9,
+                      skipped="the calibration set (holdout) holds a single class (1)"),
+         "single class"),
+        (EstimateGate(POLICY, 0.5, None), "no baseline metric"),
+    ],
+)  # fmt: skip
+def test_estimated_without_an_estimate_falls_back_to_the_drift_part_and_says_so(
+    gate: EstimateGate | None, why: str
+) -> None:
+    report = detect_drift(shifted(seed=1), shifted(seed=2, shift=1.0))
+    alarm = dataset_alarm(report, "weighted+estimated", importances={"ignored": 1.0},
+                          estimate=gate)  # fmt: skip
+    assert alarm.alarm is True  # the weighted part decides alone
+    assert alarm.mode == "weighted+estimated"
+    assert (
+        [s for s in alarm.skipped if s.startswith("estimated:")]
+        == [s for s in alarm.skipped if why in s and "the drift verdict alone decides" in s]
+        != []
+    )
+
+
+def test_estimated_modes_parse_and_univariate_still_combines_with_nothing() -> None:
+    assert parse_mode("weighted+estimated") == ("weighted", "estimated")
+    assert parse_mode("estimated") == ("estimated",)
+    with pytest.raises(VerdictError, match="univariate combines"):
+        parse_mode("univariate+estimated")

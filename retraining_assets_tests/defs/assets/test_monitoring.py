@@ -72,3 +72,33 @@ def test_stable_month_reports_no_drift_and_stays_quiet(monitored, platform_db) -
     assert metadata["drift_detected"].value is False
     assert metadata["drifted_features"].value == []
     assert _drift_notifications(platform_db) == []
+
+
+def test_the_estimated_verdict_estimates_with_the_champions_own_estimator(
+    settings, platform_db
+) -> None:
+    """With a champion, drift_report's ``estimated`` part estimates its metric from its stored
+    estimator on the drift window; a champion never judged has no evaluation baseline (the one
+    ``champion_performance`` and the trigger compare with), so the drift part decides and the
+    verdict says that, not "no estimate"."""
+    from retraining_assets_tests.conftest import SMALL_STREAM, trained_version, with_champion
+
+    settings = settings.model_copy(update={"drift_verdict": "weighted+estimated"})
+    SMALL_STREAM.seed_database(platform_db)
+    defs = build_definitions(settings, [demo_pipeline(settings, SMALL_STREAM)])
+    registry = defs.resources["platform"].registry()
+    with_champion(registry, trained_version(registry, SMALL_STREAM, months=3))
+    with dg.instance_for_test() as instance:
+        defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
+        result = defs.resolve_job_def("demo_monitoring_job").execute_in_process(
+            instance=instance, partition_key=SMALL_STREAM.partition_key(4)
+        )
+        assert result.success
+        event = instance.get_latest_materialization_event(DRIFT_KEY)
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert metadata["drift_verdict"] == "weighted+estimated"
+    skipped = metadata.get("drift_verdict_skipped") or []
+    assert not [s for s in skipped if s.startswith("weighted:")]  # the champion's importances
+    assert [s for s in skipped if s.startswith("estimated:")] == [
+        "estimated: no baseline metric stored with the model; the drift verdict alone decides"
+    ]
