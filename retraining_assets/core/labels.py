@@ -20,6 +20,7 @@ __all__ = [
     "LabelDelay",
     "label_cutoff",
     "labelled",
+    "labelled_period",
     "labels_complete_period",
     "parse_label_delay",
 ]
@@ -60,3 +61,16 @@ def labels_complete_period(
     counts: its records are all stamped before its end). Without a delay, the newest
     complete period. None before the first such period."""
     return scales.newest_complete_period(label_cutoff(now, delay), data_start)
+
+
+def labelled_period(
+    scales: TimeScales, period: datetime, now: datetime, delay: LabelDelay, data_start: datetime
+) -> datetime | None:
+    """The period whose labels speak for ``period`` at ``now``: ``period`` itself without a
+    delay; with one, the newest labels-complete period, never a later one than ``period``.
+    The live metric is read there, and the training window ends there (as in the backtest).
+    None while no period's labels are complete."""
+    if delay is None:
+        return period
+    complete = labels_complete_period(scales, now, delay, data_start)
+    return None if complete is None else min(complete, period)

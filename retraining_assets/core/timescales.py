@@ -153,7 +153,14 @@ class TimeScales:
 
     def label(self, start: datetime) -> str:
         """The period's partition key, as Dagster's time-window partitions spell it."""
-        return start.strftime("%Y-%m-%d-%H:%M" if self.period == "hourly" else "%Y-%m-%d")
+        return start.strftime(self._label_format())
+
+    def period_of(self, label: str) -> datetime:
+        """The start of the period a partition key names (``label``'s inverse)."""
+        return datetime.strptime(label, self._label_format())
+
+    def _label_format(self) -> str:
+        return "%Y-%m-%d-%H:%M" if self.period == "hourly" else "%Y-%m-%d"
 
     def newest_complete_period(self, now: datetime, data_start: datetime) -> datetime | None:
         """The start of the newest period that has ended by ``now``; None before the first."""

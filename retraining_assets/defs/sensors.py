@@ -33,8 +33,10 @@ def build_retraining_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
         minimum_interval_seconds=60,
         default_status=automation_status(pipeline),
         description="Every minute, asks RetrainPolicy whether to retrain on the newest complete "
-        "monitoring period: no champion, drift or a live-metric drop in that period's "
-        "monitoring, or more than RETRAIN_VOLUME_TRIGGER new records in its training window. "
+        "monitoring period: no champion, drift or an estimated drop in that period's "
+        "monitoring, a live-metric drop in the newest period whose labels are all in "
+        "(that period itself without RETRAIN_LABEL_DELAY), or more than "
+        "RETRAIN_VOLUME_TRIGGER new labelled records in its training window. "
         "Reads metadata and a COUNT only; every reason goes into the run's tags.",
     )
     def retraining_sensor(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from retraining_assets.core.labels import label_cutoff, labels_complete_period
+from retraining_assets.core.labels import label_cutoff, labelled_period
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
@@ -96,16 +96,14 @@ def gather_signals(
 
 
 def labelled_partition(pipeline: Pipeline, partition: str, now: datetime) -> str | None:
-    """The partition whose live metric speaks for ``partition`` at ``now``: itself without a
-    label delay; with one, the newest period whose labels have all arrived by ``now``
-    (``core.labels``), never a later one than ``partition``; None while no period's have."""
-    delay = pipeline.settings.label_delay_duration
-    if delay is None:
-        return partition
+    """The partition whose live metric speaks for ``partition`` at ``now``
+    (``core.labels.labelled_period``); None while no period's labels are complete."""
     scales = pipeline.timescales
-    start = labels_complete_period(scales, now, delay, pipeline.data_start)
-    # partition keys of one period length sort as their periods do
-    return None if start is None else min(scales.label(start), partition)
+    period = labelled_period(
+        scales, scales.period_of(partition), now, pipeline.settings.label_delay_duration,
+        pipeline.data_start,
+    )  # fmt: skip
+    return None if period is None else scales.label(period)
 
 
 def request_tags(decision: RetrainDecision, signals: Signals, now: datetime) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 from retraining_assets.core.labels import (
     label_cutoff,
     labelled,
+    labelled_period,
     labels_complete_period,
     parse_label_delay,
 )
@@ -75,3 +76,24 @@ def test_no_period_is_labels_complete_before_the_first_has_its_labels():
     assert labels_complete_period(scales, datetime(2024, 3, 2), delay, start) == datetime(
         2024, 1, 1
     )
+
+
+def test_the_labelled_period_of_a_target_is_never_later_than_the_target():
+    scales, start, delay = (
+        TimeScales(period="monthly"),
+        datetime(2024, 1, 1),
+        parse_label_delay("1M"),
+    )
+    june = datetime(2024, 6, 1)
+    # on June 1 April is the newest labels-complete month: May's reads April, March itself
+    assert labelled_period(scales, datetime(2024, 5, 1), june, delay, start) == datetime(2024, 4, 1)
+    assert labelled_period(scales, datetime(2024, 3, 1), june, delay, start) == datetime(2024, 3, 1)
+    assert labelled_period(scales, datetime(2024, 5, 1), june, None, start) == datetime(2024, 5, 1)
+    assert labelled_period(scales, datetime(2024, 1, 1), datetime(2024, 2, 1), delay, start) is None
+
+
+@pytest.mark.parametrize("period", ["hourly", "daily", "weekly", "monthly"])
+def test_a_partition_key_names_its_period_start(period):
+    scales = TimeScales(period=period)
+    start = scales.period_start(datetime(2024, 5, 15, 13, 40))
+    assert scales.period_of(scales.label(start)) == start

@@ -84,3 +84,12 @@ def test_the_sensor_reads_the_labels_complete_month_and_the_newest_estimate(live
     assert signals.live_metric == april["live_metric"]
     may = _metadata(outcomes[4].monitoring, "estimated_performance")
     assert signals.estimated_metric == may["estimated_metric"]
+
+
+def test_the_training_window_ends_with_the_newest_labels_complete_month(lived) -> None:
+    first = lived["outcomes"][2]  # April 1: March has just ended, February's labels are in
+    assert first.retraining is not None and first.retraining.success
+    window = _metadata(first.retraining, "training_data")
+    # never on March's records, whose labels arrive in May
+    assert window["window_end"] == STREAM.month_start(2).isoformat()
+    assert window["window_start"] == STREAM.month_start(0).isoformat()

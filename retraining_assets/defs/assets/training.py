@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from retraining_assets.core.labels import labelled_period
 from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
 from retraining_assets.core.notify import retraining_started
 from retraining_assets.core.pipeline import Pipeline
@@ -20,7 +21,7 @@ from retraining_assets.defs.executors import training_step_tags
 from retraining_assets.defs.identity import actor_of
 from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
-from retraining_assets.defs.resources import PlatformResource, RecordsResource
+from retraining_assets.defs.resources import ClockResource, PlatformResource, RecordsResource
 
 FORCE_TAG = "retrain/force"  # "true": train even on a window already trained on
 
@@ -59,14 +60,27 @@ def build_training_assets(
         platform: PlatformResource,
         notifier: NotifierResource,
         records: RecordsResource,
+        clock: ClockResource,
     ) -> Iterator[dg.Output[TrainingWindow]]:
         """The records of the training window: `RETRAIN_TRAINING_WINDOW` (a duration, 90 days
-        by default) ending with this period, split by time into train, validation (early
-        stopping) and the most recent tail as the holdout, never seen in training. Its drift
-        reference is fitted here once."""
-        start, end = pipeline.timescales.training_window_of(
-            period_start(partitions_def, context.partition_key), pipeline.data_start
-        )
+        by default) ending with this period (with `RETRAIN_LABEL_DELAY`, with the newest period
+        whose labels have all arrived), split by time into train, validation (early stopping)
+        and the most recent tail as the holdout, never seen in training. Its drift reference
+        is fitted here once."""
+        scales, delay = pipeline.timescales, settings.label_delay_duration
+        period = period_start(partitions_def, context.partition_key)
+        last = labelled_period(scales, period, clock.now(), delay, pipeline.data_start)
+        if last is None:
+            raise dg.Failure(
+                f"no period's labels are complete at {clock.now():%Y-%m-%d %H:%M} "
+                f"(RETRAIN_LABEL_DELAY={delay}): nothing to train {context.partition_key} on"
+            )
+        if last != period:
+            context.log.info(
+                f"labels arrive {delay} late (RETRAIN_LABEL_DELAY): the training window ends "
+                f"with {scales.label(last)}, the newest period whose labels are all in"
+            )
+        start, end = scales.training_window_of(last, pipeline.data_start)
         frame, sample = read_training_window(
             records.source(name),
             start,
