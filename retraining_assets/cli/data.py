@@ -198,17 +198,23 @@ def file_alarm(
     thresholds: DriftThresholds,
 ) -> Alarm:
     """The dataset verdict of a file comparison: calibrated on the reference's own periods
-    when a time column is given; no model, so no importances."""
+    when a time column is given, cut by the pipeline's rule (``reference_periods``, with the
+    ``RETRAIN_PERIOD`` / ``RETRAIN_DRIFT_WINDOW`` settings); no model, so no importances."""
     from retraining_assets.core.drift import DriftInputError, fit_reference
-    from retraining_assets.core.drift.calibration import CalibrationError, calibrate, split_by_time
+    from retraining_assets.core.drift.calibration import (
+        CalibrationError,
+        calibrate,
+        reference_periods,
+    )
     from retraining_assets.core.drift.dataset_verdict import dataset_alarm
 
+    settings = cli_settings()
     bands, why = None, "give --time-column to cut the reference into its periods"
     if "calibrated" in mode.split("+") and time_column:
         frame = read_table(reference)
         if time_column not in frame.columns:
             raise DriftInputError(f"--time-column {time_column!r} is not a column of {reference}")
-        periods = split_by_time(frame, time_column)
+        periods = reference_periods(frame, time_column, settings.timescales)
         features = [c for c in report.features]
         try:
             bands = calibrate(
@@ -223,7 +229,7 @@ def file_alarm(
             why = str(error)
     return dataset_alarm(
         report, mode, calibration=bands, calibration_skipped=why,
-        weighted_share=cli_settings().drift_weighted_share,
+        weighted_share=settings.drift_weighted_share,
     )  # fmt: skip
 
 
