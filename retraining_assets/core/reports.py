@@ -9,13 +9,14 @@ messages link to it.
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from retraining_assets.core.locations import Location, is_local, write_file
+from retraining_assets.core.locations import Location, is_local, location, write_file
 from retraining_assets.settings import Settings
 
 ROUTE = "reports"
@@ -56,3 +57,12 @@ def published(folder: Location) -> Iterator[Path]:
         yield Path(scratch)
         for file in sorted(Path(scratch).iterdir()):
             write_file(folder / file.name, file.read_bytes())
+
+
+def write_report(destination: str | os.PathLike[str], render: Callable[[Path], object]) -> Location:
+    """One report file at ``destination`` (a local path or an fsspec URL such as
+    ``s3://bucket/drift.html``), rendered by ``render(local_path)``, e.g. ``report.to_html``."""
+    target = location(destination)
+    with published(target.parent) as scratch:
+        render(scratch / target.name)
+    return target

@@ -6,7 +6,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from retraining_assets.core.reports import published, report_url, reports_root
+from retraining_assets.core.reports import published, report_url, reports_root, write_report
 from retraining_assets.settings import Settings
 from retraining_assets_tests import s3_server
 from retraining_assets_tests.reports_client import serving_reports
@@ -88,3 +88,13 @@ def test_reports_on_object_storage_are_written_to_the_bucket_and_served_from_it(
         assert get(url.replace("drift.html", "drift.png")).content == b"\x89PNG fake"
         assert get(url.replace("drift.html", "missing.html")).status_code == 404
         assert get(f"{settings.reports_url}/reports/demo/").status_code == 404
+
+
+def test_one_report_file_goes_to_a_path_or_a_bucket_url(tmp_path: Path, bucket: str) -> None:
+    """What `retrain drift --html/--png` write with: a local path or an s3:// URL."""
+    local = write_report(tmp_path / "out" / "r.html", lambda path: path.write_text(PAGE))
+    assert local == tmp_path / "out" / "r.html" and local.read_text() == PAGE
+    remote = write_report(f"s3://{bucket}/cli/r.html", lambda path: path.write_text(PAGE))
+    assert str(remote) == f"s3://{bucket}/cli/r.html"
+    body = boto3.client("s3").get_object(Bucket=bucket, Key="cli/r.html")["Body"].read()
+    assert body.decode() == PAGE
