@@ -17,7 +17,7 @@ process. ``--no-champion`` fits the reference alone (the figure before predictio
 * 2M, in memory (baseline): ``RETRAIN_MATERIALIZE_MAX_ROWS=0``: loaded whole, validated whole,
   stored as Parquet.
 
-    python benchmarks/scale_monitoring.py [--rows 20000000] [--data /work/scale-data] [--no-champion]
+    python benchmarks/scale_monitoring.py [--rows N] [--data DIR] [--no-champion]
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class PeriodDescription:
     end: str  # exclusive
     rows: int
     source: str  # where the records are (passwords masked)
-    validated_rows: int  # the records the checks covered: all of them in a database, else the sample
+    validated_rows: int  # the records the checks covered: all in a database, else the sample
     query: str | None = None  # SQL sources: the period's SELECT
     files: list[ParquetPart] = field(default_factory=list)  # Parquet sources
     checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed

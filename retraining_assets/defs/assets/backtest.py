@@ -1,7 +1,6 @@
 """The backtest in the graph: the pipeline's own labelled history replayed through its own
 retraining and promotion policies, on demand (no schedule or sensor materializes it)."""
 
-
 import dagster as dg
 from pydantic import Field
 

@@ -133,9 +133,7 @@ def _large_period(source: RecordSource) -> tuple[PeriodValidation, PeriodDescrip
     rows = source.count(start, end)
     loaded = source.load(start, end)
     sample = loaded[loaded[SPEC.target].isin([0, 1])].head(50)
-    checked = validate_large_period(
-        source, start, end, rows, sample, SPEC, _bounds(), Tolerances()
-    )
+    checked = validate_large_period(source, start, end, rows, sample, SPEC, _bounds(), Tolerances())
     description = describe_period(
         source, "shifted", start, end, rows, sample, checked.outcomes, checked.validated_rows
     )
