@@ -297,7 +297,13 @@ def backtest(
 
     from retraining_assets.core.backtest import BacktestError, backtest_file
     from retraining_assets.core.drift.dataset_verdict import VerdictError, parse_mode
+    from retraining_assets.core.labels import parse_label_delay
 
+    if label_delay is not None:
+        try:
+            parse_label_delay(label_delay)
+        except ValueError as error:  # the option's name, not the variable it overrides
+            raise click.BadParameter(str(error), param_hint="--label-delay") from None
     settings = cli_settings(**({} if label_delay is None else {"label_delay": label_delay}))
     if drift_verdict:
         try:

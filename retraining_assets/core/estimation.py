@@ -182,6 +182,14 @@ def _calibrate(raw: np.ndarray, calibrators: list[dict[str, list[float]] | None]
 def _loss_features(
     frame: pd.DataFrame, numeric: list[str], categories: dict[str, list[str]], pred: np.ndarray
 ) -> np.ndarray:
+    """The loss models' inputs, NannyML's DLE's too: every feature and the prediction."""
+    missing = [c for c in (*numeric, *categories) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"direct loss estimation: the records lack the feature columns {missing}")
+    if len(pred) != len(frame):
+        raise ValueError(
+            f"direct loss estimation: {len(pred)} predictions for {len(frame)} records"
+        )
     columns = [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64) for c in numeric]
     for column, known in categories.items():  # unseen categories become missing values
         codes = pd.Categorical(frame[column].astype("string"), categories=known).codes
@@ -241,9 +249,21 @@ class PerformanceEstimator:
             if value is None:
                 out[metric] = Estimate.skip(metric, "undefined on these records", method)
                 continue
-            half = SIGMAS * self.unit_std.get(metric, 0.0) / math.sqrt(n)
+            half = SIGMAS * self._unit_std(metric, value) / math.sqrt(n)
             out[metric] = Estimate(metric, value, value - half, value + half, n, method)
         return out
+
+    def _unit_std(self, metric: str, value: float) -> float:
+        """The holdout's per-row spread of the metric; for DLE scaled by the estimated loss
+        over the holdout's: errors twice as large spread twice as wide (noise of one shape,
+        another scale), so a period estimated noisier than the holdout gets a wider band, never
+        a narrower one. (NannyML keeps the reference's band, too narrow on exactly the periods
+        whose errors grew.)"""
+        unit = self.unit_std.get(metric, 0.0)
+        reference = self.holdout.get(metric)
+        if self.method != "dle" or not reference or reference <= 0:
+            return unit
+        return unit * max(value / reference, 1.0)
 
     def _cbpe(self, raw: np.ndarray) -> dict[str, float | None]:
         calibrated = _calibrate(np.asarray(raw, np.float64), self.calibrators or [])

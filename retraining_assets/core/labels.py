@@ -4,6 +4,8 @@ timestamp (a loan's default is known a year after it was granted).
 ``RETRAIN_LABEL_DELAY`` (a duration, ``0`` for none) is parsed here, and every consumer of
 labels (the volume trigger, ``champion_performance``, the backtest) asks ``labelled`` /
 ``label_cutoff`` which records have theirs by a given moment, so none of them re-derives it.
+``labels_complete_period`` is the one place that says which monitoring period is the newest
+whose labels have all arrived: the period the pipeline's labelled performance trigger reads.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from datetime import datetime
 
 import pandas as pd
 
-from retraining_assets.core.timescales import Duration
+from retraining_assets.core.timescales import Duration, TimeScales
 
-__all__ = ["LabelDelay", "label_cutoff", "labelled", "parse_label_delay"]
+__all__ = [
+    "LabelDelay",
+    "label_cutoff",
+    "labelled",
+    "labels_complete_period",
+    "parse_label_delay",
+]
 
 LabelDelay = Duration | None  # None: labels arrive with their records
 
@@ -42,3 +50,13 @@ def labelled(frame: pd.DataFrame, time_column: str, now: datetime, delay: LabelD
     elif stamps.dt.tz is None and cutoff.tzinfo is not None:
         cutoff = cutoff.tz_convert(None)
     return stamps <= cutoff
+
+
+def labels_complete_period(
+    scales: TimeScales, now: datetime, delay: LabelDelay, data_start: datetime
+) -> datetime | None:
+    """The start of the newest monitoring period whose every label has arrived by ``now``:
+    the newest period that ended at or before ``now - delay`` (a period ending exactly then
+    counts: its records are all stamped before its end). Without a delay, the newest
+    complete period. None before the first such period."""
+    return scales.newest_complete_period(label_cutoff(now, delay), data_start)

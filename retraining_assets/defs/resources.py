@@ -105,9 +105,10 @@ class PlatformResource(dg.ConfigurableResource):
 
 
 class ClockResource(dg.ConfigurableResource):
-    """What "now" is for the sensors: the wall clock (naive UTC), or a fixed ``moment`` when a
-    simulation replays history (the demo), so that the newest complete period and the retrain
-    cooldown are those of the simulated moment."""
+    """What "now" is for the sensors, the schedules evaluated by hand and the assets that ask
+    which labels have arrived: the wall clock (naive UTC), or a fixed ``moment`` when a
+    simulation replays history (the demo), so that the newest complete period, the retrain
+    cooldown and the labels seen are those of the simulated moment."""
 
     moment: str | None = None  # ISO 8601, naive UTC
 

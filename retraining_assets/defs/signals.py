@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from retraining_assets.core.labels import label_cutoff
+from retraining_assets.core.labels import label_cutoff, labels_complete_period
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.sources import RecordSource
@@ -47,8 +47,9 @@ def gather_signals(
     now: datetime,
 ) -> Signals:
     """Everything the retrain decision needs for ``partition`` (the period whose training
-    window ends at ``window_end``), read without loading data: its drift verdict and live
-    metric if monitoring saw them after the last training, the new records up to its end, and
+    window ends at ``window_end``), read without loading data: its drift verdict and estimate
+    and the live metric (of the newest labels-complete period, see ``labelled_partition``) if
+    monitoring saw them after the last training, the new labelled records up to its end, and
     the drift the last training acted on (``RetrainPolicy`` decides whether it is new)."""
     name = pipeline.name
     versions = registry.list_versions(name)
@@ -60,9 +61,14 @@ def gather_signals(
         instance, dg.AssetKey([name, "drift_report"]), partition, after=after
     )
     acted_on = run.tags.get(DRIFTED_TAG, "") if run else ""
-    live = period_metadata(
-        instance, dg.AssetKey([name, "champion_performance"]), partition, after=after
+    scored = labelled_partition(pipeline, partition, now)
+    live = (
+        period_metadata(instance, dg.AssetKey([name, "champion_performance"]), scored, after=after)
+        if scored is not None
+        else {}
     )
+    if live.get("labels_complete") is False:  # scored before its labels were all in
+        live = {}
     estimated = period_metadata(
         instance, dg.AssetKey([name, "estimated_performance"]), partition, after=after
     )
@@ -87,6 +93,19 @@ def gather_signals(
         last_training=trained_at(run, trained.created_at) if trained else None,
         now=now,
     )
+
+
+def labelled_partition(pipeline: Pipeline, partition: str, now: datetime) -> str | None:
+    """The partition whose live metric speaks for ``partition`` at ``now``: itself without a
+    label delay; with one, the newest period whose labels have all arrived by ``now``
+    (``core.labels``), never a later one than ``partition``; None while no period's have."""
+    delay = pipeline.settings.label_delay_duration
+    if delay is None:
+        return partition
+    scales = pipeline.timescales
+    start = labels_complete_period(scales, now, delay, pipeline.data_start)
+    # partition keys of one period length sort as their periods do
+    return None if start is None else min(scales.label(start), partition)
 
 
 def request_tags(decision: RetrainDecision, signals: Signals, now: datetime) -> dict[str, str]:

@@ -106,14 +106,22 @@ class Launcher:
         run_key: str | None = None,
         tick: InstigatorTick | None = None,
         schedule: str | None = None,
+        asset_selection: list[dg.AssetKey] | None = None,
+        resources: dict | None = None,
     ) -> RunResult:
-        """One run of ``job_name`` (of ``partition_key``), created with the location's origin
-        and executed to its end; with ``tick``, the run of that sensor tick; with
-        ``schedule``, the run of a tick of that schedule, recorded now."""
+        """One run of ``job_name`` (of ``partition_key``; of its ``asset_selection`` only),
+        created with the location's origin and executed to its end; with ``tick``, the run of
+        that sensor tick; with ``schedule``, the run of a tick of that schedule, recorded now.
+        ``resources``: the run's resource config (``{"clock": {"config": {...}}}``)."""
         job = self.defs.resolve_job_def(job_name)
+        selection = frozenset(asset_selection) if asset_selection else None
+        # the run and its plan are the subset's; execute_run subsets the whole job itself
+        planned = job.get_subset(asset_selection=selection) if selection else job
         # in process unless RETRAIN_EXECUTOR chose another executor (Celery, Kubernetes)
         in_process = job.executor_def.name == dg.multi_or_in_process_executor.name
         run_config = {**QUIET, **(IN_PROCESS if in_process else {})}
+        if resources:
+            run_config["resources"] = resources
         run_tags = dict(merge_run_tags(job, partition_key, tags, None, self.instance, run_config))
         if run_key:
             run_tags[RUN_KEY_TAG] = run_key
@@ -122,22 +130,25 @@ class Launcher:
         if schedule is not None:
             run_tags[SCHEDULE_NAME_TAG] = schedule
             tick = self._start_tick(schedule, InstigatorType.SCHEDULE)
-        executable = InMemoryJob(job)
         plan = create_execution_plan(
-            executable, run_config=run_config, instance_ref=self.instance.get_ref(), tags=run_tags
+            InMemoryJob(planned),
+            run_config=run_config,
+            instance_ref=self.instance.get_ref(),
+            tags=run_tags,
         )
         run = self.instance.create_run_for_job(
-            job_def=job,
+            job_def=planned,
             execution_plan=plan,
             run_config=run_config,
             tags=run_tags,
+            asset_selection=selection,
             status=dg.DagsterRunStatus.NOT_STARTED,
             remote_job_origin=RemoteJobOrigin(self._repository, job_name),
             job_code_origin=JobPythonOrigin(job_name, self._python),
         )
         if tick is not None:
             self._finish_tick(tick.with_run_info(run.run_id, run_key), TickStatus.SUCCESS)
-        return execute_run(executable, run, self.instance)
+        return execute_run(InMemoryJob(job), run, self.instance)
 
     def record_sensor_tick(
         self, sensor: str, request: dg.RunRequest | dg.SkipReason | None

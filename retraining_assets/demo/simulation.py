@@ -3,12 +3,15 @@
 Time is simulated: each monitoring period is lived at the moments the daemon would act on
 it. The retraining schedule's ticks since the previous period's monitoring come first (each
 asks for its own newest complete period); then, 15 minutes after the period ends, the
-monitoring job (what the monitoring schedule launches), one tick of the retraining sensor,
-evaluated daemon-less with the clock set to that moment, and the retraining run it requests.
-The sensors' "now" and the retrain cooldown are therefore the simulated moment, never the
-wall clock. With live traffic (``traffic``), the period's records are first replayed through
-the prediction service, and after each chunk the rollout sensor ticks and its run judges the
-rollout. The demo and the end-to-end tests use this; in production the daemon does the same.
+monitoring job (what the monitoring schedule launches), with a label delay the
+labelled-performance schedule's tick at that moment and its run (the daemon ticks it daily;
+once a period is enough here), one tick of the retraining sensor, evaluated daemon-less with
+the clock set to that moment, and the retraining run it requests. The sensors' "now", the
+retrain cooldown and (with a label delay) which labels a run sees are therefore the simulated
+moment, never the wall clock. With live traffic (``traffic``), the period's records are first
+replayed through the prediction service, and after each chunk the rollout sensor ticks and its
+run judges the rollout. The demo and the end-to-end tests use this; in production the daemon
+does the same.
 
 Every run is a run of the code location's job, as the daemon or ``dagster job launch`` would
 create it (``launch.py``): the webserver lists it under its job, on the timeline and on the
@@ -25,10 +28,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pandas as pd
 from dagster._core.scheduler.instigation import InstigatorTick
+from dagster._core.storage.tags import RUN_KEY_TAG, SCHEDULE_NAME_TAG
 
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.defs.periods import partitions_for, period_start
 from retraining_assets.defs.resources import CLOCK, ClockResource
+from retraining_assets.defs.schedules import labelled_performance_schedule_name
 from retraining_assets.defs.signals import REQUESTED_AT
 from retraining_assets.demo.launch import CodeLocation, Launcher, RunResult
 from retraining_assets.service.traffic import Replayed
@@ -68,6 +73,10 @@ class PeriodOutcome(_Materialized):
     retraining: RunResult | None = None
     schedule: dg.RunRequest | dg.SkipReason | None = None
     scheduled: RunResult | None = None
+    # with a label delay: the labelled-performance schedule's tick and its run (an earlier
+    # period's champion_performance, kept apart from this period's metadata)
+    labelled_request: dg.RunRequest | dg.SkipReason | None = None
+    labelled: RunResult | None = None
 
     @property
     def retrain_causes(self) -> str | None:
@@ -156,7 +165,14 @@ class Simulation:
 
     def launch(self, job_name: str, partition_key: str | None = None, **kwargs) -> RunResult:
         """One run of the code location's ``job_name``, executed in this process."""
-        return self._launcher.launch(job_name, partition_key, **kwargs)
+        return self._launcher.launch(job_name, partition_key, resources=self._run_clock(), **kwargs)
+
+    def _run_clock(self) -> dict | None:
+        """With a label delay, a run's clock is the simulated moment too, so its assets see
+        the labels that had arrived by then; without one no asset reads the clock."""
+        if self.now is None or self.pipeline.settings.label_delay_duration is None:
+            return None
+        return {CLOCK: {"config": {"moment": self.now.isoformat()}}}
 
     def refresh_reference(self) -> RunResult:
         return self.launch(reference_job_name(self.pipeline.name))
@@ -192,9 +208,13 @@ class Simulation:
             tick=self._last_tick,
         )
 
-    def schedule_tick(self, moment: datetime) -> dg.RunRequest | dg.SkipReason | None:
-        """One tick of the retraining schedule at ``moment``, as the daemon evaluates it."""
-        schedule = self.defs.resolve_schedule_def(f"{self.pipeline.name}_retraining_schedule")
+    def schedule_tick(
+        self, moment: datetime, name: str | None = None
+    ) -> dg.RunRequest | dg.SkipReason | None:
+        """One tick of the schedule ``name`` (the retraining schedule) at ``moment``, as the
+        daemon evaluates it."""
+        name = name or f"{self.pipeline.name}_retraining_schedule"
+        schedule = self.defs.resolve_schedule_def(name)
         with dg.build_schedule_context(
             instance=self.instance,
             scheduled_execution_time=moment.replace(tzinfo=UTC),
@@ -219,6 +239,32 @@ class Simulation:
             schedule=f"{self.pipeline.name}_retraining_schedule",
         )
 
+    def labelled_performance(
+        self, moment: datetime
+    ) -> tuple[dg.RunRequest | dg.SkipReason | None, RunResult | None]:
+        """With a label delay: the labelled-performance schedule's tick at ``moment`` and the
+        run it asks for, unless one had that run key already (the daemon's dedupe)."""
+        if self.pipeline.settings.label_delay_duration is None:
+            return None, None
+        name = labelled_performance_schedule_name(self.pipeline.name)
+        request = self.schedule_tick(moment, name)
+        if not isinstance(request, dg.RunRequest):
+            return request, None
+        seen = self.instance.get_run_records(
+            dg.RunsFilter(tags={RUN_KEY_TAG: request.run_key, SCHEDULE_NAME_TAG: name}), limit=1
+        )
+        if seen:
+            return request, None
+        result = self.launch(
+            monitoring_job_name(self.pipeline.name),
+            request.partition_key,
+            tags=request.tags,
+            run_key=request.run_key,
+            schedule=name,
+            asset_selection=list(request.asset_selection or []),
+        )
+        return request, result
+
     def period(self, partition: str) -> PeriodOutcome:
         """Live one monitoring period: the schedule's ticks since the previous period was
         monitored, then this period's monitoring, a sensor tick and its run."""
@@ -241,6 +287,7 @@ class Simulation:
                 _collect(outcome, result)
         if not monitoring.success:
             return outcome
+        outcome.labelled_request, outcome.labelled = self.labelled_performance(monitored_at)
         outcome.sensor = self.tick()
         if isinstance(outcome.sensor, dg.RunRequest):
             outcome.retraining = self.retrain(outcome.sensor)

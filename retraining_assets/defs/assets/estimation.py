@@ -1,7 +1,6 @@
 """The champion's performance on each period estimated before its labels arrive."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -11,7 +10,7 @@ from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION
 from retraining_assets.defs.periods import naive_utc
-from retraining_assets.defs.resources import PlatformResource, RecordsResource
+from retraining_assets.defs.resources import ClockResource, PlatformResource, RecordsResource
 
 
 def _value(value: float | None) -> dg.MetadataValue:
@@ -55,13 +54,17 @@ def build_estimation_assets(
         kinds={"sklearn"},
     )
     def estimated_performance(
-        context: dg.AssetExecutionContext, platform: PlatformResource, records: RecordsResource
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        records: RecordsResource,
+        clock: ClockResource,
     ) -> Iterator[dg.Output[dict]]:
         """The champion's primary metric on this period estimated without labels (CBPE for
         classification, DLE for regression, fitted on its holdout), with a ±3 standard error
         interval, and the realized metric once every label of the period has arrived
-        (`RETRAIN_LABEL_DELAY`). A period above `RETRAIN_MATERIALIZE_MAX_ROWS` is estimated on
-        its seeded sample (`RETRAIN_DRIFT_MAX_RECORDS`). Skipped while there is no champion."""
+        (`RETRAIN_LABEL_DELAY`; by then `<p>_labelled_performance_schedule` scores the period
+        again). A period above `RETRAIN_MATERIALIZE_MAX_ROWS` is estimated on its seeded sample
+        (`RETRAIN_DRIFT_MAX_RECORDS`). Skipped while there is no champion."""
         registry = platform.registry()
         champion = registry.get_alias(name, CHAMPION)
         if champion is None:
@@ -80,9 +83,8 @@ def build_estimation_assets(
             if limit and rows > limit
             else source.load(start, end)
         )
-        now = naive_utc(datetime.now(UTC))
         seen = labelled(
-            frame, pipeline.spec.time_column, now, pipeline.settings.label_delay_duration
+            frame, pipeline.spec.time_column, clock.now(), pipeline.settings.label_delay_duration
         )
         result = estimate_period(
             load_model(registry, name, champion.version),

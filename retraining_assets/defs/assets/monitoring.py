@@ -3,7 +3,7 @@ and scored by the champion."""
 
 import functools
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 import numpy as np
@@ -24,9 +24,9 @@ from retraining_assets.core.registry import CHAMPION, Registry
 from retraining_assets.core.reports import published
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.notifications import NotifierResource
-from retraining_assets.defs.periods import naive_utc, period_start
+from retraining_assets.defs.periods import period_start
 from retraining_assets.defs.plots import inline_image
-from retraining_assets.defs.resources import PlatformResource, RecordsResource
+from retraining_assets.defs.resources import ClockResource, PlatformResource, RecordsResource
 
 
 def drift_metadata(
@@ -246,11 +246,17 @@ def build_monitoring_assets(
         kinds={"python"},
     )
     def champion_performance(
-        context: dg.AssetExecutionContext, platform: PlatformResource, records: RecordsResource
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        records: RecordsResource,
+        clock: ClockResource,
     ) -> Iterator[dg.Output[dict]]:
         """The champion scored on the labelled records of the same trailing window as
         `drift_report`, next to the same metrics at its evaluation: a live drop beyond
-        `RETRAIN_PERFORMANCE_DEGRADATION` triggers retraining. Skipped while there is no
+        `RETRAIN_PERFORMANCE_DEGRADATION` triggers retraining. With `RETRAIN_LABEL_DELAY`, only
+        the records whose labels have arrived are scored (`labelled_rows` of `n_sampled`;
+        `labels_complete` once all have): the trigger reads the run made once the period's
+        labels are all in (`<p>_labelled_performance_schedule`). Skipped while there is no
         champion."""
         registry = platform.registry()
         champion = registry.get_alias(name, CHAMPION)
@@ -260,9 +266,8 @@ def build_monitoring_assets(
         current, window, _ = trailing_window(context, records)
         # a record's label is seen only RETRAIN_LABEL_DELAY after its timestamp
         seen = labelled(
-            current, pipeline.spec.time_column, naive_utc(datetime.now(UTC)),
-            pipeline.settings.label_delay_duration,
-        )  # fmt: skip
+            current, pipeline.spec.time_column, clock.now(), pipeline.settings.label_delay_duration
+        )
         model = load_model(registry, name, champion.version)
         metric = pipeline.primary_metric
         # the same window's estimate without labels, so the UI shows it next to the live value
@@ -283,6 +288,8 @@ def build_monitoring_assets(
                 "estimated": _float(estimated),
                 "baseline_metric": _float(baseline.get(metric)),
                 "live_metrics": dg.MetadataValue.json(live),
+                "labelled_rows": dg.MetadataValue.int(int(seen.sum())),
+                "labels_complete": dg.MetadataValue.bool(bool(seen.all())),
                 **window,
             },
         )
