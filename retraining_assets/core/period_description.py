@@ -5,9 +5,8 @@ Above ``RETRAIN_MATERIALIZE_MAX_ROWS`` a period is validated in full by the data
 it (Great Expectations' SQL datasource, ``engines/gx_sql.py``), or for files on a seeded sample
 (the one ``core.sampling`` draws), and described by its row count, the query or the Parquet
 files and row groups that hold it, how many records the checks covered, and column statistics
-of the seeded sample. The downstream
-assets read their own window from the source anyway, so no period passes through the IO
-manager. JSON-safe: the IO manager stores it as JSON.
+of the seeded sample. The downstream assets read their own window from the source anyway, so
+no period passes through the IO manager. JSON-safe: the IO manager stores it as JSON.
 """
 
 from __future__ import annotations
