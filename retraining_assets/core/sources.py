@@ -227,13 +227,17 @@ class FileRecordSource(RecordSource):
         if sample.everything or self._parquet() is None:
             return super().sample(start, end, sample)
         condition = self._parquet_filter(start, end)
-        order = np.argsort(self._window_times(condition), kind="stable")
-        kept = np.zeros(len(order), dtype=bool)
+        times = self._window_times(condition)
+        # files written in time order (the usual case) need no sort: rank = scan position
+        in_order = len(times) < 2 or bool((times[1:] >= times[:-1]).all())
+        order = None if in_order else np.argsort(times, kind="stable")
+        kept = np.zeros(len(times), dtype=bool)
         # by scan position; in chunks, so the hash's temporaries stay small on a large window
-        for first in range(0, len(order), KEEP_CHUNK):
-            positions = np.arange(first, min(first + KEEP_CHUNK, len(order)))
-            kept[order[positions][sample.keeps(positions)]] = True
-        del order
+        for first in range(0, len(times), KEEP_CHUNK):
+            positions = np.arange(first, min(first + KEEP_CHUNK, len(times)))
+            chosen = positions if order is None else order[positions]
+            kept[chosen[sample.keeps(positions)]] = True
+        del times, order
         pieces, offset = [], 0
         try:  # the scan order of to_batches is to_table's: positions line up
             for batch in self._parquet().to_batches(filter=condition, **BOUNDED_SCAN):
