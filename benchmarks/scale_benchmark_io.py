@@ -105,7 +105,8 @@ def definitions(home: Path, path: Path, limit: int):
 
 
 def child(step: str, home: Path, path: Path, limit: int, storage: Path) -> None:
-    """One job in this process: the reference (setup) or the measured monitoring run."""
+    """One job in this process: the reference or the retraining that registers a champion
+    (setup), or the measured monitoring run."""
     import dagster as dg
 
     defs = definitions(home, path, max(limit, 0))
@@ -120,13 +121,21 @@ def child(step: str, home: Path, path: Path, limit: int, storage: Path) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     with dg.instance_for_test(temp_dir=str(storage)) as instance:
-        if step == "reference":
-            job, partition = defs.resolve_job_def("scale_reference_job"), None
-        else:
-            job, partition = defs.resolve_job_def("scale_monitoring_job"), "2024-01-02"
-        result = job.execute_in_process(instance=instance, partition_key=partition)
+        job, partition = {
+            "reference": ("scale_reference_job", None),
+            "retraining": ("scale_retraining_job", f"{DAY:%Y-%m-%d}"),
+            "monitoring": ("scale_monitoring_job", "2024-01-02"),
+        }[step]
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=partition
+        )
         assert result.success
         stored = sorted(p.name for p in (storage / "storage").rglob("2024-01-02*"))
+        report = (
+            result.asset_value(dg.AssetKey(["scale", "drift_report"]))
+            if step == "monitoring"
+            else None
+        )
     print(
         json.dumps(
             {
@@ -134,6 +143,8 @@ def child(step: str, home: Path, path: Path, limit: int, storage: Path) -> None:
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "before_job_mb": before,
                 "stored": stored,
+                # prediction drift is computed only when a champion with scores is registered
+                "prediction_drift": (report or {}).get("prediction_drift") is not None,
             }
         )
     )
@@ -149,7 +160,7 @@ def run(step: str, home: Path, path: Path, limit: int, storage: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--child", choices=["reference", "monitoring"])
+    parser.add_argument("--child", choices=["reference", "retraining", "monitoring"])
     parser.add_argument("--home", type=Path)
     parser.add_argument("--path", type=Path)
     parser.add_argument("--limit", type=int, default=0)

@@ -392,7 +392,7 @@ class Settings(BaseSettings):
     reports_url: str = Field(
         "http://127.0.0.1:3001",
         description="Report server URL (`make dev` starts it: `python -m retraining_assets."
-        "reports`); the UI links each report under RETRAIN_HOME/reports below it.",
+        "reports`); the UI links each report under the artifact root's reports/ below it.",
     )
 
     # --- the user's own pipeline (optional) --------------------------------------------

@@ -5,19 +5,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from retraining_assets.core.reports import reports_root
 from retraining_assets.reports import report_server
+from retraining_assets.settings import Settings
 
 
 @contextmanager
-def report_server_thread(home: Path) -> Iterator[str]:
-    """The project's report server for ``home`` on a free loopback port; yields its URL."""
-    server = report_server(reports_root(home), "127.0.0.1", 0)
+def report_server_thread(settings: Settings) -> Iterator[str]:
+    """The project's report server for ``settings``' artifact root on a free loopback port;
+    yields its URL."""
+    server = report_server(reports_root(settings), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -29,8 +30,9 @@ def report_server_thread(home: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serving_reports(home: Path) -> Iterator[Callable[[str], httpx.Response]]:
-    """Serve ``home``'s reports; yield ``get(url)``, which follows a report link's path on
-    this server (the link's host is the configured RETRAIN_REPORTS_URL)."""
-    with report_server_thread(home) as base:
+def serving_reports(settings: Settings) -> Iterator[Callable[[str], httpx.Response]]:
+    """Serve the reports under ``settings``' artifact root; yield ``get(url)``, which follows
+    a report link's path on this server (the link's host is the configured
+    RETRAIN_REPORTS_URL)."""
+    with report_server_thread(settings) as base:
         yield lambda url: httpx.get(base + urlsplit(url).path)

@@ -137,6 +137,7 @@ def drift(
         EngineError,
         drift_between_files_in_duckdb,
     )
+    from retraining_assets.core.reports import write_report
     from retraining_assets.core.sources import matching_files
 
     settings = cli_settings()
@@ -168,10 +169,10 @@ def drift(
         alarm = file_alarm(report, "+".join(parts), reference, drop, time_column, thresholds)
     except (DriftInputError, SourceError, EngineError) as error:
         fail(str(error))
-    if html:
-        report.to_html(html)
+    if html:  # a local path or an fsspec URL (s3://...), like the artifact root
+        write_report(html, report.to_html)
     if png:
-        report.plot_summary(png)
+        write_report(png, report.plot_summary)
     if as_json:
         click.echo(report.to_json())
     else:

@@ -1,11 +1,12 @@
 """What ``current_data`` stores for a period too large to copy: where its records are and what
 validating them found, not the records.
 
-Above ``RETRAIN_MATERIALIZE_MAX_ROWS`` a period is validated on a seeded sample (the one
-``core.sampling`` draws, in SQL for a database) and described by its row count, the query or
-the Parquet files and row groups that hold it, and the validation statistics. The downstream
-assets read their own window from the source anyway, so no period passes through the IO
-manager. JSON-safe: the IO manager stores it as JSON.
+Above ``RETRAIN_MATERIALIZE_MAX_ROWS`` a period is validated in full by the database that holds
+it (Great Expectations' SQL datasource, ``engines/gx_sql.py``), or for files on a seeded sample
+(the one ``core.sampling`` draws), and described by its row count, the query or the Parquet
+files and row groups that hold it, how many records the checks covered, and column statistics
+of the seeded sample. The downstream assets read their own window from the source anyway, so
+no period passes through the IO manager. JSON-safe: the IO manager stores it as JSON.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ class PeriodDescription:
     end: str  # exclusive
     rows: int
     source: str  # where the records are (passwords masked)
-    validated_rows: int  # the seeded sample the checks and statistics were computed on
+    validated_rows: int  # the records the checks covered: all in a database, else the sample
     query: str | None = None  # SQL sources: the period's SELECT
     files: list[ParquetPart] = field(default_factory=list)  # Parquet sources
     checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed
     statistics: dict[str, dict[str, Any]] = field(default_factory=dict)  # per column
+    sample_rows: int | None = None  # the seeded sample the statistics were computed on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,8 +63,10 @@ def describe_period(
     rows: int,
     sample: pd.DataFrame,
     outcomes: list[CheckOutcome],
+    validated_rows: int | None = None,
 ) -> PeriodDescription:
-    """The description of ``[start, end)``: ``rows`` records, validated on ``sample``."""
+    """The description of ``[start, end)``: ``rows`` records whose checks gave ``outcomes``
+    over ``validated_rows`` of them (default: the sample's), statistics from ``sample``."""
     query = files = None
     if isinstance(source, SqlRecordSource):
         dialect = make_engine(source.url).dialect  # the database's own SQL, values inline
@@ -79,11 +83,12 @@ def describe_period(
         end=end.isoformat(),
         rows=rows,
         source=source.description,
-        validated_rows=len(sample),
+        validated_rows=len(sample) if validated_rows is None else validated_rows,
         query=query,
         files=files or [],
         checks={outcome.name: outcome.passed for outcome in outcomes},
         statistics=column_statistics(sample),
+        sample_rows=len(sample),
     )
 
 

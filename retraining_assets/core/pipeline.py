@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +20,7 @@ from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.drift import DriftThresholds
 from retraining_assets.core.evaluation import get_metric, primary_metric_for
+from retraining_assets.core.locations import Location
 from retraining_assets.core.promotion import PromotionPolicy
 from retraining_assets.core.reports import report_url, reports_root
 from retraining_assets.core.rollout import RolloutPlan, RolloutPlanError, rollout_metric
@@ -78,15 +78,15 @@ class Pipeline:
     def drift_thresholds(self) -> DriftThresholds:
         return self.settings.drift_thresholds()
 
-    def reports_folder(self, partition: str) -> Path:
-        """Where the HTML/PNG reports of one partition go (under ``RETRAIN_HOME``)."""
-        folder = reports_root(self.settings.home) / self.name / partition
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    def reports_folder(self, *parts: str) -> Location:
+        """Where this pipeline's HTML/PNG reports go (``<artifact root>/reports/<name>/...``,
+        local or on object storage): ``reports_folder(partition)`` for a period's drift
+        report. Write into it with ``core.reports.published``."""
+        return reports_root(self.settings).joinpath(self.name, *parts)
 
-    def report_url(self, path: Path) -> str:
+    def report_url(self, path: Location) -> str:
         """Where the report server serves report ``path`` (a file under the reports folder)."""
-        return report_url(self.settings.reports_url, self.settings.home, path)
+        return report_url(self.settings.reports_url, reports_root(self.settings), path)
 
     def reference_window(self) -> tuple[datetime, datetime]:
         """The first whole training window: the drift reference until a champion exists."""

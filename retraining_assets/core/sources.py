@@ -227,9 +227,17 @@ class FileRecordSource(RecordSource):
         if sample.everything or self._parquet() is None:
             return super().sample(start, end, sample)
         condition = self._parquet_filter(start, end)
-        order = np.argsort(self._window_times(condition), kind="stable")
-        kept = np.zeros(len(order), dtype=bool)
-        kept[order[sample.keeps(np.arange(len(order)))]] = True  # by scan position
+        times = self._window_times(condition)
+        # files written in time order (the usual case) need no sort: rank = scan position
+        in_order = len(times) < 2 or bool((times[1:] >= times[:-1]).all())
+        order = None if in_order else np.argsort(times, kind="stable")
+        kept = np.zeros(len(times), dtype=bool)
+        # by scan position; in chunks, so the hash's temporaries stay small on a large window
+        for first in range(0, len(times), KEEP_CHUNK):
+            positions = np.arange(first, min(first + KEEP_CHUNK, len(times)))
+            chosen = positions if order is None else order[positions]
+            kept[chosen[sample.keeps(positions)]] = True
+        del times, order
         pieces, offset = [], 0
         try:  # the scan order of to_batches is to_table's: positions line up
             for batch in self._parquet().to_batches(filter=condition, **BOUNDED_SCAN):
@@ -258,6 +266,11 @@ class FileRecordSource(RecordSource):
 
     def _window_times(self, condition: ds.Expression | None) -> np.ndarray:
         column = self._read_parquet(columns=[self.time_column], filter=condition).column(0)
+        if pa.types.is_timestamp(column.type) and column.null_count == 0:
+            # Arrow holds UTC instants (or naive times) as int64: already what parse_timestamps
+            # returns (naive UTC), without its two full-size pandas copies
+            unit = column.type.unit
+            return column.cast(pa.int64()).to_numpy().view(f"datetime64[{unit}]")
         return parse_timestamps(column.to_pandas()).to_numpy()
 
     def parquet_dataset(self) -> ds.Dataset | None:
@@ -368,6 +381,7 @@ BOUNDED_SCAN = {
     "fragment_readahead": 1,
     "fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False),
 }
+KEEP_CHUNK = 1 << 20  # positions hashed at a time when a large window is sampled
 FileKey = tuple[tuple[str, int, int], ...]  # (path, mtime_ns, size) of each file
 
 

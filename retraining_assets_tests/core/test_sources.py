@@ -205,3 +205,27 @@ def test_a_glob_of_parquet_files_widens_integers_to_floats_without_loss(tmp_path
     ):
         assert sorted(frame["x1"]) == sorted([0, 1, 2, 3, 0, 0.5, 1.0, 1.5])
     assert FileRecordSource(str(tmp_path / "*.parquet"), "ts").count() == 8
+
+
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_a_parquet_sample_of_zoned_times_is_the_default_sample(
+    tmp_path: Path, shuffled: bool
+) -> None:
+    """The sample ranks the time column as Arrow's int64 instants (no pandas copies; no sort
+    when the file is in time order): the same records, in the same order, as the default
+    sample of the loaded window, time zones, ties and an unsorted file included."""
+    times = pd.date_range("2024-03-01", periods=3_000, freq="17min", tz="Europe/Berlin")
+    frame = pd.DataFrame({"event_time": times.repeat(2), "customer_id": range(6_000)})
+    if shuffled:  # ties, and not in time order
+        frame = frame.sample(frac=1.0, random_state=5)
+    frame.to_parquet(tmp_path / "zoned.parquet", row_group_size=700)
+    source = FileRecordSource(path=str(tmp_path / "zoned.parquet"), time_column="event_time")
+    start, end = datetime(2024, 3, 10), datetime(2024, 3, 30)
+    sample = WindowSample.of(source.count(start, end), 1_000, "2024-03-29")
+    drawn = source.sample(start, end, sample)
+    expected = RecordSource.sample(source, start, end, sample)  # load the window, keep the sample
+    assert 900 < len(drawn) < 1_100
+    assert drawn["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert drawn["event_time"].tolist() == expected["event_time"].tolist()
+    newest = source.newest_time(start, end, 3)
+    assert newest == RecordSource.newest_time(source, start, end, 3)

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from retraining_assets.settings import Settings
 from retraining_assets_tests.defs.ui_state import UiState, build_state, environment, webserver
 from retraining_assets_tests.reports_client import report_server_thread
 
@@ -15,7 +16,8 @@ from retraining_assets_tests.reports_client import report_server_thread
 def ui_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiState]:
     home = tmp_path_factory.mktemp("ui") / ".retrain"
     with ExitStack() as stack:
-        reports = stack.enter_context(report_server_thread(home))
+        # the webserver's settings: RETRAIN_HOME with the default (local) artifact root
+        reports = stack.enter_context(report_server_thread(Settings(home=home)))
         patch = stack.enter_context(pytest.MonkeyPatch.context())
         for name, value in environment(home, reports).items():
             patch.setenv(name, value)

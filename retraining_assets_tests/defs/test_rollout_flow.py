@@ -240,7 +240,7 @@ def test_a_better_challenger_advances_step_by_step_then_becomes_champion(
     results = outcome.metadata["ab_test_results"]
     assert results["rollout_id"] == started.id and results["step"] == "3/3"
     assert "| challenger | v" in results["variants"]
-    with serving_reports(world.settings.home) as get:  # one click from the UI
+    with serving_reports(world.settings) as get:  # one click from the UI
         assert get(results["plot"]).content.startswith(b"\x89PNG")
     assert results["plot_preview"] == f"![rollout]({results['plot']})"  # shown inline
     # administrators heard of every traffic change before it, and of the promotion before the

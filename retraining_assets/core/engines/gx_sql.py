@@ -6,6 +6,7 @@ table's catalogue instead of a frame, so the outcomes equal the in-memory engine
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -40,13 +41,15 @@ def validate_period_in_database(
     spec: DatasetSpec,
     bounds: ReferenceBounds | None = None,
     tolerances: Tolerances | None = None,
+    rows: int | None = None,
 ) -> list[CheckOutcome]:
-    """``validate_period`` of the records in ``[start, end)`` of ``source``, every expectation
-    computed by the database: nothing but GX's aggregates and a few unexpected examples
-    leave it."""
+    """``validate_period`` of the records in ``[start, end)`` of ``source`` (``rows`` of them,
+    counted here when not given), every expectation computed by the database: nothing but
+    GX's aggregates and a few unexpected examples leave it."""
     columns = source.query(start, end).selected_columns  # the reflected table's, typed
     numeric = frozenset(c.name for c in columns if _holds_numbers(c.type))
-    shape = PeriodShape(frozenset(columns.keys()), numeric, source.count(start, end))
+    rows = source.count(start, end) if rows is None else rows
+    shape = PeriodShape(frozenset(columns.keys()), numeric, rows)
     suites = build_suites(shape, spec, bounds, tolerances or Tolerances(), NUMERIC_TYPES)
     datasource = _datasource(source.url)
     period = datasource.add_query_asset(
@@ -117,20 +120,32 @@ def _datasource(url: str) -> Any:
     return sources.add_sql(name, connection_string=url)
 
 
+@dataclass(frozen=True)
+class PeriodValidation:
+    """The outcomes of a large period's checks, how many records they covered, and where they
+    ran (for the log)."""
+
+    outcomes: list[CheckOutcome]
+    validated_rows: int
+    where: str
+
+
 def validate_large_period(
     source: RecordSource,
     start: datetime,
     end: datetime,
+    rows: int,
     sample: pd.DataFrame,
     spec: DatasetSpec,
     bounds: ReferenceBounds | None,
     tolerances: Tolerances,
-) -> tuple[list[CheckOutcome], str]:
-    """A period too large to copy (above ``RETRAIN_MATERIALIZE_MAX_ROWS``): validated by the
-    database when it lives in one, else on the seeded ``sample``. Also says where, for the
-    log."""
+) -> PeriodValidation:
+    """A period of ``rows`` records, too large to copy (above ``RETRAIN_MATERIALIZE_MAX_ROWS``):
+    validated in full by the database when it lives in one, else on the seeded ``sample``."""
     if isinstance(source, SqlRecordSource):
-        outcomes = validate_period_in_database(source, start, end, spec, bounds, tolerances)
-        return outcomes, "in the database (Great Expectations' SQL datasource)"
+        outcomes = validate_period_in_database(source, start, end, spec, bounds, tolerances, rows)
+        return PeriodValidation(
+            outcomes, rows, "in the database (Great Expectations' SQL datasource)"
+        )
     outcomes = validate_period(sample, spec, bounds, tolerances)
-    return outcomes, f"on a seeded sample of {len(sample)}"
+    return PeriodValidation(outcomes, len(sample), f"on a seeded sample of {len(sample)}")

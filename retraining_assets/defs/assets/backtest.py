@@ -1,8 +1,6 @@
 """The backtest in the graph: the pipeline's own labelled history replayed through its own
 retraining and promotion policies, on demand (no schedule or sensor materializes it)."""
 
-from pathlib import Path
-
 import dagster as dg
 from pydantic import Field
 
@@ -14,9 +12,9 @@ from retraining_assets.core.backtest import (
     Progress,
     replay_history,
 )
-from retraining_assets.core.files import write_atomically
+from retraining_assets.core.locations import Location
 from retraining_assets.core.pipeline import Pipeline
-from retraining_assets.core.reports import reports_root
+from retraining_assets.core.reports import published
 from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import RecordsResource
 
@@ -41,10 +39,11 @@ class BacktestConfig(dg.Config):
     )
 
 
-def backtests_folder(pipeline: Pipeline, run_id: str) -> Path:
-    """Where one run's plot and JSON go (under ``RETRAIN_HOME``): every materialization keeps
-    its own files, so an older entry's links still open what it measured."""
-    return reports_root(pipeline.settings.home) / pipeline.name / "backtests" / run_id
+def backtests_folder(pipeline: Pipeline, run_id: str) -> Location:
+    """Where one run's plot and JSON go (under the artifact root's reports): every
+    materialization keeps its own files, so an older entry's links still open what it
+    measured."""
+    return pipeline.reports_folder("backtests", run_id)
 
 
 def replay_families(pipeline: Pipeline, asked: list[str]) -> list[str]:
@@ -123,9 +122,10 @@ def build_backtest_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
         except BacktestError as error:
             raise dg.Failure(description=f"{name}/backtest_report: {error}") from None
         folder = backtests_folder(pipeline, context.run_id)
-        plot = result.plot(folder / "backtest.png")
-        data = folder / "backtest.json"
-        write_atomically(data, result.to_json().encode())
+        with published(folder) as scratch:
+            result.plot(scratch / "backtest.png")
+            (scratch / "backtest.json").write_text(result.to_json())
+        plot, data = folder / "backtest.png", folder / "backtest.json"
         context.log.info(f"{result.periods} periods replayed in {result.seconds:.0f} s")
         return dg.MaterializeResult(
             metadata=backtest_metadata(result, pipeline.report_url(plot), pipeline.report_url(data))

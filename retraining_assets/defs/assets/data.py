@@ -42,6 +42,7 @@ def description_summary(description: PeriodDescription) -> dict[str, dg.Metadata
     return {
         "dagster/row_count": dg.MetadataValue.int(description.rows),
         "validated_rows": dg.MetadataValue.int(description.validated_rows),
+        "statistics_sample_rows": dg.MetadataValue.int(description.sample_rows or 0),
         "stored_as": dg.MetadataValue.text("description"),
         "records_at": dg.MetadataValue.text(where or description.source),
         "statistics": dg.MetadataValue.json(description.statistics),
@@ -98,8 +99,9 @@ def build_data_assets(
         Great Expectations: schema, target and a non-empty period block downstream assets;
         ranges, domains and null rates learned from the reference only warn, because drifted
         periods must still reach drift detection. A period above
-        `RETRAIN_MATERIALIZE_MAX_ROWS` records is validated on a seeded sample and stored as a
-        description (row count, query or Parquet row groups, statistics), not copied."""
+        `RETRAIN_MATERIALIZE_MAX_ROWS` records is validated in full by its database (files: on
+        a seeded sample) and stored as a description (row count, query or Parquet row groups,
+        validated rows, statistics), not copied."""
         window = context.partition_time_window
         start, end = naive_utc(window.start), naive_utc(window.end)
         source, partition = records.source(name), context.partition_key
@@ -109,14 +111,17 @@ def build_data_assets(
         rows, limit = source.count(start, end), pipeline.settings.materialize_max_rows
         if limit and rows > limit:  # described, not copied: downstream reads the source
             sample = source.sample(start, end, pipeline.timescales.drift_sample(rows, partition))
-            outcomes, where = validate_large_period(
-                source, start, end, sample, spec, bounds, tolerances
+            checked = validate_large_period(
+                source, start, end, rows, sample, spec, bounds, tolerances
             )
-            description = describe_period(source, partition, start, end, rows, sample, outcomes)
+            outcomes = checked.outcomes
+            description = describe_period(
+                source, partition, start, end, rows, sample, outcomes, checked.validated_rows
+            )
             context.log.info(
                 f"{partition}: {rows} records from {source.description}, above "
-                f"RETRAIN_MATERIALIZE_MAX_ROWS ({limit}): validated {where} and stored as a "
-                "description"
+                f"RETRAIN_MATERIALIZE_MAX_ROWS ({limit}): {checked.validated_rows} validated "
+                f"{checked.where} and stored as a description"
             )
             value, metadata = description, description_summary(description)
         else:

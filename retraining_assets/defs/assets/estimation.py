@@ -63,7 +63,8 @@ def build_estimation_assets(
         classification, DLE for regression, fitted on its holdout), with a ±3 standard error
         interval, and the realized metric once every label of the period has arrived
         (`RETRAIN_LABEL_DELAY`; by then `<p>_labelled_performance_schedule` scores the period
-        again). Skipped while there is no champion."""
+        again). A period above `RETRAIN_MATERIALIZE_MAX_ROWS` is estimated on its seeded sample
+        (`RETRAIN_DRIFT_MAX_RECORDS`). Skipped while there is no champion."""
         registry = platform.registry()
         champion = registry.get_alias(name, CHAMPION)
         if champion is None:
@@ -73,7 +74,15 @@ def build_estimation_assets(
         own = reference is not None and reference.champion_version == champion.version
         window = partitions_def.time_window_for_partition_key(context.partition_key)
         start, end = naive_utc(window.start), naive_utc(window.end)
-        frame = records.source(name).load(start, end)
+        source, partition = records.source(name), context.partition_key
+        rows, limit = source.count(start, end), pipeline.settings.materialize_max_rows
+        # a period too large to copy is estimated on the seeded sample current_data validated
+        # (memory stays bounded; the standard error is the sample's), else on every record
+        frame = (
+            source.sample(start, end, pipeline.timescales.drift_sample(rows, partition))
+            if limit and rows > limit
+            else source.load(start, end)
+        )
         seen = labelled(
             frame, pipeline.spec.time_column, clock.now(), pipeline.settings.label_delay_duration
         )
@@ -96,7 +105,8 @@ def build_estimation_assets(
         )
         yield dg.Output(
             {"version": champion.version, **result},
-            metadata=estimation_metadata(result, champion.version),
+            metadata=estimation_metadata(result, champion.version)
+            | {"period_rows": dg.MetadataValue.int(rows)},
         )
 
     return [estimated_performance]

@@ -26,6 +26,7 @@ from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.reports import published
 from retraining_assets.core.sources import RecordSource
 from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
@@ -237,9 +238,11 @@ def build_monitoring_assets(
             scores=champion_scores(platform.registry(), name, reference, current),
             multivariate=True,
         )
-        folder = pipeline.reports_folder(partition)
-        png = report.plot_summary(folder / "drift.png")
-        html = report.to_html(folder / "drift.html", summary=png)
+        folder = pipeline.reports_folder(partition)  # under the artifact root: any worker
+        with published(folder) as scratch:
+            summary = report.plot_summary(scratch / "drift.png")
+            report.to_html(scratch / "drift.html", summary=summary)
+        html, png = folder / "drift.html", folder / "drift.png"
         verdict = (
             "drift in " + ", ".join(report.drifted_features) if report.dataset_drift else "no drift"
         )

@@ -1,13 +1,13 @@
 """The rollout in the graph: the live experiment, and the traffic split that acts on it."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
+from retraining_assets.core.locations import Location
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION
-from retraining_assets.core.reports import reports_root
+from retraining_assets.core.reports import published
 from retraining_assets.core.rollout import Action, describe, transitions
 from retraining_assets.core.rollout.experiment import Experiment, measure
 from retraining_assets.core.rollout.transitions import PROMOTED, RolloutConflictError
@@ -18,9 +18,9 @@ from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import PlatformResource
 
 
-def rollouts_folder(pipeline: Pipeline) -> Path:
-    """Where the experiment plots go (under ``RETRAIN_HOME``)."""
-    return reports_root(pipeline.settings.home) / pipeline.name / "rollouts"
+def rollouts_folder(pipeline: Pipeline) -> Location:
+    """Where the experiment plots go (under the artifact root's reports)."""
+    return pipeline.reports_folder("rollouts")
 
 
 def experiment_metadata(experiment: Experiment, plot_url: str) -> dict[str, dg.MetadataValue]:
@@ -65,9 +65,10 @@ def build_rollout_assets(pipeline: Pipeline) -> list[dg.AssetsDefinition]:
             context.log.info(f"no active rollout of '{name}': nothing to measure")
             return
         experiment = measure(registry.engine, active, task)
-        plot = experiment.plot(
-            rollouts_folder(pipeline) / f"rollout-{active.id}-step-{active.step + 1}.png"
-        )
+        name_png = f"rollout-{active.id}-step-{active.step + 1}.png"
+        with published(rollouts_folder(pipeline)) as scratch:
+            experiment.plot(scratch / name_png)
+        plot = rollouts_folder(pipeline) / name_png
         context.log.info(
             f"rollout {active.id}: {experiment.decision.action} ({experiment.decision.reason})"
         )

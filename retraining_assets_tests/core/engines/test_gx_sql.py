@@ -1,5 +1,6 @@
 """Great Expectations' SQL datasource validates a period in the database (PostgreSQL, real, and
-SQLite) with the in-memory suite's expectations and the same outcomes on the same data."""
+SQLite) with the in-memory suite's expectations and the same outcomes on the same data; a
+large period's description records how many records its checks covered."""
 
 from __future__ import annotations
 
@@ -11,9 +12,20 @@ import pytest
 import sqlalchemy as sa
 
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.engines.gx_sql import period_query, validate_period_in_database
-from retraining_assets.core.sources import SqlRecordSource
-from retraining_assets.core.validation import CheckOutcome, ReferenceBounds, validate_period
+from retraining_assets.core.engines.gx_sql import (
+    PeriodValidation,
+    period_query,
+    validate_large_period,
+    validate_period_in_database,
+)
+from retraining_assets.core.period_description import PeriodDescription, describe_period
+from retraining_assets.core.sources import FileRecordSource, RecordSource, SqlRecordSource
+from retraining_assets.core.validation import (
+    CheckOutcome,
+    ReferenceBounds,
+    Tolerances,
+    validate_period,
+)
 
 STREAM = DemoStream(months=24, rows_per_month=300, end_month=pd.Timestamp("2025-12-01"))
 SHIFTED = 20  # past the partner-channel shift: unseen categories, scores out of range
@@ -112,3 +124,39 @@ def test_the_query_asset_holds_the_period_where_in_the_databases_dialect(
     with sa.create_engine(postgres_database).connect() as connection:
         rows = connection.exec_driver_sql(f"SELECT count(*) FROM ({query}) AS period").scalar()
     assert rows == source.count(start, end) > 0
+
+
+def _large_period(source: RecordSource) -> tuple[PeriodValidation, PeriodDescription, int]:
+    """The shifted month (its bad labels included) validated as a period too large to copy,
+    with a seeded sample that holds only valid labels, and its description."""
+    start, end = _window(SHIFTED)
+    rows = source.count(start, end)
+    loaded = source.load(start, end)
+    sample = loaded[loaded[SPEC.target].isin([0, 1])].head(50)
+    checked = validate_large_period(source, start, end, rows, sample, SPEC, _bounds(), Tolerances())
+    description = describe_period(
+        source, "shifted", start, end, rows, sample, checked.outcomes, checked.validated_rows
+    )
+    return checked, description, rows
+
+
+def test_a_large_sql_period_records_every_row_the_database_validated(
+    postgres_database: str,
+) -> None:
+    source = _source(postgres_database, _frame(bad_labels=True))
+    checked, description, rows = _large_period(source)
+    assert checked.validated_rows == description.validated_rows == rows > 50
+    assert description.sample_rows == 50  # the statistics' sample, recorded beside it
+    # the bad labels lie outside the sample: only a validation of every row finds them
+    assert not {o.name: o for o in checked.outcomes}["target_valid"].passed
+    assert PeriodDescription.from_dict(description.to_dict()) == description
+
+
+def test_a_large_file_period_records_the_sample_it_validated(tmp_path: Path) -> None:
+    path = tmp_path / "records.parquet"
+    _frame(bad_labels=True).to_parquet(path, index=False)
+    source = FileRecordSource(path=str(path), time_column=SPEC.time_column)
+    checked, description, rows = _large_period(source)
+    assert checked.validated_rows == description.validated_rows == 50 < rows
+    assert {o.name: o for o in checked.outcomes}["target_valid"].passed  # the sample is clean
+    assert "seeded sample of 50" in checked.where

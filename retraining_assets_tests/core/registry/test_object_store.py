@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,68 +21,13 @@ from retraining_assets.core.registry import (
     Registry,
 )
 from retraining_assets.settings import Settings, load_settings
+from retraining_assets_tests import s3_server
 from retraining_assets_tests.conftest import MONTHLY, SMALL_STREAM, trained_version
+from retraining_assets_tests.s3_server import moto_server, s3_environment
 
+s3_endpoint, bucket = s3_server.s3_endpoint, s3_server.bucket  # the shared fixtures
 KEY = "k" * 64  # every worker signs with the same key: the one a Secret would hold
 REPOSITORY = Path(__file__).resolve().parents[3]
-
-
-def _moto_server(**environment: str) -> Iterator[str]:
-    """``moto_server`` in its own process on a free loopback port; its endpoint URL."""
-    pytest.importorskip("moto.server", reason="pip install -e '.[dev]' (moto[server], s3fs)")
-    pytest.importorskip("s3fs", reason="pip install -e '.[dev]' (moto[server], s3fs)")
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **environment},
-        text=True,
-    )
-    try:
-        port = ""
-        for line in process.stdout:  # the port is printed once the server listens
-            if line.startswith("PORT="):
-                port = line.removeprefix("PORT=").strip()
-                break
-        assert port.isdigit(), "moto's server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait()
-
-
-_SERVER = """
-from moto.server import ThreadedMotoServer
-import threading
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-server.start()
-print("PORT=%d" % server.get_host_and_port()[1], flush=True)
-threading.Event().wait()
-"""
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    yield from _moto_server()
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket on the server, the environment pointing s3fs (and boto3) at it."""
-    _s3_environment(monkeypatch, s3_endpoint)
-    name = f"models-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
-
-
-def _s3_environment(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem keeps another endpoint
 
 
 def _settings(tmp_path: Path, root: str) -> Settings:
@@ -199,13 +143,13 @@ def test_a_missing_bucket_is_one_error_naming_the_setting_and_nothing_is_registe
 @pytest.fixture(scope="module")
 def s3_endpoint_with_authentication() -> Iterator[str]:
     """A server that checks signatures against its own IAM users (it has none)."""
-    yield from _moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0")
+    yield from moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0")
 
 
 def test_refused_credentials_are_one_error_naming_the_setting(
     tmp_path: Path, s3_endpoint_with_authentication: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _s3_environment(monkeypatch, s3_endpoint_with_authentication)
+    s3_environment(monkeypatch, s3_endpoint_with_authentication)
     registry = Registry.from_settings(_settings(tmp_path, "s3://models/artifacts"))
     with pytest.raises(ArtifactRootError, match=r"RETRAIN_ARTIFACT_ROOT=s3://models/artifacts"):
         trained_version(registry)

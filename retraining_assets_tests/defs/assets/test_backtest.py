@@ -40,7 +40,7 @@ def backtested(settings, pipeline):
 
 def test_the_backtest_is_the_cli_backtest_with_the_pipelines_settings(backtested) -> None:
     pipeline, _run, metadata = backtested
-    with serving_reports(pipeline.settings.home) as get:
+    with serving_reports(pipeline.settings) as get:
         replayed = get(metadata["result_json"].value).json()
     # `retrain backtest` with the options that spell out the pipeline's monthly settings
     scales = pipeline.timescales
@@ -66,7 +66,7 @@ def test_the_plot_opens_from_the_metadata_and_shows_inline(backtested) -> None:
     assert plot == f"{folder}/backtest.png"
     # short Markdown pointing at the served file: the UI renders it inline (under 1,000 chars)
     assert metadata["plot_preview"].value == f"![backtest]({plot})"
-    with serving_reports(pipeline.settings.home) as get:
+    with serving_reports(pipeline.settings) as get:
         response = get(plot)
     assert response.headers["content-type"] == "image/png"
     assert response.content.startswith(b"\x89PNG")

@@ -108,3 +108,18 @@ def test_a_version_without_a_stored_estimator_is_a_named_skip(monitored) -> None
     assert metadata["estimated_metric"] == "n/a"
     assert metadata["skipped"] == "the version was registered without an estimator"
     assert isinstance(metadata["realized"], float)  # the labels still give the realized one
+
+
+def test_a_period_too_large_to_copy_is_estimated_on_its_seeded_sample(monitored) -> None:
+    """Above RETRAIN_MATERIALIZE_MAX_ROWS the period is never loaded whole: the estimate is
+    made on the seeded sample current_data validated (RETRAIN_DRIFT_MAX_RECORDS)."""
+    large = monitored.model_copy(
+        update={"materialize_max_rows": 100, "drift_max_records": 200, "drift_min_records": 100}
+    )
+    defs = build_definitions(large, [demo_pipeline(large, SMALL_STREAM)])
+    _champion(defs)
+    with dg.instance_for_test() as instance:
+        metadata, _ = _reference_then_monitor(defs, instance)
+    assert metadata["period_rows"] > 300  # the month's records
+    assert abs(metadata["dagster/row_count"] - 200) <= 20  # about the sample's size
+    assert metadata["lower"] < metadata["estimated_metric"] < metadata["upper"]

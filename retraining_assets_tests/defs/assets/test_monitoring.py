@@ -1,18 +1,27 @@
+from pathlib import Path
+
+import boto3
 import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import ABRUPT, DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
+from retraining_assets.core.reports import reports_root
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.definitions import build_definitions
+from retraining_assets.settings import load_settings
+from retraining_assets_tests import s3_server
+from retraining_assets_tests.conftest import MONTHLY
 from retraining_assets_tests.reports_client import serving_reports
 
 STREAM = DemoStream(
     rows_per_month=1000, months=ABRUPT.first_offset + 1, end_month=pd.Timestamp("2024-12-01")
 )
 DRIFT_KEY = dg.AssetKey(["demo", "drift_report"])
+s3_endpoint, bucket = s3_server.s3_endpoint, s3_server.bucket  # the shared fixtures
 
 
 @pytest.fixture
@@ -53,9 +62,13 @@ def test_abrupt_month_reports_drift_readably_and_notifies(monitored, platform_db
     # the UI links the full report and the plot on the report server
     html, png = metadata["html_report"].value, metadata["summary_png"].value
     assert html.startswith(f"{settings.reports_url}/reports/demo/")
-    with serving_reports(settings.home) as get:
+    with serving_reports(settings) as get:
         assert get(html).text.count("<svg") >= 14  # a plot per feature
         assert get(png).content.startswith(b"\x89PNG")
+    # locally the link's file is a plain file under the artifact root, readable without a server
+    partition = STREAM.partition_key(ABRUPT.first_offset)
+    local = reports_root(settings) / "demo" / partition / "drift.html"
+    assert html.endswith(f"/reports/demo/{partition}/drift.html") and local.is_file()
     # the plot as short Markdown of the served file: the UI shows it inline, no dialog
     assert metadata["summary_plot"].value == f"![drift summary]({png})"
     assert "| channel" in metadata["report"].value
@@ -102,3 +115,27 @@ def test_the_estimated_verdict_estimates_with_the_champions_own_estimator(
     assert [s for s in skipped if s.startswith("estimated:")] == [
         "estimated: no baseline metric stored with the model; the drift verdict alone decides"
     ]
+
+
+def test_with_the_artifact_root_on_object_storage_the_report_is_written_to_the_bucket(
+    tmp_path: Path, bucket: str
+) -> None:
+    settings = load_settings(
+        home=tmp_path / ".retrain", artifact_root=f"s3://{bucket}/prod", artifact_key="k" * 64,
+        **MONTHLY,
+    )  # fmt: skip
+    STREAM.seed_database(platform_engine(settings.platform_database_url))
+    defs = build_definitions(settings, [demo_pipeline(settings, STREAM)])
+    with dg.instance_for_test() as instance:
+        defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
+        html = _month(defs, instance, ABRUPT.first_offset).metadata["html_report"].value
+    partition = STREAM.partition_key(ABRUPT.first_offset)
+    key = f"prod/reports/demo/{partition}/drift.html"
+    stored = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored.count(b"<svg") >= 14
+    assert not (settings.home / "artifacts").exists() and not (settings.home / "reports").exists()
+    # the link opens through a report server that reads the bucket, wherever the run was
+    assert html == f"{settings.reports_url}/reports/demo/{partition}/drift.html"
+    with serving_reports(settings) as get:
+        assert get(html).content == stored
+        assert get(html.replace("drift.html", "drift.png")).content.startswith(b"\x89PNG")
