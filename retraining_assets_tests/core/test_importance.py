@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 
+from retraining_assets.core import importance
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import compute_metric, truth
 from retraining_assets.core.importance import permutation_importance
@@ -66,3 +67,12 @@ def test_too_few_rows_names_the_problem(trained: tuple) -> None:
     model, holdout, spec = trained
     with pytest.raises(ValueError, match="needs 30 rows, got 10"):
         permutation_importance(model, holdout.iloc[:10], spec, "accuracy")
+
+
+def test_batching_features_into_one_scores_call_changes_no_number(
+    trained: tuple, monkeypatch
+) -> None:
+    model, holdout, spec = trained
+    together = permutation_importance(model, holdout, spec, "accuracy", seed=3)
+    monkeypatch.setattr(importance, "MAX_BATCH_ROWS", 1)  # one feature per call
+    assert permutation_importance(model, holdout, spec, "accuracy", seed=3) == together
