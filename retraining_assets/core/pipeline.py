@@ -75,6 +75,19 @@ class Pipeline:
         """Whether a whole training window ends with the period starting at ``period_start``."""
         return self.timescales.can_train(period_start, self.data_start)
 
+    def described(self, rows: int) -> bool:
+        """Whether a period of ``rows`` records is too large to copy
+        (``RETRAIN_MATERIALIZE_MAX_ROWS``): it is stored as a description, and read only as
+        its seeded sample (``period_sample``)."""
+        limit = self.settings.materialize_max_rows
+        return bool(limit) and rows > limit
+
+    def period_sample(
+        self, source: RecordSource, start: datetime, end: datetime, rows: int, partition: str
+    ) -> pd.DataFrame:
+        """The seeded sample of a described period (the one ``current_data`` validates)."""
+        return source.sample(start, end, self.timescales.drift_sample(rows, partition))
+
     def drift_thresholds(self) -> DriftThresholds:
         return self.settings.drift_thresholds()
 

@@ -108,9 +108,9 @@ def build_data_assets(
         reference = platform.references().current(name, platform.registry())
         bounds = reference.bounds if reference else None  # no reference yet: warnings skipped
         tolerances = validation_tolerances(pipeline.settings)
-        rows, limit = source.count(start, end), pipeline.settings.materialize_max_rows
-        if limit and rows > limit:  # described, not copied: downstream reads the source
-            sample = source.sample(start, end, pipeline.timescales.drift_sample(rows, partition))
+        rows = source.count(start, end)
+        if pipeline.described(rows):  # described, not copied: downstream reads the source
+            sample = pipeline.period_sample(source, start, end, rows, partition)
             checked = validate_large_period(
                 source, start, end, rows, sample, spec, bounds, tolerances
             )
@@ -120,7 +120,8 @@ def build_data_assets(
             )
             context.log.info(
                 f"{partition}: {rows} records from {source.description}, above "
-                f"RETRAIN_MATERIALIZE_MAX_ROWS ({limit}): {checked.validated_rows} validated "
+                f"RETRAIN_MATERIALIZE_MAX_ROWS ({pipeline.settings.materialize_max_rows}): "
+                f"{checked.validated_rows} validated "
                 f"{checked.where} and stored as a description"
             )
             value, metadata = description, description_summary(description)

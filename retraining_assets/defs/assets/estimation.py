@@ -75,12 +75,12 @@ def build_estimation_assets(
         window = partitions_def.time_window_for_partition_key(context.partition_key)
         start, end = naive_utc(window.start), naive_utc(window.end)
         source, partition = records.source(name), context.partition_key
-        rows, limit = source.count(start, end), pipeline.settings.materialize_max_rows
+        rows = source.count(start, end)
         # a period too large to copy is estimated on the seeded sample current_data validated
         # (memory stays bounded; the standard error is the sample's), else on every record
         frame = (
-            source.sample(start, end, pipeline.timescales.drift_sample(rows, partition))
-            if limit and rows > limit
+            pipeline.period_sample(source, start, end, rows, partition)
+            if pipeline.described(rows)
             else source.load(start, end)
         )
         seen = labelled(
