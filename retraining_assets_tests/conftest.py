@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from retraining_assets.core.database import make_engine, mask_url, platform_engine
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
+from retraining_assets.core.importance import record_importance
 from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
 from retraining_assets.core.registry import CHAMPION, Actor, ModelVersion, Registry
@@ -167,16 +168,21 @@ def trained_version(
     seed: int = 0,
     months: int = 1,
     flipped: bool = False,
+    judged_best: bool = True,
 ) -> int:
     """A real random forest trained on a demo stream's first months, registered as a new
-    version of the demo pipeline (the version number)."""
+    version of the demo pipeline (the version number); ``judged_best``: with the permutation
+    importance the evaluation adds to a run's best candidate, the only kind a champion has been."""
     window = training_window(stream, months, flipped=flipped)
     window = dataclasses.replace(window, fingerprint=f"{window.fingerprint}-{seed}")
     model = train_model("random_forest", window.split, DEMO_SPEC, seed=seed)
     actor = Actor(by="test", actual_user="test")
-    return register_candidate(
+    version = register_candidate(
         registry, "demo", model, window, DEMO_SPEC, run_id=None, actor=actor
     ).version
+    if judged_best:
+        record_importance(registry, "demo", version, model, window.split.holdout, DEMO_SPEC, None)
+    return version
 
 
 # What a registered version holds when the test is about the registry's bookkeeping, not the

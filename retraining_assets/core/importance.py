@@ -1,6 +1,8 @@
 """Permutation importance of a trained model on its holdout: how much the primary metric
 worsens when one feature's values are shuffled. It weights the dataset verdict (a drift in a
 feature the model ignores is no reason to page anyone) and is stored with the version.
+Only a version that can become champion needs it, so the evaluation computes it for the run's
+best candidate (``record_importance``), not for every candidate at registration.
 
 Batched: ``repeats`` permuted copies of the holdout per feature, the copies of several
 features stacked into one ``scores`` call (up to ``MAX_BATCH_ROWS`` rows: a model's per-call
@@ -25,6 +27,7 @@ DEFAULT_REPEATS = 5
 MAX_ROWS = 5_000  # a seeded sample of a larger holdout: the ranking is what matters
 MIN_ROWS = 30
 MAX_BATCH_ROWS = 250_000  # permuted rows scored per call
+IMPORTANCE_KEYS = ("permutation_importance", "permutation_importance_skipped")
 
 
 def permutation_importance(
@@ -84,6 +87,26 @@ def holdout_importance(
         return {"permutation_importance": permutation_importance(model, holdout, spec, name)}
     except ValueError as error:  # too few holdout rows, a single class
         return {"permutation_importance_skipped": str(error)}
+
+
+def record_importance(
+    registry: Registry,
+    pipeline: str,
+    version: int,
+    model: TrainedModel,
+    holdout: pd.DataFrame,
+    spec: DatasetSpec,
+    metric: str | None,
+) -> dict[str, Any]:
+    """Store ``version``'s holdout importance (or why there is none) with its metrics, unless
+    it already has one; returns what is stored."""
+    metrics = registry.get_version(pipeline, version).metrics or {}
+    stored = {k: metrics[k] for k in IMPORTANCE_KEYS if k in metrics}
+    if stored:
+        return stored
+    measured = holdout_importance(model, holdout, spec, metric)
+    registry.add_metrics(pipeline, version, measured)
+    return measured
 
 
 def stored_importance(registry: Registry, pipeline: str, version: int) -> tuple[dict | None, str]:

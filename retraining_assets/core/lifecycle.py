@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ from retraining_assets.core.evaluation import (
     trivial_baseline,
     truth,
 )
-from retraining_assets.core.importance import holdout_importance
 from retraining_assets.core.notify import (
     Notifier,
     approval_required,
@@ -36,7 +35,7 @@ from retraining_assets.core.notify import (
     rolled_back,
 )
 from retraining_assets.core.promotion import Decision, Evidence, PromotionPolicy, Verdict
-from retraining_assets.core.reference import Reference
+from retraining_assets.core.reference import Reference, WindowBands, calibrate_reference
 from retraining_assets.core.registry import (
     CHAMPION,
     REJECTED,
@@ -75,6 +74,18 @@ class TrainingWindow:
     end: datetime
     fingerprint: str  # of the window's records: the same window is never trained twice
     sample: dict[str, Any] | None = None  # what was read of it (TrainingSample.to_dict)
+    # the drift bands of the window's own periods (or why none), computed once per window
+    # (``with_bands``) for all its candidates; None: each candidate computes them
+    bands: WindowBands | None = None
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """The whole window: what its candidates' drift reference is fitted on."""
+        split = self.split
+        return pd.concat([split.train, split.valid, split.holdout])
+
+    def with_bands(self, spec: DatasetSpec, scales: TimeScales | None) -> TrainingWindow:
+        return replace(self, bands=calibrate_reference(self.records, spec, scales))
 
 
 def register_candidate(
@@ -86,15 +97,13 @@ def register_candidate(
     *,
     run_id: str | None,
     actor: Actor,
-    metric: str | None = None,
     scales: TimeScales | None = None,
 ) -> ModelVersion:
     """Store a trained candidate as a new version, with its validation metrics and the drift
     reference of its training window, its own scores included (so a promotion or rollback
-    also moves what drift and prediction drift are measured against), and its permutation
-    importance on the holdout for ``metric`` (the primary metric; the weighted verdict reads
-    it), or the reason it could not be computed."""
-    frame = pd.concat([window.split.train, window.split.valid, window.split.holdout])
+    also moves what drift and prediction drift are measured against). Its permutation
+    importance is added if it is judged the best (``importance.record_importance``)."""
+    frame = window.records
     valid = window.split.valid
     # one scoring pass serves the registry's validation metrics and the prediction-drift
     # reference; scores on rows the model never fitted (in-sample scores, a forest's near 0/1 on
@@ -105,6 +114,7 @@ def register_candidate(
         scores=summarise_scores(model, raw),
         estimator=fit_model_estimator(model, window.split.holdout, spec).to_dict(),
         scales=scales,  # the pipeline's periods: the bands' periods, as the backtest's
+        bands=window.bands,
     )  # fmt: skip
     artifact = model_to_bytes(model)
     _remember(artifact, model)
@@ -119,7 +129,6 @@ def register_candidate(
         },
         metrics={
             "valid": compute_metrics(model.task, truth(valid, spec, model), raw),
-            **holdout_importance(model, window.split.holdout, spec, metric),
         },
         train_start=window.start,
         train_end=window.end,

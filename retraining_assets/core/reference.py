@@ -33,6 +33,8 @@ from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.training_sample import read_training_window
 from retraining_assets.core.validation import ReferenceBounds
 
+WindowBands = tuple[CalibrationBands | None, str | None]  # the bands, or None and why not
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -62,9 +64,11 @@ class Reference:
         scores: np.ndarray | None = None,
         estimator: dict | None = None,
         scales: TimeScales | None = None,
+        bands: WindowBands | None = None,
     ) -> Reference:
-        """``scales`` (the pipeline's) decide the periods the bands are calibrated on."""
-        bands, skipped = calibrate_reference(frame, spec, scales)
+        """``scales`` (the pipeline's) decide the periods the bands are calibrated on;
+        ``bands``: ``calibrate_reference``'s result for this frame, when already computed."""
+        bands, skipped = bands or calibrate_reference(frame, spec, scales)
         return cls(
             start=start,
             end=end,
@@ -181,7 +185,7 @@ def fit_drift_profile(
 
 def calibrate_reference(
     frame: pd.DataFrame, spec: DatasetSpec, scales: TimeScales | None
-) -> tuple[CalibrationBands | None, str | None]:
+) -> WindowBands:
     """Bands from the window cut as ``reference_periods`` cuts it (the backtest's rule too),
     or why not."""
     periods = reference_periods(frame, spec.time_column, scales)

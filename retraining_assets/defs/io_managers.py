@@ -29,8 +29,10 @@ import pyarrow.parquet as pq
 from dagster._core.storage.upath_io_manager import escape_dotdot_segments, escape_leading_slash
 from upath import UPath
 
+from retraining_assets.core.drift.calibration import CalibrationBands
 from retraining_assets.core.lifecycle import TrainingWindow
 from retraining_assets.core.period_description import PeriodDescription
+from retraining_assets.core.reference import WindowBands
 from retraining_assets.core.splits import Split
 
 PARQUET, WINDOW, JSON = ".parquet", ".window", ".json"
@@ -145,6 +147,7 @@ def _write_window(window: TrainingWindow, folder: UPath) -> None:
         "end": window.end.isoformat(),
         "fingerprint": window.fingerprint,
         "sample": window.sample,
+        "bands": _bands_to_json(window.bands),
     }
     (folder / "window.json").write_text(json.dumps(about, indent=1))
 
@@ -162,4 +165,19 @@ def _read_window(folder: UPath) -> TrainingWindow:
         end=datetime.fromisoformat(about["end"]),
         fingerprint=about["fingerprint"],
         sample=about.get("sample"),
+        bands=_bands_from_json(about.get("bands")),
     )
+
+
+def _bands_to_json(bands: WindowBands | None) -> dict[str, Any] | None:
+    if bands is None:
+        return None
+    calibration, skipped = bands
+    return {"calibration": calibration.to_dict() if calibration else None, "skipped": skipped}
+
+
+def _bands_from_json(about: dict[str, Any] | None) -> WindowBands | None:
+    if about is None:  # a window written before the bands were computed with it
+        return None
+    calibration = about["calibration"]
+    return (CalibrationBands.from_dict(calibration) if calibration else None), about["skipped"]

@@ -1,6 +1,7 @@
 """The assets' IO manager: frames round-trip through Parquet (never pickled), one file per
 partition, on a local folder and on an fsspec URL."""
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from upath import UPath
 
+from retraining_assets.core.drift.calibration import CalibrationBands
 from retraining_assets.core.lifecycle import TrainingWindow
 from retraining_assets.core.period_description import ParquetPart, PeriodDescription
 from retraining_assets.core.splits import Split
@@ -100,6 +102,7 @@ def test_a_training_window_is_stored_as_parquet_parts(tmp_path: Path) -> None:
         split=Split(frame.iloc[:2], frame.iloc[2:3], frame.iloc[3:], np.array([0.5, 1.5])),
         start=datetime(2024, 1, 1), end=datetime(2024, 1, 2), fingerprint="abc",
         sample={"n_window": 9, "n_read": 4, "n_holdout": 1, "seed": 3, "max_rows": 4},
+        bands=(CalibrationBands({"x": {"psi": 0.25, "ks_d": 0.1}}, periods=3), None),
     )  # fmt: skip
     manager.dump_to_path(dg.build_output_context(), window, path)
     assert sorted(p.name for p in (tmp_path / "window.window").iterdir()) == [
@@ -109,9 +112,13 @@ def test_a_training_window_is_stored_as_parquet_parts(tmp_path: Path) -> None:
     for part in ("train", "valid", "holdout"):  # index kept too: a split's rows are ordered
         pd.testing.assert_frame_equal(getattr(loaded.split, part), getattr(window.split, part))
     np.testing.assert_array_equal(loaded.split.train_weight, window.split.train_weight)
-    assert (loaded.start, loaded.end, loaded.fingerprint, loaded.sample) == (
-        window.start, window.end, window.fingerprint, window.sample,
+    assert (loaded.start, loaded.end, loaded.fingerprint, loaded.sample, loaded.bands) == (
+        window.start, window.end, window.fingerprint, window.sample, window.bands,
     )  # fmt: skip
+    # the candidates' reference takes the window's bands as stored, or why there are none
+    why = replace(window, bands=(None, "1 reference period(s) with at least 30 rows"))
+    manager.dump_to_path(dg.build_output_context(), why, path)
+    assert manager.load_from_path(dg.build_input_context(), path).bands == why.bands
 
 
 def test_a_value_of_another_kind_replaces_the_old_file(tmp_path: Path) -> None:

@@ -192,6 +192,29 @@ class Versions(AuditLog):
             )
             return self.get_version(pipeline, version, connection=conn)
 
+    def add_metrics(
+        self,
+        pipeline: str,
+        version: int,
+        metrics: Mapping[str, Any],
+        *,
+        connection: sa.Connection | None = None,
+    ) -> ModelVersion:
+        """Add ``metrics`` keys to a version's metrics (measured after registration, such as
+        the permutation importance of the run's best candidate); an existing key is kept."""
+        with self._writing(connection) as conn:
+            current = self.get_version(pipeline, version, connection=conn).metrics or {}
+            added = {k: v for k, v in jsonable(metrics).items() if k not in current}
+            conn.execute(
+                sa.update(tables.model_versions)
+                .where(
+                    tables.model_versions.c.pipeline == pipeline,
+                    tables.model_versions.c.version == version,
+                )
+                .values(metrics={**current, **added})
+            )
+            return self.get_version(pipeline, version, connection=conn)
+
     @staticmethod
     def _check_status(status: str) -> None:
         if status not in STATUSES:

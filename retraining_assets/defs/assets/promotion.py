@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from retraining_assets.core.importance import record_importance
 from retraining_assets.core.lifecycle import (
     Judgement,
     RolloutActiveError,
@@ -135,6 +136,12 @@ def build_promotion_assets(
         judgement = judge(
             models, champion, training_data.split, spec, policy, settings.primary_metric
         )
+        # the one version this run can make champion: the weighted verdict reads its importance
+        best_version, best_model = models[judgement.comparison.best_candidate]
+        record_importance(
+            registry, name, best_version, best_model, training_data.split.holdout, spec,
+            judgement.comparison.primary_metric,
+        )  # fmt: skip
         record_judgement(
             registry, messages, name, judgement,
             partition=context.partition_key, run_id=run,

@@ -111,7 +111,7 @@ def build_training_assets(
         split = split_for_training(settings)(frame, spec, n_holdout=sample.n_holdout)
         window = TrainingWindow(
             split=split, start=start, end=end, fingerprint=fingerprint, sample=sample.to_dict()
-        )
+        ).with_bands(spec, pipeline.timescales)  # once here, not once per candidate
         parts = split.describe(spec.time_column)
         context.log.info(
             f"training window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {sample.n_window} "
@@ -162,8 +162,7 @@ def build_training_assets(
     ) -> dg.Output[int]:
         version = register_candidate(
             registry, name, model, window, spec, run_id=context.run.run_id,
-            actor=actor_of(context), metric=pipeline.primary_metric,
-            scales=pipeline.timescales,
+            actor=actor_of(context), scales=pipeline.timescales,
         )  # fmt: skip
         # the volume trigger counts records after this, whatever the promotion decision
         registry.set_watermark(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from retraining_assets.core.demo import SPEC
+from retraining_assets.core.importance import stored_importance
 from retraining_assets.core.lifecycle import TrainingWindow, change_champion, decision_of_run
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.promotion import Verdict
@@ -49,6 +51,27 @@ def test_a_first_good_model_passes_the_gate_and_its_judgement_is_recorded(forest
     decision = decision_of_run(registry, "demo", "EPHEMERAL")
     assert decision is not None and decision["candidate_version"] == version
     assert registry.get_alias("demo", CHAMPION) is None  # the gate judges; it moves nothing
+
+
+def test_the_gate_stores_the_permutation_importance_of_its_best_candidate_only(settings) -> None:
+    """Only a version the run can make champion needs the importance the weighted verdict
+    reads, so the gate measures it for the best candidate, not at each registration."""
+    two = settings.model_copy(update={"model_families": ["random_forest", "xgboost"]})
+    defs = build_definitions(two, [demo_pipeline(two, SMALL_STREAM)])
+    registry = defs.resources["platform"].registry()
+    good = trained_version(registry, SMALL_STREAM, months=3, judged_best=False)
+    bad = trained_version(registry, SMALL_STREAM, months=3, flipped=True, judged_best=False)
+    assert stored_importance(registry, "demo", good)[0] is None  # not at registration
+    evaluation = defs.get_assets_def(dg.AssetKey(["demo", "model_evaluation"]))
+    context = dg.build_asset_context(partition_key=PARTITION, resources=defs.resources)
+    window = training_window(SMALL_STREAM, 3)
+    output, _ = list(evaluation(context, training_data=window, random_forest=good, xgboost=bad))
+    assert output.metadata["candidate_version"].value == good
+    importance, _ = stored_importance(registry, "demo", good)
+    assert importance is not None and set(importance) == set(SPEC.features)
+    assert max(importance.values()) > 0  # the model uses its features
+    assert "permutation_importance" not in registry.get_version("demo", bad).metrics
+    assert registry.get_version("demo", good).metrics["valid"]  # what registration stored stays
 
 
 def test_an_unreachable_bar_fails_the_gate_as_a_warning(forest_only) -> None:
