@@ -34,6 +34,7 @@ from retraining_assets.core.training import (
     model_to_bytes,
     split_by_time,
     train_candidates,
+    train_model,
 )
 from retraining_assets.settings import load_settings
 from retraining_assets_tests.conftest import registered_version
@@ -110,6 +111,21 @@ def test_every_family_round_trips_with_identical_predictions(trained: TrainedSet
     ensemble = model_from_bytes(model_to_bytes(models["ensemble"]))
     assert [m.family for m in ensemble.scorer.members] == list(models)[:-1]
     np.testing.assert_array_equal(ensemble.scorer.weights, models["ensemble"].scorer.weights)
+
+
+def test_an_ensemble_reuses_its_members_written_files_byte_for_byte(binary: TrainedSet) -> None:
+    """A member written once (as its own candidate) is not serialised again for the ensemble:
+    the ensemble's copy is the same bytes, and a freshly trained object gets its own file."""
+    split, models = binary
+    forest = zipfile.ZipFile(io.BytesIO(model_to_bytes(models["random_forest"])))
+    index = list(models).index("random_forest")
+    ensemble = zipfile.ZipFile(io.BytesIO(model_to_bytes(models["ensemble"])))
+    for part in ("preprocessor.skops", "estimator.skops"):
+        assert ensemble.read(f"members/{index}/{part}") == forest.read(part)
+    again = train_model("random_forest", split, DATASETS["binary"]()[1], seed=1)  # other trees
+    assert zipfile.ZipFile(io.BytesIO(model_to_bytes(again))).read("estimator.skops") != (
+        forest.read("estimator.skops")
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
