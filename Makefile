@@ -19,7 +19,9 @@ $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# the pin again: without it this resolution replaced the CPU wheel by torch 2.14.1 and its
+	# CUDA libraries (7.1 GB venv, seen 2026-12-07)
+	$(PY) -m pip install --quiet -e ".[dev]" "$(TORCH_SPEC)"
 	touch $@
 
 install: $(VENV)/.installed
