@@ -37,7 +37,11 @@ def moto_server(**environment: str) -> Iterator[str]:
         process.wait()
 
 
+# SIGTERM back to its default first: a parent that ignored it (some test's Dagster or Celery
+# code, in the same pytest worker) passes that on, and the teardown's terminate() then hung
 _SERVER = """
+import signal
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 from moto.server import ThreadedMotoServer
 import threading
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
