@@ -10,6 +10,7 @@ answered and every prediction is written to the log before the process exits.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 from typing import Any
 
@@ -35,6 +36,11 @@ class _Server:
         self.sock = sock
 
     def run(self) -> None:
+        # SIGTERM and Ctrl-C must stop the service gracefully even when the parent ignored
+        # them (the child inherits that): uvicorn restores these dispositions after its
+        # graceful stop and re-raises the signal, which an inherited "ignore" swallowed
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         self.server.run(sockets=[self.sock])
 
 
