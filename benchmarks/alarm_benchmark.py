@@ -13,15 +13,19 @@ For each verdict mode, in one run:
   each covariate event's onset to the first alarm (target <= 7) and alarms in the stable
   stretch (target 0).
 
-A table with the ratios against ``univariate`` closes the run.
+Each mode runs under each ``--references`` value (``RETRAIN_DRIFT_REFERENCE``: ``validated``,
+the default, or ``training``, labelled ``MODE@training``). A table with the ratios against
+``univariate`` closes the run.
 
     OMP_NUM_THREADS=1 python benchmarks/alarm_benchmark.py [--modes univariate weighted ...]
-        [--only elec2 bike_sharing weather demo] [--json OUT]
+        [--only elec2 bike_sharing weather demo] [--references validated training]
+        [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -119,6 +123,11 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES))
     parser.add_argument("--only", nargs="+", default=[*DATASETS, "demo"])
     parser.add_argument("--rows", type=int, default=5000, help="demo records per month")
+    parser.add_argument(
+        "--references", nargs="+", default=["validated"], choices=["validated", "training"],
+        help="RETRAIN_DRIFT_REFERENCE values; each mode runs under each ('training': labelled "
+        "MODE@training)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -132,8 +141,12 @@ def main() -> None:
                 Path(folder) / "demo.csv"
             )
             events = json.loads(Path(events_path).read_text())
-        for mode in args.modes:
-            settings = base.model_copy(update={"drift_verdict": mode})
+        for mode, drift_reference in itertools.product(args.modes, args.references):
+            settings = base.model_copy(
+                update={"drift_verdict": mode, "drift_reference": drift_reference}
+            )
+            if drift_reference != "validated":
+                mode = f"{mode}@{drift_reference}"
             entry: dict[str, Any] = {}
             for name in (n for n in DATASETS if n in args.only):
                 entry[name] = monthly(settings, args.datasets_dir, name)

@@ -208,6 +208,13 @@ class Settings(BaseSettings):
         "champion's metric estimated without labels drops by RETRAIN_PERFORMANCE_DEGRADATION) "
         "or a '+' combination (core/drift/dataset_verdict.py).",
     )
+    drift_reference: Literal["validated", "training"] = Field(
+        "validated",  # weather auto's alarm rate 0.94 -> 0.40 (README: the drift reference)
+        description="What drift is measured against: validated (the newest training window "
+        "the champion was judged on: a rejected candidate's window becomes the reference, so a "
+        "drift the champion has just survived stops alarming) or training (the champion's own "
+        "training window until the champion changes).",
+    )
     drift_weighted_share: float = Field(
         0.1,
         gt=0,

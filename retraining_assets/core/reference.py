@@ -35,6 +35,8 @@ from retraining_assets.core.validation import ReferenceBounds
 
 WindowBands = tuple[CalibrationBands | None, str | None]  # the bands, or None and why not
 
+VALIDATED = "validated"  # RETRAIN_DRIFT_REFERENCE: the newest window the champion was judged on
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -239,7 +241,16 @@ def build_reference(pipeline: Pipeline, registry: Registry, source: RecordSource
 def refresh_reference(
     pipeline: Pipeline, registry: Registry, store: ReferenceStore, source: RecordSource
 ) -> Reference:
-    """Point validation and drift at the current champion's reference (after any change)."""
+    """Point validation and drift at the current champion's reference (after any change). A
+    reference re-validated for this same champion (``core.revalidation``) stays while
+    ``RETRAIN_DRIFT_REFERENCE`` is ``validated``."""
+    stored = store.current(pipeline.name, registry)
+    if (
+        pipeline.settings.drift_reference == VALIDATED
+        and stored is not None
+        and stored.champion_version is not None
+    ):
+        return stored
     reference = build_reference(pipeline, registry, source)
     store.save(pipeline.name, reference)
     return reference

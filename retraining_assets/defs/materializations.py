@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from retraining_assets.core.reference import ReferenceStore
+from retraining_assets.core.reference import Reference, ReferenceStore
 from retraining_assets.core.registry import AliasMove, ModelVersion, Registry
 from retraining_assets.core.rollout.transitions import Rollout
 
@@ -53,17 +53,20 @@ def champion_materializations(
         )
     ]
     if reference is not None:
-        events.append(
-            dg.AssetMaterialization(
-                asset_key=[pipeline, "reference_data"],
-                metadata={
-                    "origin": reference.origin,
-                    "window": reference.window,
-                    "profile_hash": reference.profile.content_hash,
-                },
-            )
-        )
+        events.append(reference_materialization(pipeline, reference))
     return events
+
+
+def reference_materialization(pipeline: str, reference: Reference) -> dg.AssetMaterialization:
+    """``reference_data`` moved outside its own run (a champion change, a re-validation)."""
+    return dg.AssetMaterialization(
+        asset_key=[pipeline, "reference_data"],
+        metadata={
+            "origin": reference.origin,
+            "window": reference.window,
+            "profile_hash": reference.profile.content_hash,
+        },
+    )
 
 
 def traffic_metadata(rollout: Rollout, reason: str, via: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.promotion import Verdict
-from retraining_assets.core.reference import ReferenceStore
+from retraining_assets.core.reference import ReferenceStore, champion_reference
 from retraining_assets.core.registry import CHAMPION, CorruptArtifactError, Registry
 from retraining_assets.core.schema import notification_outbox
 from retraining_assets.definitions import build_definitions
@@ -99,7 +99,11 @@ def test_a_failing_gate_keeps_the_champion_without_failing_the_run(state) -> Non
         e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_threshold"
     )
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
-    (evaluation,) = result.asset_materializations_for_node("demo__model_evaluation")
+    (evaluation,) = [  # beside it: reference_data, moved to this window (drift_reference)
+        m
+        for m in result.asset_materializations_for_node("demo__model_evaluation")
+        if m.asset_key == dg.AssetKey(["demo", "model_evaluation"])
+    ]
     metadata = evaluation.metadata
     if metadata["decision"].value == Verdict.PENDING:  # a gain below the bar: a person decides
         version = metadata["candidate_version"].value
@@ -109,6 +113,47 @@ def test_a_failing_gate_keeps_the_champion_without_failing_the_run(state) -> Non
         assert metadata["decision"].value == "reject" and "to_approve" not in metadata
     assert result.asset_materializations_for_node("demo__champion_model") == []
     assert _registry(settings).get_alias("demo", CHAMPION).version == before
+
+
+@pytest.mark.parametrize("drift_reference", ["validated", "training"])
+def test_a_judgement_that_keeps_the_champion_moves_the_drift_reference_to_its_window(
+    state, drift_reference: str
+) -> None:
+    settings, simulation, _ = state
+    registry, store = _registry(settings), ReferenceStore(settings.artifact_path)
+    champion = registry.get_alias("demo", CHAMPION).version
+    own = store.load("demo")
+    assert own.origin == f"champion v{champion}"
+    strict = settings.model_copy(
+        update={"promotion_min_lift": 100.0, "drift_reference": drift_reference}
+    )
+    defs = build_definitions(strict, [demo_pipeline(strict, STREAM)])
+    result = defs.resolve_job_def("demo_retraining_job").execute_in_process(
+        instance=simulation.instance,
+        partition_key=STREAM.partition_key(3),  # a newer window than the champion's
+        tags={"retrain/force": "true"},
+    )
+    assert result.success
+    assert registry.get_alias("demo", CHAMPION).version == champion
+    judged = registry.list_versions("demo")[-1]  # a candidate of this run's window
+    assert judged.train_end > own.end
+    moved = store.load("demo")
+    recorded = simulation.instance.get_latest_materialization_event(
+        dg.AssetKey(["demo", "reference_data"])
+    ).asset_materialization.metadata
+    if drift_reference == "training":  # the champion's own window until the champion changes
+        assert moved.to_bytes() == own.to_bytes()
+        assert recorded["origin"].value == own.origin
+        return
+    # drift, prediction drift and the period checks compare with the judged window now
+    assert moved.champion_version == champion
+    assert moved.origin.startswith(f"champion v{champion}, re-validated")
+    assert (moved.start, moved.end) == (judged.train_start, judged.train_end)
+    assert moved.profile.content_hash != own.profile.content_hash
+    assert moved.estimator == own.estimator  # the champion's own estimate, not a candidate's
+    assert recorded["origin"].value == moved.origin  # the UI shows where drift compares now
+    # a rollback (or promotion) brings the new champion's own reference back
+    assert champion_reference(registry, "demo").to_bytes() == own.to_bytes()
 
 
 def test_approve_from_the_cli_moves_the_champion_and_tells_dagster(state, cli_env) -> None:

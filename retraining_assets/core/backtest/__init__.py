@@ -183,6 +183,7 @@ def replay_history(
         seed=seed,
         notes=notes,
         verdict=settings.drift_verdict,
+        drift_reference=settings.drift_reference,
         weighted_share=settings.drift_weighted_share,
         label_delay=settings.label_delay_duration,
     )
@@ -221,6 +222,7 @@ def replay_history(
             "drift_min_records": scales.drift_min_records,
             "schedule": scales.schedule,
             "drift_verdict": settings.drift_verdict,
+            "drift_reference": settings.drift_reference,
             "label_delay": settings.label_delay,
         },
         families=tuple(families),

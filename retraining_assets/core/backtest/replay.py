@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -34,7 +34,7 @@ from retraining_assets.core.importance import permutation_importance
 from retraining_assets.core.labels import LabelDelay, label_cutoff
 from retraining_assets.core.lifecycle import Judgement, judge
 from retraining_assets.core.promotion import PromotionPolicy, Verdict
-from retraining_assets.core.reference import fit_drift_profile
+from retraining_assets.core.reference import VALIDATED, fit_drift_profile
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.training import Split, TrainedModel, TrainingError, train_candidates
 from retraining_assets.core.triggers import Cause, RetrainPolicy, Signals
@@ -69,10 +69,16 @@ class _Model:
 
 @dataclass(frozen=True)
 class _Serving:
-    """What a policy serves: the model and its baseline (its holdout metric when judged)."""
+    """What a policy serves: the model, its baseline (its holdout metric when judged) and the
+    window drift is measured against (``RETRAIN_DRIFT_REFERENCE``)."""
 
     model: _Model
     baseline: float | None
+    revalidated: Window | None = None  # the newest window it was judged on and kept
+
+    @property
+    def reference(self) -> Window:
+        return self.revalidated or self.model.window
 
 
 @dataclass
@@ -206,11 +212,12 @@ class Replay:
     seed: int
     notes: list[str] = field(default_factory=list)
     verdict: str = "univariate"  # RETRAIN_DRIFT_VERDICT
+    drift_reference: str = "training"  # RETRAIN_DRIFT_REFERENCE
     weighted_share: float = DEFAULT_WEIGHTED_SHARE
     label_delay: LabelDelay = None  # RETRAIN_LABEL_DELAY
     _scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _drift: dict[tuple[tuple[int, int], int, int], DriftReport] = field(default_factory=dict)
-    _alarms: dict[tuple[int, int], Alarm | None] = field(default_factory=dict)
+    _alarms: dict[tuple[int, tuple[int, int], int], Alarm | None] = field(default_factory=dict)
 
     @property
     def scales(self) -> TimeScales:
@@ -347,13 +354,13 @@ class Replay:
         """The dataset verdict (``RETRAIN_DRIFT_VERDICT``) on the trailing drift window of
         period ``index`` against the serving model's reference; None when the window is too
         small."""
-        model = serving.model
-        key = (model.version, index)  # a version's baseline never changes
+        reference = serving.reference
+        key = (serving.model.version, reference.rows, index)  # a version's baseline is fixed
         if key not in self._alarms:
             start, end = self.scales.drift_window_of(
                 self.periods.starts[index], self.periods.count, self.periods.data_start
             )
-            report = self._drift_of(model, start, end)
+            report = self._drift_of(reference, start, end)
             self._alarms[key] = (
                 None if report is None else self._verdict(serving, report, start, index)
             )
@@ -367,7 +374,7 @@ class Replay:
         if "weighted" in parts:
             importances, why_not = self.training.importances(model, self.metric)
         bands, no_bands = (
-            self.training.bands(model.window) if "calibrated" in parts else (None, None)
+            self.training.bands(serving.reference) if "calibrated" in parts else (None, None)
         )
         gate = self._estimate_gate(serving, start, index) if "estimated" in parts else None
         return dataset_alarm(
@@ -388,13 +395,13 @@ class Replay:
             self.retrain_policy, estimated, serving.baseline, self.higher_is_better, why
         )
 
-    def _drift_of(self, model: _Model, start: datetime, end: datetime) -> DriftReport | None:
+    def _drift_of(self, window: Window, start: datetime, end: datetime) -> DriftReport | None:
         first, last = self.periods.span(start, end)
         if last - first < MIN_PERIOD_ROWS:
             return None
-        key = (model.window.rows, first, last)
+        key = (window.rows, first, last)
         if key not in self._drift:
-            profile = self.training.profile(model.window)
+            profile = self.training.profile(window)
             self._drift[key] = profile.compare(
                 self.periods.frame.iloc[first:last],
                 self.thresholds,
@@ -458,6 +465,10 @@ class Replay:
                 decision = verdict.value
                 if verdict is Verdict.PROMOTE:
                     state.serving = candidate
+                elif self.drift_reference == VALIDATED:
+                    # kept after a judgement on this window: drift is measured from it now
+                    # (core/revalidation.py, as the pipeline does)
+                    state.serving = replace(serving, revalidated=window)
         model = serving.model
         state.result.rows.append(
             PeriodRow(

@@ -21,13 +21,18 @@ from retraining_assets.core.notify import Notifier, retraining_completed
 from retraining_assets.core.pipeline import Pipeline, promotion_policy, rollout_plan, rolls_out
 from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.registry import CHAMPION, Registry
+from retraining_assets.core.revalidation import revalidate
 from retraining_assets.core.rollout import transitions
 from retraining_assets.core.rollout.transitions import RolloutError
 from retraining_assets.core.training import BASE_FAMILIES
 from retraining_assets.defs.assets.training import candidate_key
 from retraining_assets.defs.checks import partitioned_check_spec
 from retraining_assets.defs.identity import actor_of, run_id
-from retraining_assets.defs.materializations import champion_metadata, traffic_materialization
+from retraining_assets.defs.materializations import (
+    champion_metadata,
+    reference_materialization,
+    traffic_materialization,
+)
 from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.resources import PlatformResource
 
@@ -120,13 +125,14 @@ def build_promotion_assets(
         notifier: NotifierResource,
         training_data: TrainingWindow,
         **candidates: int,
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.Output | dg.AssetCheckResult | dg.AssetMaterialization]:
         """Every candidate and the current champion scored on the same holdout (the most
         recent records of the window): ROC AUC, log loss, accuracy, F1, Brier (or RMSE, MAE,
         R²), the lift of the best candidate over the champion with a paired bootstrap interval
         and McNemar's test, and the promotion decision. A pending decision asks a person: the
         metadata (`to_approve`, `to_reject`) and the administrators' message give the CLI
-        line and the Dagster job that decide it."""
+        line and the Dagster job that decide it. A judgement that keeps the champion moves
+        the drift reference to this window (`RETRAIN_DRIFT_REFERENCE`)."""
         registry, messages, run = platform.registry(), notifier.notifier(), run_id(context)
         models = {f: (v, load_model(registry, name, v)) for f, v in candidates.items()}
         current = registry.get_alias(name, CHAMPION)
@@ -147,6 +153,13 @@ def build_promotion_assets(
             partition=context.partition_key, run_id=run,
             actor=actor_of(context), min_lift=settings.promotion_min_lift,
         )  # fmt: skip
+        revalidated = revalidate(
+            pipeline, registry, platform.references(), judgement,
+            champion[1] if champion else None, training_data,
+        )  # fmt: skip
+        if revalidated is not None:
+            context.log.info(f"drift is measured from now on against {revalidated.origin}")
+            yield reference_materialization(name, revalidated)
         scores = judgement.comparison.scores
         messages.notify(
             retraining_completed(
