@@ -159,7 +159,6 @@ def build_promotion_assets(
         )  # fmt: skip
         if revalidated is not None:
             context.log.info(f"drift is measured from now on against {revalidated.origin}")
-            yield reference_materialization(name, revalidated)
         scores = judgement.comparison.scores
         messages.notify(
             retraining_completed(
@@ -191,6 +190,8 @@ def build_promotion_assets(
             description=judgement.decision.reason,
             metadata={k: v for k, v in judgement.decision.to_dict().items() if v is not None},
         )
+        if revalidated is not None:
+            yield reference_materialization(name, revalidated)
 
     @dg.asset(
         key=champion_key,

@@ -63,3 +63,28 @@ def test_the_backtest_gates_the_alarm_with_the_estimated_metric() -> None:
         assert g.drift_score == p.drift_score and g.estimated_metric is not None
         drop = relative_drop(g.estimated_metric, g.baseline_metric, gated.higher_is_better)
         assert g.alarm is (p.alarm and drop >= limit)
+
+
+@pytest.mark.parametrize("drift_reference", ["validated", "training"])
+def test_a_kept_champion_s_alarm_compares_with_the_window_it_was_judged_on(
+    univariate: BacktestResult, drift_reference: str
+) -> None:
+    # an unreachable bar: auto retrains on the abrupt shift but keeps serving the first model
+    kept = backtest("univariate", promotion_min_lift=100.0, drift_reference=drift_reference)
+    assert kept.settings["drift_reference"] == drift_reference
+    static, auto = kept.policies["static"].rows, kept.policies["auto"].rows
+    assert {row.serving_version for row in auto} == {static[0].serving_version}
+    first = next(i for i, row in enumerate(auto) if row.decision is not None)
+    pairs = list(zip(static, auto, strict=True))
+    # up to its first judgement (and its row), auto compares with the first model's window
+    assert all(s.drift_score == a.drift_score for s, a in pairs[: first + 1])
+    after = pairs[first + 1 :]
+    if drift_reference == "training":  # the same model, the same reference: static's alarm
+        assert all(s.alarm == a.alarm and s.drift_score == a.drift_score for s, a in after)
+        return
+    # from the judged window on, the drift the champion was judged on no longer counts (the
+    # demo's later shifts still alarm): a smaller drifted share than static's, never larger
+    assert any(a.drift_score < s.drift_score for s, a in after)
+    assert all(a.drift_score <= s.drift_score for s, a in after)
+    # static never retrains, so its reference and alarms do not depend on the setting
+    assert [r.alarm for r in univariate.policies["static"].rows] == [s.alarm for s in static]

@@ -83,8 +83,11 @@ def test_an_unreachable_bar_fails_the_gate_as_a_warning(forest_only) -> None:
         expected_current=None, actor=Actor("test", "test"), reason="the champion to beat",
     )  # fmt: skip
     _, _, version = _gate_inputs(strict, seed=1)
-    output, check = _evaluate(defs, window, version)
+    output, check, *moved = _evaluate(defs, window, version)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    # the kept champion's drift reference moved to the judged window (drift_reference)
+    assert [m.asset_key for m in moved] == [dg.AssetKey(["demo", "reference_data"])]
+    assert moved[0].metadata["origin"].value.startswith(f"champion v{first}, re-validated")
     assert output.value["decision"]["verdict"] in {Verdict.PENDING, Verdict.REJECT}
     assert output.metadata["decision"].value == output.value["decision"]["verdict"]
     assert registry.get_alias("demo", CHAMPION).version == first
