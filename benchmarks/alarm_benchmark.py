@@ -124,7 +124,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=[*DATASETS, "demo"])
     parser.add_argument("--rows", type=int, default=5000, help="demo records per month")
     parser.add_argument(
-        "--references", nargs="+", default=["validated"], choices=["validated", "training"],
+        "--references",
+        nargs="+",
+        default=["validated"],
+        choices=["validated", "training"],
         help="RETRAIN_DRIFT_REFERENCE values; each mode runs under each ('training': labelled "
         "MODE@training)",
     )
