@@ -66,6 +66,23 @@ def queue_config(queue: str) -> dict:
     return {"execution": {"config": {"config_source": {"task_default_queue": queue}}}}
 
 
+# The multiprocess run's steps fork from a forkserver that imported the code location once,
+# as the workers' pool children fork from a worker that did (``-i``): a spawned step would
+# spend ~12 s importing torch and sklearn again, most of this test's time on 2 cores.
+# Named explicitly: with the default preload the steps still took ~10 s each to start.
+FORKSERVER = {
+    "execution": {
+        "config": {
+            "multiprocess": {
+                "start_method": {
+                    "forkserver": {"preload_modules": ["retraining_assets.definitions"]}
+                }
+            }
+        }
+    }
+}
+
+
 def launched_run(home: Path, variables: dict[str, str], run_config: dict | None = None):
     with dg.DagsterInstance.from_config(variables["DAGSTER_HOME"]) as instance:
         run_id = launch(home, variables, run_config)
@@ -131,9 +148,12 @@ def test_candidates_train_in_parallel_on_two_workers_with_a_multiprocess_run_s_r
     )
 
     local_home = copy_state(template, tmp_path / "multiprocess" / ".retrain")
-    local, local_steps, _ = launched_run(local_home, environment(local_home, "multiprocess"))
+    local, local_steps, _ = launched_run(
+        local_home, environment(local_home, "multiprocess"), FORKSERVER
+    )
     assert local.status == dg.DagsterRunStatus.SUCCESS
     assert all(step.worker is None for step in local_steps.values())
+    assert len({step.pid for step in local_steps.values()}) == len(local_steps)  # one per step
     celery_outcome, local_outcome = outcome(celery_home), outcome(local_home)
     assert len(celery_outcome["versions"]) == 4
     assert celery_outcome == local_outcome
