@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 
@@ -198,10 +197,14 @@ def _loss_features(
 
 
 def _skops_text(model: HistGradientBoostingRegressor) -> str:
+    import skops.io as sio  # on first use: skops takes seconds to import
+
     return base64.b64encode(sio.dumps(model)).decode()
 
 
 def _skops_model(text: str) -> HistGradientBoostingRegressor:
+    import skops.io as sio
+
     data = base64.b64decode(text)
     untrusted = set(sio.get_untrusted_types(data=data)) - set(_DLE_TRUSTED)
     if untrusted:

@@ -21,20 +21,18 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 import weakref
 import zipfile
 from typing import Any
 
 import joblib
 import numpy as np
-import skops.io as sio
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from skops.io.exceptions import UntrustedTypesFoundException
 from xgboost import XGBClassifier, XGBModel, XGBRegressor
 
 from retraining_assets.core.files import is_zip
-from retraining_assets.core.neural_net import TorchMLP
 from retraining_assets.core.splits import TrainingError
 from retraining_assets.core.trained_model import FittedEstimator, SoftVote, TrainedModel
 
@@ -82,6 +80,8 @@ def _skops_bytes(obj: Any) -> bytes:
     try:
         return _WRITTEN[obj]
     except KeyError:
+        import skops.io as sio  # on first use: skops takes seconds to import
+
         written = _WRITTEN[obj] = sio.dumps(obj, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
         return written
 
@@ -90,6 +90,12 @@ def _skops_bytes(obj: Any) -> bytes:
 # moments before as candidates of their own (a forest's file takes ~0.7 s). By identity, and
 # safe because a fitted preprocessor or estimator is never changed after training.
 _WRITTEN: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+
+def _is_mlp(estimator: Any) -> bool:
+    # a TorchMLP exists only once its module (and torch) is loaded: no import needed to ask
+    module = sys.modules.get("retraining_assets.core.neural_net")
+    return module is not None and isinstance(estimator, module.TorchMLP)
 
 
 def _describe(model: TrainedModel, prefix: str, files: dict[str, bytes]) -> dict[str, Any]:
@@ -141,7 +147,7 @@ def _store_estimator(estimator: Any, prefix: str, files: dict[str, bytes]) -> di
             "class": type(estimator).__name__,
             "params": params,
         }
-    if isinstance(estimator, TorchMLP):
+    if _is_mlp(estimator):
         name = f"{prefix}estimator.npz"
         settings, weights = estimator.to_parts()
         buffer = io.BytesIO()
@@ -170,6 +176,8 @@ def model_from_bytes(
 
     A legacy pickle is refused unless ``allow_pickle`` (pass it only for bytes whose signature
     has been verified: unpickling runs whatever the file says)."""
+    from skops.io.exceptions import UntrustedTypesFoundException  # skops: on first load
+
     if not is_zip(data):
         if not allow_pickle:
             raise TrainingError(
@@ -240,6 +248,8 @@ def _load_estimator(entry: dict[str, Any], archive: zipfile.ZipFile) -> Any:
     if kind == "torch-state-npz":
         with np.load(io.BytesIO(archive.read(entry["file"])), allow_pickle=False) as npz:
             weights = {key: npz[key] for key in npz.files}
+        from retraining_assets.core.neural_net import TorchMLP  # torch: only to load an MLP
+
         return TorchMLP.from_parts(entry["settings"], weights)
     if kind == "skops":
         estimator = _skops(archive, entry["file"])
@@ -252,6 +262,8 @@ def _load_estimator(entry: dict[str, Any], archive: zipfile.ZipFile) -> Any:
 def _skops(archive: zipfile.ZipFile, file: str) -> Any:
     """A skops file of the archive; types beyond skops's defaults and ``SKOPS_TRUSTED`` raise
     ``UntrustedTypesFoundException`` before any object is built."""
+    import skops.io as sio
+
     return sio.loads(archive.read(file), trusted=list(SKOPS_TRUSTED))
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import log_loss, mean_squared_error
 from xgboost import XGBClassifier, XGBRegressor
@@ -40,7 +39,6 @@ from retraining_assets.core.dataset import (
     label_strings,
 )
 from retraining_assets.core.model_files import model_from_bytes, model_to_bytes
-from retraining_assets.core.neural_net import MLPConfig, TorchMLP
 from retraining_assets.core.preprocessing import (  # noqa: F401 (_as_*: legacy pickles)
     MAX_CATEGORIES,
     MISSING_CATEGORY,
@@ -63,6 +61,16 @@ from retraining_assets.core.trained_model import FittedEstimator, SoftVote, Trai
 # unpickling looks them up here: keep every one of them importable from this module.
 _FittedEstimator, _SoftVote = FittedEstimator, SoftVote
 
+
+def __getattr__(name: str) -> Any:
+    """``MLPConfig`` and ``TorchMLP`` on first use (legacy pickles), without torch before."""
+    if name in ("MLPConfig", "TorchMLP"):
+        from retraining_assets.core import neural_net
+
+        return getattr(neural_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BASE_FAMILIES",
     "FAMILIES",
@@ -70,9 +78,7 @@ __all__ = [
     "MISSING_CATEGORY",
     "RF_MAX_ROWS_PER_TREE",
     "FittedEstimator",
-    "MLPConfig",
     "Split",
-    "TorchMLP",
     "TrainedModel",
     "TrainingError",
     "build_preprocessor",
@@ -190,6 +196,11 @@ def _fit_xgboost(data: _Data) -> tuple[Any, dict[str, Any]]:
 
 
 def _fit_neural_net(data: _Data) -> tuple[Any, dict[str, Any]]:
+    # torch loads only when an MLP trains or loads: seconds off every process that does not
+    import torch
+
+    from retraining_assets.core.neural_net import MLPConfig, TorchMLP
+
     config = MLPConfig()
     model = TorchMLP(data.task, config, data.seed)
     previous = torch.get_num_threads()

@@ -19,10 +19,9 @@ import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec, is_numeric_dtype
 
+# great_expectations is imported where a suite is built or run, not here: it takes seconds,
+# and most processes that load this module (the CLI, the code location) never validate
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import great_expectations as gx
-import great_expectations.expectations as gxe
 
 EXAMPLES = 5
 NUMERIC_TYPES = [
@@ -156,6 +155,8 @@ def build_suites(
 ) -> dict[str, list]:
     """Each check's expectations; ``numeric_types``: the type names that count as numbers
     where the suite runs (pandas dtypes, or SQL types)."""
+    import great_expectations.expectations as gxe
+
     return {
         "schema": _schema_expectations(shape, spec, numeric_types),
         "target_valid": _target_expectations(shape, spec),
@@ -192,6 +193,8 @@ def check_outcomes(suites: dict[str, list], run: Callable[[list], list[Any]]) ->
 
 
 def _schema_expectations(shape: PeriodShape, spec: DatasetSpec, numeric_types: list[str]) -> list:
+    import great_expectations.expectations as gxe
+
     expectations = [gxe.ExpectColumnToExist(column=column) for column in spec.columns]
     if shape.rows:  # an empty period has no values whose type could be judged
         numeric = [*spec.numeric_features, *([spec.target] if spec.task == "regression" else [])]
@@ -204,6 +207,8 @@ def _schema_expectations(shape: PeriodShape, spec: DatasetSpec, numeric_types: l
 
 
 def _target_expectations(shape: PeriodShape, spec: DatasetSpec) -> list:
+    import great_expectations.expectations as gxe
+
     if spec.target not in shape.columns:
         return []
     expectations = [gxe.ExpectColumnValuesToNotBeNull(column=spec.target)]
@@ -218,6 +223,8 @@ def _target_expectations(shape: PeriodShape, spec: DatasetSpec) -> list:
 def _range_expectations(
     shape: PeriodShape, bounds: ReferenceBounds | None, tol: Tolerances
 ) -> list:
+    import great_expectations.expectations as gxe
+
     if bounds is None or not shape.rows:
         return []
     expectations = []
@@ -238,6 +245,8 @@ def _range_expectations(
 def _domain_expectations(
     shape: PeriodShape, bounds: ReferenceBounds | None, tol: Tolerances
 ) -> list:
+    import great_expectations.expectations as gxe
+
     if bounds is None or not shape.rows:
         return []
     return [
@@ -250,6 +259,8 @@ def _domain_expectations(
 
 
 def _null_expectations(shape: PeriodShape, bounds: ReferenceBounds | None, tol: Tolerances) -> list:
+    import great_expectations.expectations as gxe
+
     if bounds is None or not shape.rows:
         return []
     return [
@@ -271,6 +282,8 @@ def _run(frame: pd.DataFrame, expectations: list) -> list[Any]:
 def run_suite(batch: Any, expectations: list) -> list[Any]:
     """Validate ``batch`` (any GX batch: a frame, a SQL query) against ``expectations``; one
     result per expectation, in the order given."""
+    import great_expectations as gx
+
     for index, expectation in enumerate(expectations):
         expectation.meta = {"index": index}  # GX reorders results; the index maps them back
     suite = gx.ExpectationSuite(name="period", expectations=expectations)
@@ -307,6 +320,7 @@ def _failure(item: Any) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def gx_context() -> Any:
     """One ephemeral GX context per process: building it costs more than a validation."""
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
