@@ -13,8 +13,8 @@ For each verdict mode, in one run:
   each covariate event's onset to the first alarm (target <= 7) and alarms in the stable
   stretch (target 0).
 
-Each mode runs under each ``--references`` value (``RETRAIN_DRIFT_REFERENCE``: ``validated``,
-the default, or ``training``, labelled ``MODE@training``). A table with the ratios against
+Each mode runs under each ``--references`` value (``RETRAIN_DRIFT_REFERENCE``: ``training``,
+the default, or ``validated``, labelled ``MODE@validated``). A table with the ratios against
 ``univariate`` closes the run.
 
     OMP_NUM_THREADS=1 python benchmarks/alarm_benchmark.py [--modes univariate weighted ...]
@@ -126,10 +126,10 @@ def main() -> None:
     parser.add_argument(
         "--references",
         nargs="+",
-        default=["validated"],
+        default=["training"],
         choices=["validated", "training"],
-        help="RETRAIN_DRIFT_REFERENCE values; each mode runs under each ('training': labelled "
-        "MODE@training)",
+        help="RETRAIN_DRIFT_REFERENCE values; each mode runs under each ('validated': labelled "
+        "MODE@validated)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -148,7 +148,7 @@ def main() -> None:
             settings = base.model_copy(
                 update={"drift_verdict": mode, "drift_reference": drift_reference}
             )
-            if drift_reference != "validated":
+            if drift_reference != "training":
                 mode = f"{mode}@{drift_reference}"
             entry: dict[str, Any] = {}
             for name in (n for n in DATASETS if n in args.only):

@@ -209,7 +209,9 @@ class Settings(BaseSettings):
         "or a '+' combination (core/drift/dataset_verdict.py).",
     )
     drift_reference: Literal["validated", "training"] = Field(
-        "validated",  # weather auto's alarm rate 0.94 -> 0.40 (README: the drift reference)
+        # validated: weather auto's alarms 0.94 -> 0.40, but 2.25x monthly's daily model
+        # changes (issue 15's <= 2x); README: What drift is measured against
+        "training",
         description="What drift is measured against: validated (the newest training window "
         "the champion was judged on: a rejected candidate's window becomes the reference, so a "
         "drift the champion has just survived stops alarming) or training (the champion's own "

@@ -4,8 +4,9 @@ A judgement that keeps the champion serving (the challenger rejected, or pending
 bar) has just shown, on the newest holdout, how the champion serves the newest training
 window: no fresh model beat it by the promotion bar. Comparing the following periods with the
 champion's *own*, older training window would keep alarming on a drift already acted on; with
-``validated`` (the default) the reference moves to the judged window instead. A promotion or
-a rollback brings the new champion's own reference, stored with its version, as before.
+``validated`` the reference moves to the judged window instead (opt-in: the default
+``training`` keeps the champion's own; README says why). A promotion or a rollback brings the
+new champion's own reference, stored with its version, as before.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def test_backtest_command_writes_the_json_schema_and_a_plot(tmp_path: Path, smal
     assert set(report) == {"metric", "higher_is_better", "periods", "settings", "policies"}
     assert report["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
                                   "drift_min_records": 0, "schedule": "none",
-                                  "drift_verdict": "weighted", "drift_reference": "validated",
+                                  "drift_verdict": "weighted", "drift_reference": "training",
                                   "label_delay": "0"}  # fmt: skip
     assert set(report["policies"]) == {"auto", "monthly", "static", "always"}
     assert report["policies"]["static"]["retrains"] == 0
@@ -258,7 +258,7 @@ def test_backtest_command_takes_the_four_time_scales(tmp_path: Path, small_strea
     report = json.loads(out.read_text())
     assert report["settings"] == {"period": "week", "training_window": "56d", "drift_window": 2,
                                   "drift_min_records": 500, "schedule": "monthly",
-                                  "drift_verdict": "weighted", "drift_reference": "validated",
+                                  "drift_verdict": "weighted", "drift_reference": "training",
                                   "label_delay": "0"}  # fmt: skip
     monthly = report["policies"]["monthly"]
     assert monthly["retrains_at"] and all(

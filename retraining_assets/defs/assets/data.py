@@ -69,7 +69,7 @@ def build_data_assets(
         drift profile of the champion's training window (before the first champion, the first
         complete training window of the records). Refreshed whenever the champion changes;
         moved to the newest judged training window when a judgement keeps the champion
-        (`RETRAIN_DRIFT_REFERENCE=validated`, the default)."""
+        (`RETRAIN_DRIFT_REFERENCE=validated`)."""
         source = records.source(name)
         store = platform.references()
         reference = refresh_reference(pipeline, platform.registry(), store, source)

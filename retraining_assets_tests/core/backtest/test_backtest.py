@@ -77,7 +77,7 @@ def test_json_has_the_exact_schema(result: BacktestResult) -> None:
     # without the new options: today's protocol (monthly, 3 periods, the period's own drift)
     assert data["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
                                 "drift_min_records": 0, "schedule": "none",
-                                "drift_verdict": "weighted", "drift_reference": "validated",
+                                "drift_verdict": "weighted", "drift_reference": "training",
                                 "label_delay": "0"}  # fmt: skip
     assert set(data["policies"]) == set(POLICIES) == {"auto", "monthly", "static", "always"}
     for policy in data["policies"].values():

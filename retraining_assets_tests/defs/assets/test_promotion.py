@@ -75,7 +75,9 @@ def test_the_gate_stores_the_permutation_importance_of_its_best_candidate_only(s
 
 
 def test_an_unreachable_bar_fails_the_gate_as_a_warning(forest_only) -> None:
-    strict = forest_only.model_copy(update={"promotion_min_lift": 100.0})
+    strict = forest_only.model_copy(
+        update={"promotion_min_lift": 100.0, "drift_reference": "validated"}
+    )
     defs, window, first = _gate_inputs(strict)
     registry, notifier = defs.resources["platform"].registry(), defs.resources["notifier"]
     change_champion(
