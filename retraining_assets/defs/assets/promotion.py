@@ -131,8 +131,8 @@ def build_promotion_assets(
         R²), the lift of the best candidate over the champion with a paired bootstrap interval
         and McNemar's test, and the promotion decision. A pending decision asks a person: the
         metadata (`to_approve`, `to_reject`) and the administrators' message give the CLI
-        line and the Dagster job that decide it. A judgement that keeps the champion moves
-        the drift reference to this window (`RETRAIN_DRIFT_REFERENCE`)."""
+        line and the Dagster job that decide it. With `RETRAIN_DRIFT_REFERENCE=validated`, a
+        judgement that keeps the champion moves the drift reference to this window."""
         registry, messages, run = platform.registry(), notifier.notifier(), run_id(context)
         models = {f: (v, load_model(registry, name, v)) for f, v in candidates.items()}
         current = registry.get_alias(name, CHAMPION)
