@@ -244,13 +244,10 @@ def refresh_reference(
     """Point validation and drift at the current champion's reference (after any change). A
     reference re-validated for this same champion (``core.revalidation``) stays while
     ``RETRAIN_DRIFT_REFERENCE`` is ``validated``."""
-    stored = store.current(pipeline.name, registry)
-    if (
-        pipeline.settings.drift_reference == VALIDATED
-        and stored is not None
-        and stored.champion_version is not None
-    ):
-        return stored
+    if pipeline.settings.drift_reference == VALIDATED:  # read only where it can stay
+        stored = store.current(pipeline.name, registry)
+        if stored is not None and stored.champion_version is not None:
+            return stored
     reference = build_reference(pipeline, registry, source)
     store.save(pipeline.name, reference)
     return reference

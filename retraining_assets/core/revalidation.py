@@ -21,6 +21,13 @@ from retraining_assets.core.registry import Registry
 from retraining_assets.core.trained_model import TrainedModel
 
 
+def moves_reference(drift_reference: str, verdict: Verdict) -> bool:
+    """Whether a judgement with ``verdict`` moves the drift reference to its window: under
+    ``validated``, when it leaves the champion serving (a promotion, or its rollout, brings
+    the new champion's own reference). The pipeline and the backtest both ask here."""
+    return drift_reference == VALIDATED and verdict is not Verdict.PROMOTE
+
+
 def revalidated_reference(
     kept: Reference, champion: TrainedModel, window: TrainingWindow, pipeline: Pipeline
 ) -> Reference:
@@ -50,10 +57,9 @@ def revalidate(
     or pending until a person decides), store the reference drift is measured against from
     now on; None when it stays (another setting, a promotion, no champion or no stored
     reference of it)."""
-    if pipeline.settings.drift_reference != VALIDATED or champion is None:
+    verdict = judgement.decision.verdict
+    if champion is None or not moves_reference(pipeline.settings.drift_reference, verdict):
         return None
-    if judgement.decision.verdict is Verdict.PROMOTE:
-        return None  # the new champion (or its rollout) brings its own reference
     kept = store.current(pipeline.name, registry)
     if kept is None or kept.champion_version is None:
         return None

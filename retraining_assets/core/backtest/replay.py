@@ -34,7 +34,8 @@ from retraining_assets.core.importance import permutation_importance
 from retraining_assets.core.labels import LabelDelay, label_cutoff
 from retraining_assets.core.lifecycle import Judgement, judge
 from retraining_assets.core.promotion import PromotionPolicy, Verdict
-from retraining_assets.core.reference import VALIDATED, fit_drift_profile
+from retraining_assets.core.reference import fit_drift_profile
+from retraining_assets.core.revalidation import moves_reference
 from retraining_assets.core.timescales import TimeScales
 from retraining_assets.core.training import Split, TrainedModel, TrainingError, train_candidates
 from retraining_assets.core.triggers import Cause, RetrainPolicy, Signals
@@ -465,9 +466,8 @@ class Replay:
                 decision = verdict.value
                 if verdict is Verdict.PROMOTE:
                     state.serving = candidate
-                elif self.drift_reference == VALIDATED:
+                elif moves_reference(self.drift_reference, verdict):
                     # kept after a judgement on this window: drift is measured from it now
-                    # (core/revalidation.py, as the pipeline does)
                     state.serving = replace(serving, revalidated=window)
         model = serving.model
         state.result.rows.append(
