@@ -7,7 +7,8 @@ For each verdict mode, in one run:
   otherwise: 3-month window, xgboost): the ``static`` policy's ``alarm_quality`` (precision,
   recall, F1: its labels do not depend on the verdict's own retraining), ``auto``'s alarm rate
   on weather (target <= 25%), and the monthly targets (auto >= 97% of always's metric with
-  <= 60% of its promotions on elec2 and bike sharing; on weather <= half of always's);
+  <= 60% of its promotions on elec2 and bike sharing; on weather <= half of always's); with
+  accuracy, how many of static's degraded months sampling alone would give (``by_chance``);
 - the demo stream (``DemoStream.export``), backtested by day with a 7-day drift window, static
   policy only (its reference never moves, so the alarm is the first model's view): days from
   each covariate event's onset to the first alarm (target <= 7) and alarms in the stable
@@ -38,8 +39,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 
 from retraining_assets.core.backtest import BacktestResult, backtest_file
+from retraining_assets.core.backtest.alarms import DEGRADATION, degraded
 from retraining_assets.core.demo import TARGET, TIME_COLUMN, DemoStream
 from retraining_assets.core.triggers import relative_drop
 from retraining_assets.settings import Settings, load_settings
@@ -74,6 +77,7 @@ def monthly(mode_settings: Settings, folder: Path, name: str) -> dict[str, Any]:
         "auto_vs_always_promotions": promotions,
         "monthly_targets_met": share >= 0.97 and promotions <= (0.5 if name == "weather" else 0.60),
         "static_drops": drops(result),
+        "static_degraded": by_chance(result),
         "mean_metric": {n: p.mean_metric for n, p in result.policies.items()},
         "promotions": {n: p.promotions for n, p in result.policies.items()},
     }
@@ -91,6 +95,24 @@ def drops(result: BacktestResult) -> dict[str, float | None]:
     est = [relative_drop(r.estimated_metric, r.baseline_metric, hib) or 0.0 for r in rows]
     return {"realized_median": float(np.median(real)), "estimated_median": float(np.median(est)),
             "estimated_max": float(np.max(est))}  # fmt: skip
+
+
+def by_chance(result: BacktestResult) -> dict[str, float | int | None]:
+    """``static``'s degraded rows, and how many of them sampling alone would give: the
+    expected count of rows whose accuracy is ``DEGRADATION`` below the baseline when each row's
+    correct predictions are Binomial(rows, baseline), nothing having changed (None for other
+    metrics). A verdict cannot foretell those, which bounds the F1 any verdict can reach."""
+    rows = [r for r in result.policies["static"].rows
+            if r.metric is not None and r.baseline_metric is not None]  # fmt: skip
+    count = sum(degraded(r.metric, r.baseline_metric, result.higher_is_better) for r in rows)  # type: ignore[arg-type]
+    chance = None
+    if result.metric == "accuracy":
+        chance = float(sum(
+            binom.cdf(np.floor((1 - DEGRADATION) * r.baseline_metric * r.rows), r.rows,
+                      r.baseline_metric)  # type: ignore[operator]
+            for r in rows
+        ))  # fmt: skip
+    return {"rows": len(rows), "degraded": count, "by_chance": chance}
 
 
 def demo(mode_settings: Settings, csv: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -161,6 +183,9 @@ def main() -> None:
                       f"{entry[name]['auto_vs_always_promotions']:.2f}; static drop realized "
                       f"{_num(entry[name]['static_drops']['realized_median'])} vs estimated "
                       f"{_num(entry[name]['static_drops']['estimated_median'])} (median); "
+                      f"static degraded {entry[name]['static_degraded']['degraded']} of "
+                      f"{entry[name]['static_degraded']['rows']} "
+                      f"({_num(entry[name]['static_degraded']['by_chance'])} by sampling alone); "
                       f"{entry[name]['seconds']} s", flush=True)  # fmt: skip
             if csv is not None:
                 entry["demo"] = demo(settings, csv, events)
