@@ -217,6 +217,11 @@ class Settings(BaseSettings):
         "drift the champion has just survived stops alarming) or training (the champion's own "
         "training window until the champion changes).",
     )
+    drift_notify: Literal["onset", "every"] = Field(
+        "onset",
+        description="Which drift alarms page administrators: onset (the first period of an "
+        "alarm, and a period where a new feature joins it; core/notify/paging.py) or every.",
+    )
     drift_weighted_share: float = Field(
         0.1,
         gt=0,

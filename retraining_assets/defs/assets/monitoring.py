@@ -23,6 +23,7 @@ from retraining_assets.core.importance import stored_importance
 from retraining_assets.core.labels import labelled
 from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
 from retraining_assets.core.notify import drift_detected
+from retraining_assets.core.notify.paging import Episode, Page, page
 from retraining_assets.core.pipeline import Pipeline, retrain_policy
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, Registry
@@ -32,6 +33,7 @@ from retraining_assets.defs.notifications import NotifierResource
 from retraining_assets.defs.periods import period_start
 from retraining_assets.defs.plots import inline_image
 from retraining_assets.defs.resources import ClockResource, PlatformResource, RecordsResource
+from retraining_assets.defs.signals import period_metadata
 
 
 def drift_metadata(
@@ -71,6 +73,33 @@ def alarm_metadata(alarm: Alarm) -> dict[str, dg.MetadataValue]:
         out["drift_alarm_reasons"] = dg.MetadataValue.json(alarm.reasons)
     if alarm.skipped:
         out["drift_verdict_skipped"] = dg.MetadataValue.json(alarm.skipped)
+    return out
+
+
+def previous_episode(
+    instance: dg.DagsterInstance, pipeline: Pipeline, partition: str
+) -> Episode | None:
+    """The drift alarm episode the period before ``partition`` ended with, from its
+    ``drift_report`` metadata (None: no alarm there, or never materialized)."""
+    scales = pipeline.timescales
+    previous = scales.label(scales.shift(scales.period_of(partition), -1))
+    key = dg.AssetKey([pipeline.name, "drift_report"])
+    return Episode.of(period_metadata(instance, key, previous, after=None))
+
+
+def paging_metadata(paging: Page) -> dict[str, dg.MetadataValue]:
+    """Whether this period paged and why (not), and the episode the next period continues."""
+    out: dict[str, dg.MetadataValue] = {
+        "drift_paged": dg.MetadataValue.bool(paging.reason is not None)
+    }
+    if paging.reason or paging.quiet:
+        out["drift_page_reason"] = dg.MetadataValue.text(paging.reason or paging.quiet or "")
+    for key, value in (paging.episode.metadata() if paging.episode else {}).items():
+        out[key] = (
+            dg.MetadataValue.json(value)
+            if isinstance(value, list)
+            else dg.MetadataValue.text(str(value))
+        )
     return out
 
 
@@ -253,20 +282,28 @@ def build_monitoring_assets(
             + ("ALARM" if alarm.alarm else "no alarm")
             + "".join(f"; {line}" for line in (*alarm.reasons, *alarm.skipped))
         )
-        if alarm.alarm:  # administrators are paged by the configured verdict
+        features = alarm.features or report.drifted_features
+        paging = page(
+            previous_episode(context.instance, pipeline, partition),
+            alarm=alarm.alarm, features=features, partition=partition,
+            reference=report.profile_hash, mode=pipeline.settings.drift_notify,
+        )  # fmt: skip
+        if paging.reason:  # administrators are paged by the configured verdict
             message = drift_detected(
                 pipeline=name,
                 partition=partition,
-                features=alarm.features or report.drifted_features,
+                features=features,
                 n_features=len(report.features),
                 report_url=pipeline.report_url(html),
                 key=f"drift:{name}:{partition}:{report.profile_hash}",
             )
             notifier.notifier().notify(message)
+        elif paging.quiet:
+            context.log.info(f"{partition}: not paged: {paging.quiet}")
         metadata = drift_metadata(
             report, pipeline.report_url(html), pipeline.report_url(png), alarm
         )
-        metadata |= window
+        metadata |= window | paging_metadata(paging)
         return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.asset(

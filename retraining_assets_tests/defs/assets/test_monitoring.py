@@ -34,8 +34,8 @@ def monitored(settings, platform_db):
         yield defs, instance
 
 
-def _month(defs, instance, offset: int) -> dg.AssetMaterialization:
-    partition = STREAM.partition_key(offset)
+def _month(defs, instance, offset: int, stream: DemoStream = STREAM) -> dg.AssetMaterialization:
+    partition = stream.partition_key(offset)
     result = defs.resolve_job_def("demo_monitoring_job").execute_in_process(
         instance=instance, partition_key=partition
     )
@@ -139,3 +139,36 @@ def test_with_the_artifact_root_on_object_storage_the_report_is_written_to_the_b
     with serving_reports(settings) as get:
         assert get(html).content == stored
         assert get(html.replace("drift.html", "drift.png")).content.startswith(b"\x89PNG")
+
+
+LASTING = DemoStream(
+    rows_per_month=1000, months=ABRUPT.first_offset + 3, end_month=pd.Timestamp("2024-12-01")
+)
+
+
+@pytest.mark.parametrize("notify", ["onset", "every"])
+def test_a_lasting_drift_pages_once_unless_every_period_is_asked_for(
+    settings, platform_db, notify: str
+) -> None:
+    """The partner channel's shift persists: with ``onset`` its first month pages and the
+    months it merely continues do not (the metadata says why); ``every`` pages each month."""
+    LASTING.seed_database(platform_db)
+    settings = settings.model_copy(update={"drift_notify": notify})
+    defs = build_definitions(settings, [demo_pipeline(settings, LASTING)])
+    with dg.instance_for_test() as instance:
+        defs.resolve_job_def("demo_reference_job").execute_in_process(instance=instance)
+        months = [
+            _month(defs, instance, o, LASTING).metadata
+            for o in range(ABRUPT.first_offset, LASTING.months)
+        ]
+    assert all(m["drift_alarm"].value for m in months)
+    onset = LASTING.partition_key(ABRUPT.first_offset)
+    assert {m["drift_episode_since"].value for m in months} == {onset}
+    paged = [m["drift_paged"].value for m in months]
+    reasons = [m["drift_page_reason"].value for m in months]
+    assert len(_drift_notifications(platform_db)) == sum(paged)
+    if notify == "every":
+        assert paged == [True, True, True]
+    else:
+        assert paged == [True, False, False] and reasons[0] == "a new alarm"
+        assert all(f"alarm raised on {onset} continues" in r for r in reasons[1:])
