@@ -80,6 +80,8 @@ def monthly(mode_settings: Settings, folder: Path, name: str) -> dict[str, Any]:
         "static_degraded": by_chance(result),
         "mean_metric": {n: p.mean_metric for n, p in result.policies.items()},
         "promotions": {n: p.promotions for n, p in result.policies.items()},
+        "auto_alarms": sum(bool(r.alarm) for r in auto.rows),
+        "auto_pages": auto.pages,  # RETRAIN_DRIFT_NOTIFY: the alarms that would have mailed
     }
 
 
@@ -178,7 +180,8 @@ def main() -> None:
                 q = entry[name]["static"]
                 print(f"{mode:<22} {name:<13} static F1 {q['f1']:.3f} (P {q['precision']:.3f} "
                       f"R {q['recall']:.3f} rate {q['alarm_rate']:.2f}); auto alarm rate "
-                      f"{entry[name]['auto']['alarm_rate']:.2f}; auto/always metric "
+                      f"{entry[name]['auto']['alarm_rate']:.2f} ({entry[name]['auto_alarms']} "
+                      f"alarms, {entry[name]['auto_pages']} pages); auto/always metric "
                       f"{entry[name]['auto_vs_always_metric']:.3f}, promotions "
                       f"{entry[name]['auto_vs_always_promotions']:.2f}; static drop realized "
                       f"{_num(entry[name]['static_drops']['realized_median'])} vs estimated "

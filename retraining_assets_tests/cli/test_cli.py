@@ -236,7 +236,7 @@ def test_backtest_command_writes_the_json_schema_and_a_plot(tmp_path: Path, smal
     assert report["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
                                   "drift_min_records": 0, "schedule": "none",
                                   "drift_verdict": "weighted", "drift_reference": "training",
-                                  "label_delay": "0"}  # fmt: skip
+                                  "drift_notify": "onset", "label_delay": "0"}  # fmt: skip
     assert set(report["policies"]) == {"auto", "monthly", "static", "always"}
     assert report["policies"]["static"]["retrains"] == 0
     assert plot.read_bytes().startswith(b"\x89PNG")
@@ -259,7 +259,7 @@ def test_backtest_command_takes_the_four_time_scales(tmp_path: Path, small_strea
     assert report["settings"] == {"period": "week", "training_window": "56d", "drift_window": 2,
                                   "drift_min_records": 500, "schedule": "monthly",
                                   "drift_verdict": "weighted", "drift_reference": "training",
-                                  "label_delay": "0"}  # fmt: skip
+                                  "drift_notify": "onset", "label_delay": "0"}  # fmt: skip
     monthly = report["policies"]["monthly"]
     assert monthly["retrains_at"] and all(
         row["reasons"][0].startswith("schedule: ") for row in monthly["rows"] if row["retrained"]

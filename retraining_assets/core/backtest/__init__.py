@@ -184,6 +184,7 @@ def replay_history(
         notes=notes,
         verdict=settings.drift_verdict,
         drift_reference=settings.drift_reference,
+        drift_notify=settings.drift_notify,
         weighted_share=settings.drift_weighted_share,
         label_delay=settings.label_delay_duration,
     )
@@ -223,6 +224,7 @@ def replay_history(
             "schedule": scales.schedule,
             "drift_verdict": settings.drift_verdict,
             "drift_reference": settings.drift_reference,
+            "drift_notify": settings.drift_notify,
             "label_delay": settings.label_delay,
         },
         families=tuple(families),

@@ -33,6 +33,7 @@ from retraining_assets.core.evaluation import truth as metric_truth
 from retraining_assets.core.importance import permutation_importance
 from retraining_assets.core.labels import LabelDelay, label_cutoff
 from retraining_assets.core.lifecycle import Judgement, judge
+from retraining_assets.core.notify.paging import Episode, page
 from retraining_assets.core.promotion import PromotionPolicy, Verdict
 from retraining_assets.core.reference import fit_drift_profile
 from retraining_assets.core.revalidation import moves_reference
@@ -192,6 +193,7 @@ class PolicyState:
     last_training: Window  # the last window any training of this policy saw
     result: PolicyResult
     drift_acted_on: tuple[str, ...] = ()  # as the sensor's run tag: the drift it trained on
+    episode: Episode | None = None  # the drift alarm the last period ended with (paging)
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ class Replay:
     notes: list[str] = field(default_factory=list)
     verdict: str = "univariate"  # RETRAIN_DRIFT_VERDICT
     drift_reference: str = "training"  # RETRAIN_DRIFT_REFERENCE
+    drift_notify: str = "onset"  # RETRAIN_DRIFT_NOTIFY
     weighted_share: float = DEFAULT_WEIGHTED_SHARE
     label_delay: LabelDelay = None  # RETRAIN_LABEL_DELAY
     _scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -436,6 +439,12 @@ class Replay:
         state.result.pool(truth, scores)
         value, skipped = self._period_metric(serving.model, index)
         alarm = self.alarm(serving, index)  # before the period's labels are used
+        paging = page(
+            state.episode, alarm=bool(alarm and alarm.alarm),
+            features=alarm.features if alarm else (), partition=self.periods.labels[index],
+            reference=f"v{serving.model.version}:{serving.reference.rows}", mode=self.drift_notify,
+        )  # fmt: skip
+        state.episode = paging.episode
         estimated = self.estimated_on(serving.model, index, index)
         action = self.decide(state, index)
         decision = lift = None
@@ -488,6 +497,7 @@ class Replay:
                 lift=lift,
                 alarm=alarm.alarm if alarm else None,
                 drift_score=alarm.score if alarm else None,
+                paged=paging.reason is not None,
                 baseline_metric=serving.baseline,
                 estimated_metric=estimated,
             )

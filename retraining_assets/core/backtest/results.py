@@ -36,6 +36,7 @@ class PeriodRow:
     # the drift verdict on this period against the serving model's reference, before its labels
     alarm: bool | None = None  # None: the drift window held too few rows
     drift_score: float | None = None  # the dataset score the verdict used
+    paged: bool = False  # the alarm would have mailed administrators (RETRAIN_DRIFT_NOTIFY)
     baseline_metric: float | None = None  # the serving model's metric at its evaluation
     # the serving model's primary metric on this period estimated before its labels (CBPE/DLE)
     estimated_metric: float | None = None
@@ -55,6 +56,7 @@ class PeriodRow:
             "lift": self.lift,
             "alarm": self.alarm,
             "drift_score": self.drift_score,
+            "paged": self.paged,
             "baseline_metric": self.baseline_metric,
             "estimated_metric": self.estimated_metric,
         }
@@ -104,6 +106,11 @@ class PolicyResult:
         return [row.period for row in self.rows if row.retrained]
 
     @property
+    def pages(self) -> int:
+        """Alarms that would have mailed administrators (``core.notify.paging``)."""
+        return sum(row.paged for row in self.rows)
+
+    @property
     def promotions(self) -> int:
         """The first model counts as one promotion in every policy."""
         return 1 + len(self.promotions_at)
@@ -124,6 +131,7 @@ class PolicyResult:
             "promotions": self.promotions,
             "skipped_periods": self.skipped_periods,
             "promotions_at": self.promotions_at,
+            "pages": self.pages,
             "retrains_at": self.retrains_at,
             "alarm_quality": self.alarm_quality,
             "rows": [row.to_dict() for row in self.rows],

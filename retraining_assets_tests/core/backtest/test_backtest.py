@@ -44,6 +44,7 @@ ROW_KEYS = {
     "lift",
     "alarm",
     "drift_score",
+    "paged",
     "baseline_metric",
     "estimated_metric",
 }
@@ -78,11 +79,12 @@ def test_json_has_the_exact_schema(result: BacktestResult) -> None:
     assert data["settings"] == {"period": "month", "training_window": "3M", "drift_window": 1,
                                 "drift_min_records": 0, "schedule": "none",
                                 "drift_verdict": "weighted", "drift_reference": "training",
-                                "label_delay": "0"}  # fmt: skip
+                                "drift_notify": "onset", "label_delay": "0"}  # fmt: skip
     assert set(data["policies"]) == set(POLICIES) == {"auto", "monthly", "static", "always"}
     for policy in data["policies"].values():
         assert set(policy) == {"mean_metric", "retrains", "promotions", "skipped_periods",
-                               "promotions_at", "retrains_at", "alarm_quality", "rows"}  # fmt: skip
+                               "promotions_at", "retrains_at", "pages", "alarm_quality",
+                               "rows"}  # fmt: skip
         assert len(policy["rows"]) == 24
         assert all(set(row) == ROW_KEYS for row in policy["rows"])
         assert [row["period"] for row in policy["rows"]] == [

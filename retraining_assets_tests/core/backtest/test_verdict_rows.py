@@ -88,3 +88,17 @@ def test_a_kept_champion_s_alarm_compares_with_the_window_it_was_judged_on(
     assert all(a.drift_score <= s.drift_score for s, a in after)
     # static never retrains, so its reference and alarms do not depend on the setting
     assert [r.alarm for r in univariate.policies["static"].rows] == [s.alarm for s in static]
+
+
+def test_static_s_lasting_alarm_pages_once_unless_every_period_is_asked_for(
+    univariate: BacktestResult,
+) -> None:
+    """``static`` never changes its reference: its abrupt-shift alarm is one episode, mailed
+    at its first month (and when a feature joins), not every month (``core.notify.paging``)."""
+    static = univariate.policies["static"].rows
+    first = next(i for i, row in enumerate(static) if row.alarm)
+    assert static[first].paged and all(not r.paged for r in static if not r.alarm)
+    assert univariate.policies["static"].pages < sum(bool(r.alarm) for r in static)
+    assert univariate.policies["static"].to_dict()["pages"] == univariate.policies["static"].pages
+    every = backtest("univariate", drift_notify="every").policies["static"].rows
+    assert [r.paged for r in every] == [bool(r.alarm) for r in every]
