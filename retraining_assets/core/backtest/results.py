@@ -170,11 +170,14 @@ class BacktestResult:
 
     def summary(self) -> str:
         """A plain-text table: one line per policy."""
-        lines = [f"{'policy':<8} {'mean ' + self.metric:>14} {'retrains':>9} {'promotions':>11}"]
+        lines = [f"{'policy':<8} {'mean ' + self.metric:>14} {'retrains':>9} {'promotions':>11} "
+                 f"{'alarms':>7} {'mails':>6}"]  # fmt: skip
         for name, policy in self.policies.items():
             mean = policy.mean_metric
             shown = "n/a" if mean is None else f"{mean:.4f}"
-            lines.append(f"{name:<8} {shown:>14} {policy.retrains:>9} {policy.promotions:>11}")
+            alarms = sum(bool(row.alarm) for row in policy.rows)
+            lines.append(f"{name:<8} {shown:>14} {policy.retrains:>9} {policy.promotions:>11} "
+                         f"{alarms:>7} {policy.pages:>6}")  # fmt: skip
         skipped = max(p.skipped_periods for p in self.policies.values())
         lines.append(
             f"{self.periods} {self.period}s scored ({skipped} with fewer rows than a "

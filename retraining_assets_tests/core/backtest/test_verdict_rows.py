@@ -100,5 +100,9 @@ def test_static_s_lasting_alarm_pages_once_unless_every_period_is_asked_for(
     assert static[first].paged and all(not r.paged for r in static if not r.alarm)
     assert univariate.policies["static"].pages < sum(bool(r.alarm) for r in static)
     assert univariate.policies["static"].to_dict()["pages"] == univariate.policies["static"].pages
+    # the CLI's table shows both: the alarms and the mails they would have sent
+    line = next(x for x in univariate.summary().splitlines() if x.startswith("static"))
+    alarms = sum(bool(r.alarm) for r in static)
+    assert line.split()[-2:] == [str(alarms), str(univariate.policies["static"].pages)]
     every = backtest("univariate", drift_notify="every").policies["static"].rows
     assert [r.paged for r in every] == [bool(r.alarm) for r in every]
