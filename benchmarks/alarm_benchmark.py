@@ -80,7 +80,7 @@ def monthly(mode_settings: Settings, folder: Path, name: str) -> dict[str, Any]:
         "static_degraded": by_chance(result),
         "mean_metric": {n: p.mean_metric for n, p in result.policies.items()},
         "promotions": {n: p.promotions for n, p in result.policies.items()},
-        "auto_alarms": sum(bool(r.alarm) for r in auto.rows),
+        "auto_alarms": auto.alarms,
         "auto_pages": auto.pages,  # RETRAIN_DRIFT_NOTIFY: the alarms that would have mailed
     }
 

@@ -106,6 +106,11 @@ class PolicyResult:
         return [row.period for row in self.rows if row.retrained]
 
     @property
+    def alarms(self) -> int:
+        """Periods whose drift verdict raised the alarm."""
+        return sum(bool(row.alarm) for row in self.rows)
+
+    @property
     def pages(self) -> int:
         """Alarms that would have mailed administrators (``core.notify.paging``)."""
         return sum(row.paged for row in self.rows)
@@ -175,9 +180,8 @@ class BacktestResult:
         for name, policy in self.policies.items():
             mean = policy.mean_metric
             shown = "n/a" if mean is None else f"{mean:.4f}"
-            alarms = sum(bool(row.alarm) for row in policy.rows)
             lines.append(f"{name:<8} {shown:>14} {policy.retrains:>9} {policy.promotions:>11} "
-                         f"{alarms:>7} {policy.pages:>6}")  # fmt: skip
+                         f"{policy.alarms:>7} {policy.pages:>6}")  # fmt: skip
         skipped = max(p.skipped_periods for p in self.policies.values())
         lines.append(
             f"{self.periods} {self.period}s scored ({skipped} with fewer rows than a "
