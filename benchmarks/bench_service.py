@@ -49,8 +49,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from retraining_assets.core.candidates import TrainingWindow, register_candidate
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.prediction_log import count_rows, entities_of
 from retraining_assets.core.registry import CHAMPION, Actor, Registry

@@ -215,7 +215,7 @@ def _install_champion(
     """Register the plain cycle's stand-in champion and make it the champion, so the Dagster
     evaluation scores and bootstraps the same models as the plain one (a first run without a
     champion would skip the bootstrap)."""
-    from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
+    from retraining_assets.core.candidates import TrainingWindow, register_candidate
     from retraining_assets.core.registry import CHAMPION, Actor, Registry
 
     registry = Registry.from_settings(settings)

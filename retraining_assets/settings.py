@@ -26,7 +26,12 @@ from pydantic_settings import (
 from retraining_assets.core.drift.dataset_verdict import parse_mode
 from retraining_assets.core.drift_thresholds import DriftThresholds, ThresholdError
 from retraining_assets.core.labels import LabelDelay, parse_label_delay
-from retraining_assets.core.locations import Location, location, object_store_url
+from retraining_assets.core.locations import (
+    Location,
+    folder_or_url,
+    location,
+    unwritable_folder,
+)
 from retraining_assets.core.strategies import Strategy, share_problem
 from retraining_assets.core.timescales import (
     DEFAULT_DRIFT_WINDOW,
@@ -350,16 +355,7 @@ class Settings(BaseSettings):
     @field_validator("artifact_root", mode="before")
     @classmethod
     def _local_url(cls, value: object) -> object:
-        """Folders and ``file://`` URLs are local paths; other URLs (s3://bucket/prefix, gs://,
-        az://) stay URLs, refused by name when no fsspec filesystem serves their scheme."""
-        if isinstance(value, str) and "://" in value:
-            from urllib.parse import unquote, urlsplit
-
-            url = urlsplit(value)
-            if url.scheme == "file" and url.netloc in ("", "localhost"):
-                return Path(unquote(url.path))
-            return object_store_url(value, url.scheme)
-        return Path(value) if isinstance(value, str) else value
+        return folder_or_url(value) if isinstance(value, str) else value
 
     @field_validator("home", "artifact_root")
     @classmethod
@@ -581,21 +577,6 @@ class Settings(BaseSettings):
     @cached_property
     def user_pipeline_configured(self) -> bool:
         return bool(self.source_url or self.source_path)
-
-
-def unwritable_folder(folder: Path) -> str | None:
-    """Why ``folder`` cannot be created and written, or None when it can; creates nothing."""
-    existing = folder.absolute()
-    try:
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir():
-            return f"{existing} is a file, not a folder"
-    except OSError as error:
-        return f"{existing}: {error.strerror or error}"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from retraining_assets.core.candidates import TrainingWindow, register_candidate
 from retraining_assets.core.database import make_engine, mask_url, platform_engine
 from retraining_assets.core.demo import SPEC as DEMO_SPEC
 from retraining_assets.core.demo import DemoStream
 from retraining_assets.core.importance import record_importance
-from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
 from retraining_assets.core.registry import CHAMPION, Actor, ModelVersion, Registry
 from retraining_assets.core.training import split_by_time, train_model

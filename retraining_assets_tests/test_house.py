@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "retraining_assets"
-MAX_LINES = 650
+MAX_LINES = 600  # issue 16: "modules under ~600 lines"
 FROZEN = PACKAGE / "migrations" / "versions"
 TESTS = PACKAGE.parent / "retraining_assets_tests"
 

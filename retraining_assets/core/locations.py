@@ -12,7 +12,15 @@ from upath import UPath
 
 from retraining_assets.core.files import write_atomically
 
-__all__ = ["Location", "is_local", "location", "object_store_url", "write_file"]
+__all__ = [
+    "Location",
+    "folder_or_url",
+    "is_local",
+    "location",
+    "object_store_url",
+    "unwritable_folder",
+    "write_file",
+]
 
 Location = Path | UPath
 
@@ -56,3 +64,29 @@ def object_store_url(value: str, scheme: str) -> str:
         extra = " (pip install 'retraining_assets[s3]')" if scheme in ("s3", "s3a") else ""
         raise ValueError(f"{value}: {scheme}:// needs a package: {error}{extra}") from None
     return value.rstrip("/")
+
+
+def folder_or_url(value: str) -> Path | str:
+    """A setting's folder: a path or ``file://`` URL as a ``Path``; another URL (s3://bucket/
+    prefix, gs://, az://) stays a URL, refused by name when no fsspec filesystem serves it."""
+    if "://" not in value:
+        return Path(value)
+    url = urlsplit(value)
+    if url.scheme == "file" and url.netloc in ("", "localhost"):
+        return Path(unquote(url.path))
+    return object_store_url(value, url.scheme)
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created and written, or None when it can; creates nothing."""
+    existing = folder.absolute()
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{existing} is a file, not a folder"
+    except OSError as error:
+        return f"{existing}: {error.strerror or error}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None

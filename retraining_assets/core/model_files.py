@@ -12,7 +12,7 @@
 None of them is a pickle and loading one runs no pickle, so a file that somehow passed the
 registry's signature check still cannot run code. The signature covers the whole zip.
 Artifacts from before this format are joblib pickles: ``model_from_bytes`` loads them only when
-told that their signature was checked (``allow_pickle=True``, as ``lifecycle.load_model`` does;
+told that their signature was checked (``allow_pickle=True``, as ``candidates.load_model`` does;
 the registry refuses them altogether with ``RETRAIN_LEGACY_PICKLES=false``).
 """
 

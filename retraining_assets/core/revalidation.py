@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from retraining_assets.core.lifecycle import Judgement, TrainingWindow, summarise_scores
+from retraining_assets.core.candidates import TrainingWindow, summarise_scores
+from retraining_assets.core.lifecycle import Judgement
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.reference import VALIDATED, Reference, ReferenceStore

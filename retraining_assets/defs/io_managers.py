@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 from dagster._core.storage.upath_io_manager import escape_dotdot_segments, escape_leading_slash
 from upath import UPath
 
+from retraining_assets.core.candidates import TrainingWindow
 from retraining_assets.core.drift.calibration import CalibrationBands
-from retraining_assets.core.lifecycle import TrainingWindow
 from retraining_assets.core.period_description import PeriodDescription
 from retraining_assets.core.reference import WindowBands
 from retraining_assets.core.splits import Split

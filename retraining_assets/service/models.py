@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from retraining_assets.core.candidates import load_model
 from retraining_assets.core.dataset import DatasetSpec
-from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.registry import CHALLENGER, CHAMPION, Registry, utc_now
 from retraining_assets.core.rollout import Router
 from retraining_assets.core.rollout.transitions import Rollout, active_rollout

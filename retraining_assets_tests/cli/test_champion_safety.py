@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from retraining_assets.cli import main
+from retraining_assets.core.candidates import load_model
 from retraining_assets.core.database import platform_engine
 from retraining_assets.core.demo import SPEC
-from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.reference import Reference
 from retraining_assets.core.registry import CHAMPION, ArtifactError, Registry
 from retraining_assets.core.schema import model_versions, notification_outbox

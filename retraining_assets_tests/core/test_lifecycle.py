@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from retraining_assets.core import schema
+from retraining_assets.core.candidates import load_model
 from retraining_assets.core.database import _alembic_config, make_engine, upgrade
 from retraining_assets.core.demo import SPEC
 from retraining_assets.core.lifecycle import (
@@ -20,7 +21,6 @@ from retraining_assets.core.lifecycle import (
     decision_of_run,
     evaluation_baseline,
     judge,
-    load_model,
     record_judgement,
 )
 from retraining_assets.core.notify import LogChannel, Notifier

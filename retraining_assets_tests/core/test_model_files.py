@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer
 
-from retraining_assets.core import lifecycle, model_files, preprocessing, trained_model, training
+from retraining_assets.core import candidates, model_files, preprocessing, trained_model, training
+from retraining_assets.core.candidates import load_model
 from retraining_assets.core.dataset import DatasetSpec
-from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.neural_net import MLPConfig, TorchMLP
 from retraining_assets.core.registry import CorruptArtifactError, LegacyPickleError, Registry
 from retraining_assets.core.training import (
@@ -59,9 +59,9 @@ def binary() -> TrainedSet:
 
 @pytest.fixture
 def registry(platform_db: sa.Engine, tmp_path: Path) -> Iterator[Registry]:
-    lifecycle._LOADED.clear()  # every load below reads its file, not the in-process cache
+    candidates._LOADED.clear()  # every load below reads its file, not the in-process cache
     yield Registry(platform_db, tmp_path / "artifacts", tmp_path / "artifact.key")
-    lifecycle._LOADED.clear()
+    candidates._LOADED.clear()
 
 
 def _register(registry: Registry, model_bytes: bytes, family: str = "random_forest") -> int:
@@ -236,7 +236,7 @@ def test_a_tampered_file_inside_the_zip_is_refused_before_loading_naming_the_ver
         entries[part] = buffer.getvalue()
     path.write_bytes(_zip(entries))
     assert model_from_bytes(path.read_bytes()).family == "neural_net"  # a loadable forgery
-    monkeypatch.setattr(lifecycle, "model_from_bytes", _never_loaded)
+    monkeypatch.setattr(candidates, "model_from_bytes", _never_loaded)
     with pytest.raises(CorruptArtifactError, match=f"demo v{version} fails its signature check"):
         load_model(registry, "demo", version)
 
@@ -323,7 +323,7 @@ def test_a_legacy_pickle_artifact_still_loads_after_its_signature_check(
     with pytest.raises(TrainingError, match="legacy pickle is only loaded after"):
         model_from_bytes(pickle.dumps(_Payload(marker)))
     # a legacy artifact replaced by a planted pickle fails the check and runs nothing
-    lifecycle._LOADED.clear()
+    candidates._LOADED.clear()
     (registry.artifact_root / f"demo/v{version}/model.bin").write_bytes(
         pickle.dumps(_Payload(marker))
     )

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from upath import UPath
 
+from retraining_assets.core.candidates import TrainingWindow
 from retraining_assets.core.drift.calibration import CalibrationBands
-from retraining_assets.core.lifecycle import TrainingWindow
 from retraining_assets.core.period_description import ParquetPart, PeriodDescription
 from retraining_assets.core.splits import Split
 from retraining_assets.defs.io_managers import FrameIOManagerResource

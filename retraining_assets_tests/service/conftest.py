@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 
+from retraining_assets.core.candidates import TrainingWindow, register_candidate
 from retraining_assets.core.demo import SPEC, DemoStream
-from retraining_assets.core.lifecycle import TrainingWindow, register_candidate
 from retraining_assets.core.notify import LogChannel, Notifier
 from retraining_assets.core.pipeline import Pipeline, demo_pipeline
 from retraining_assets.core.registry import CHAMPION, Actor, Registry

@@ -4,9 +4,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from retraining_assets.core.candidates import load_model
 from retraining_assets.core.estimation import estimate_period
 from retraining_assets.core.labels import labelled
-from retraining_assets.core.lifecycle import load_model
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import CHAMPION
 from retraining_assets.defs.periods import naive_utc

@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from retraining_assets.core.candidates import load_model, prediction_scores
 from retraining_assets.core.drift import DriftReport
 from retraining_assets.core.drift.dataset_verdict import (
     Alarm,
@@ -21,7 +22,7 @@ from retraining_assets.core.estimation import estimate_period
 from retraining_assets.core.evaluation import evaluate
 from retraining_assets.core.importance import stored_importance
 from retraining_assets.core.labels import labelled
-from retraining_assets.core.lifecycle import evaluation_baseline, load_model, prediction_scores
+from retraining_assets.core.lifecycle import evaluation_baseline
 from retraining_assets.core.notify import drift_detected
 from retraining_assets.core.notify.paging import Episode, Page, page
 from retraining_assets.core.pipeline import Pipeline, retrain_policy

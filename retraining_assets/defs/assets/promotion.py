@@ -5,16 +5,15 @@ from typing import Any
 
 import dagster as dg
 
+from retraining_assets.core.candidates import TrainingWindow, load_model
 from retraining_assets.core.importance import record_importance
 from retraining_assets.core.lifecycle import (
     Judgement,
     RolloutActiveError,
-    TrainingWindow,
     change_champion,
     decision_of_run,
     how_to_decide,
     judge,
-    load_model,
     record_judgement,
 )
 from retraining_assets.core.notify import Notifier, retraining_completed

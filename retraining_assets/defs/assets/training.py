@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from retraining_assets.core.candidates import TrainingWindow, load_model, register_candidate
 from retraining_assets.core.labels import labelled_period
-from retraining_assets.core.lifecycle import TrainingWindow, load_model, register_candidate
 from retraining_assets.core.notify import retraining_started
 from retraining_assets.core.pipeline import Pipeline
 from retraining_assets.core.registry import Registry

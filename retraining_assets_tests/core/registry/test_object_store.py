@@ -70,7 +70,7 @@ def test_a_trained_version_lives_in_the_bucket_and_a_fresh_process_serves_it(
     features = {name: row[name].item() for name in registry_spec_features()}
     served = _in_fresh_process(tmp_path, f"s3://{bucket}/prod/artifacts", features)
     assert served["model_version"] == version
-    from retraining_assets.core.lifecycle import load_model
+    from retraining_assets.core.candidates import load_model
 
     expected = load_model(registry, "demo", version).scores(row)[0]
     assert served["probabilities"]["1"] == pytest.approx(float(expected[1]), abs=1e-12)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from retraining_assets.core.candidates import TrainingWindow
 from retraining_assets.core.demo import SPEC
 from retraining_assets.core.importance import stored_importance
-from retraining_assets.core.lifecycle import TrainingWindow, change_champion, decision_of_run
+from retraining_assets.core.lifecycle import change_champion, decision_of_run
 from retraining_assets.core.pipeline import demo_pipeline
 from retraining_assets.core.promotion import Verdict
 from retraining_assets.core.registry import CHAMPION, Actor
