@@ -13,6 +13,7 @@ from retraining_assets.core.pipeline import Pipeline, demo_pipeline, rollout_pla
 from retraining_assets.core.prediction_log import Outcome, Prediction, PredictionLog
 from retraining_assets.core.registry import CHALLENGER, Actor, Registry, utc_now
 from retraining_assets.core.rollout import transitions
+from retraining_assets.core.strategies import Strategy
 from retraining_assets.definitions import build_definitions
 from retraining_assets.defs.rollout_sensor import STATE_TAG
 from retraining_assets.settings import Settings
@@ -32,7 +33,7 @@ def pipeline(settings: Settings) -> Pipeline:
     """Gradual rollouts whose steps last at least a day: a step with no outcomes yet is not
     worth judging."""
     gradual = settings.model_copy(
-        update={"promotion_strategy": "gradual", "rollout_min_hours": 24.0}
+        update={"promotion_strategy": Strategy.GRADUAL, "rollout_min_hours": 24.0}
     )
     return demo_pipeline(gradual, SMALL_STREAM)
 
