@@ -5,10 +5,12 @@ Only a version that can become champion needs it, so the evaluation computes it 
 best candidate (``record_importance``), not for every candidate at registration.
 
 Batched: ``repeats`` permuted copies of the holdout per feature, the copies of several
-features stacked into one ``scores`` call (up to ``MAX_BATCH_ROWS`` rows: a model's per-call
-cost dominates at holdout size); seeded, the same numbers whatever the batch. Same definition
-as ``sklearn.inspection.permutation_importance`` (baseline score minus permuted score, averaged
-over the repeats; lower-is-better metrics reversed so that a useful feature is positive).
+features stacked into one ``scores`` call (up to ``MAX_BATCH_CELLS`` rows x columns: a model's
+per-call cost dominates at holdout size, and a cap on cells rather than rows keeps a wide
+table's batch as small in memory as a narrow one's); seeded, the same numbers whatever the
+batch. Same definition as ``sklearn.inspection.permutation_importance`` (baseline score minus
+permuted score, averaged over the repeats; lower-is-better metrics reversed so that a useful
+feature is positive).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from retraining_assets.core.trained_model import TrainedModel
 DEFAULT_REPEATS = 5
 MAX_ROWS = 5_000  # a seeded sample of a larger holdout: the ranking is what matters
 MIN_ROWS = 30
-MAX_BATCH_ROWS = 250_000  # permuted rows scored per call
+# permuted cells scored per call: 40 MB of float64, ~330k rows of the demo's 15 columns, 10k of
+# a 500-column table (a cap on rows alone held 1 GB per call there: BENCHMARKS.md, Importance)
+MAX_BATCH_CELLS = 5_000_000
 IMPORTANCE_KEYS = ("permutation_importance", "permutation_importance_skipped")
 
 
@@ -39,6 +43,7 @@ def permutation_importance(
     repeats: int = DEFAULT_REPEATS,
     seed: int = 0,
     max_rows: int = MAX_ROWS,
+    max_batch_cells: int = MAX_BATCH_CELLS,
 ) -> dict[str, float]:
     """Feature -> mean drop of ``metric`` when the feature is permuted (see the module
     docstring). Raises ``ValueError`` naming the problem with fewer than ``MIN_ROWS`` rows or
@@ -55,19 +60,21 @@ def permutation_importance(
     if base is None or not np.isfinite(base):
         raise ValueError(f"{metric} is undefined on the {len(frame)} rows (e.g. a single class)")
     n, features = len(frame), list(spec.features)
-    # the permuted copies of as many features as fit in MAX_BATCH_ROWS go to one scores call:
+    inputs = frame[features]  # what the model reads: other columns would only be copied
+    # the permuted copies of as many features as fit in max_batch_cells go to one scores call:
     # a model's per-call cost (preprocessing, a forest's dispatch) dominates at holdout size
-    per_batch = max(1, MAX_BATCH_ROWS // (n * repeats))
+    per_batch = max(1, max_batch_cells // (n * repeats * len(features)))
     out: dict[str, float] = {}
     for first in range(0, len(features), per_batch):
         batch = features[first : first + per_batch]
-        blocks = []
-        for feature in batch:
-            column = frame[feature].to_numpy()
-            block = pd.concat([frame] * repeats, ignore_index=True)
-            block[feature] = np.concatenate([column[rng.permutation(n)] for _ in range(repeats)])
-            blocks.append(block)
-        scores = model.scores(pd.concat(blocks, ignore_index=True))
+        # one copy per batch; each feature's permuted values go into its own rows' slice
+        stacked = pd.concat([inputs] * (repeats * len(batch)), ignore_index=True)
+        for k, feature in enumerate(batch):
+            column = inputs[feature].to_numpy()
+            permuted = np.concatenate([column[rng.permutation(n)] for _ in range(repeats)])
+            rows = slice(k * repeats * n, (k + 1) * repeats * n)
+            stacked.iloc[rows, features.index(feature)] = permuted
+        scores = model.scores(stacked)
         for k, feature in enumerate(batch):
             starts = [(k * repeats + r) * n for r in range(repeats)]
             drops = [

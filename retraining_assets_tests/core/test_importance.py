@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 
-from retraining_assets.core import importance
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import compute_metric, truth
 from retraining_assets.core.importance import permutation_importance
@@ -69,10 +68,43 @@ def test_too_few_rows_names_the_problem(trained: tuple) -> None:
         permutation_importance(model, holdout.iloc[:10], spec, "accuracy")
 
 
-def test_batching_features_into_one_scores_call_changes_no_number(
-    trained: tuple, monkeypatch
-) -> None:
+def test_batching_features_into_one_scores_call_changes_no_number(trained: tuple) -> None:
     model, holdout, spec = trained
     together = permutation_importance(model, holdout, spec, "accuracy", seed=3)
-    monkeypatch.setattr(importance, "MAX_BATCH_ROWS", 1)  # one feature per call
-    assert permutation_importance(model, holdout, spec, "accuracy", seed=3) == together
+    one_per_call = permutation_importance(
+        model, holdout, spec, "accuracy", seed=3, max_batch_cells=1
+    )
+    assert one_per_call == together
+
+
+class CountingModel:
+    """The trained model, recording the shape of every frame it is asked to score."""
+
+    def __init__(self, model) -> None:
+        self.model, self.shapes = model, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        self.shapes.append(frame.shape)
+        return self.model.scores(frame)
+
+
+def test_a_wide_table_is_scored_in_batches_within_the_cell_budget(trained: tuple) -> None:
+    # 300 features: a cap on rows alone would stack all 300 permuted copies in one call
+    model, holdout, _ = trained
+    noise = pd.DataFrame(0.0, index=holdout.index, columns=[f"noise_{i}" for i in range(300)])
+    wide = pd.concat([holdout, noise], axis=1)
+    wide_spec = DatasetSpec.infer(wide, "ts", "y")
+    counting = CountingModel(model)
+    budget = 100 * 5 * wide.shape[1] * 4  # four features' permuted copies of 100 rows
+    importances = permutation_importance(
+        counting, wide.iloc[:100], wide_spec, "accuracy", max_batch_cells=budget
+    )
+    permuted = counting.shapes[1:]  # the first call scores the unpermuted rows
+    assert len(importances) == len(wide_spec.features) == 303
+    assert len(permuted) == -(-303 // 4)
+    assert all(rows * columns <= budget for rows, columns in permuted)
+    assert sum(rows for rows, _ in permuted) == 303 * 5 * 100
+    assert all(importances[f"noise_{i}"] == 0.0 for i in range(300))  # not the model's inputs
