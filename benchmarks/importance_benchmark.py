@@ -1,5 +1,6 @@
 """Permutation importance's time and memory on a wide table: a batch capped by cells against the
-former cap by rows, and against scikit-learn's ``permutation_importance``.
+former cap by rows, and against scikit-learn's ``permutation_importance``; the same for the
+domain classifier's importances (every feature's copy in one call before).
 
 ``core.importance`` scores the permuted copies of several features in one model call. Baselines:
 the former rule, 250,000 rows per call whatever the table's width (on a 500-column table: 100
@@ -64,11 +65,8 @@ def sklearn_importance(model, holdout: pd.DataFrame, spec, repeats: int) -> dict
 
 def measure(rows: int, features: int, rule: str, out: multiprocessing.Queue) -> None:
     from retraining_assets.core.dataset import DatasetSpec
-    from retraining_assets.core.importance import (
-        DEFAULT_REPEATS,
-        MAX_BATCH_CELLS,
-        permutation_importance,
-    )
+    from retraining_assets.core.importance import DEFAULT_REPEATS, permutation_importance
+    from retraining_assets.core.permutation_batches import MAX_BATCH_CELLS
     from retraining_assets.core.training import split_for_training, train_model
     from retraining_assets.settings import load_settings
 
@@ -89,10 +87,29 @@ def measure(rows: int, features: int, rule: str, out: multiprocessing.Queue) -> 
     out.put({"seconds": seconds, "added_mb": (after - before) / 1024, "values": values})
 
 
-def run(rows: int, features: int, rule: str) -> dict:
+def measure_classifier(rows: int, features: int, rule: str, out: multiprocessing.Queue) -> None:
+    """The domain classifier's importances (``multivariate_drift``) on ``rows`` rows a side,
+    one feature shifted; ``former``: every feature's shuffled copy in one predict call."""
+    from retraining_assets.core.drift import multivariate
+
+    if rule == "former":
+        multivariate.MAX_BATCH_CELLS = 10**15
+    reference = make_frame(rows, features, seed=1).drop(columns=["ts", "y"])
+    current = make_frame(rows, features, seed=2).drop(columns=["ts", "y"])
+    current["f0"] = (np.random.default_rng(3).random(rows) < 0.3).astype(np.float64)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    result = multivariate.multivariate_drift(reference, current, seed=0).classifier
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.put({"seconds": seconds, "added_mb": (after - before) / 1024, "values": result.importances})
+
+
+def run(target, rows: int, features: int, rule: str) -> dict:
+    """``target(rows, features, rule, queue)`` in a fresh process; what it measured."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(rows, features, rule, queue))
+    process = context.Process(target=target, args=(rows, features, rule, queue))
     process.start()
     result = queue.get()
     process.join()
@@ -104,6 +121,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=6000)
     parser.add_argument("--wide", type=int, default=500)
     parser.add_argument("--narrow", type=int, default=12)
+    parser.add_argument("--classifier-rows", type=int, default=20_000)
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {args.rows} rows")  # fmt: skip
@@ -114,7 +132,7 @@ def main() -> None:
         ("sklearn", "sklearn permutation_importance"),
     )
     for features in (args.narrow, args.wide):
-        results = {rule: run(args.rows, features, rule) for rule, _ in rules}
+        results = {rule: run(measure, args.rows, features, rule) for rule, _ in rules}
         assert results["cells"]["values"] == results["former"]["values"], "a number changed"
         largest = max(
             abs(results["cells"]["values"][f] - results["sklearn"]["values"][f])
@@ -127,6 +145,19 @@ def main() -> None:
                   f"{result['added_mb']:>12.0f} MB  {result['seconds'] / former['seconds']:.2f} "
                   f"{memory:.2f}")  # fmt: skip
         print(f"{'':>8}  largest difference from sklearn's (other permutations): {largest:.4f}")
+    print(f"domain classifier (multivariate_drift), {args.classifier_rows} rows a side:")
+    for features in (args.narrow, args.wide):
+        results = {
+            rule: run(measure_classifier, args.classifier_rows, features, rule)
+            for rule in ("former", "cells")
+        }
+        assert results["cells"]["values"] == results["former"]["values"], "a number changed"
+        for rule, name in (("former", "former: all features a call"), rules[1]):
+            result, former = results[rule], results["former"]
+            memory = result["added_mb"] / former["added_mb"] if former["added_mb"] else float("nan")
+            print(f"{features:>8}  {name:<31} {result['seconds']:>8.2f} "
+                  f"{result['added_mb']:>12.0f} MB  {result['seconds'] / former['seconds']:.2f} "
+                  f"{memory:.2f}")  # fmt: skip
     print("importances identical under both batch rules")
 
 

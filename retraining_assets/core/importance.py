@@ -5,10 +5,9 @@ Only a version that can become champion needs it, so the evaluation computes it 
 best candidate (``record_importance``), not for every candidate at registration.
 
 Batched: ``repeats`` permuted copies of the holdout per feature, the copies of several
-features stacked into one ``scores`` call (up to ``MAX_BATCH_CELLS`` rows x columns: a model's
-per-call cost dominates at holdout size, and a cap on cells rather than rows keeps a wide
-table's batch as small in memory as a narrow one's); seeded, the same numbers whatever the
-batch. Same definition as ``sklearn.inspection.permutation_importance`` (baseline score minus
+features stacked into one ``scores`` call (``core.permutation_batches``: capped in cells, so a
+wide table's batch is as small in memory as a narrow one's); seeded, the same numbers whatever
+the batch. Same definition as ``sklearn.inspection.permutation_importance`` (baseline score minus
 permuted score, averaged over the repeats; lower-is-better metrics reversed so that a useful
 feature is positive).
 """
@@ -22,15 +21,13 @@ import pandas as pd
 
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import compute_metric, get_metric, primary_metric_for, truth
+from retraining_assets.core.permutation_batches import MAX_BATCH_CELLS, feature_batches
 from retraining_assets.core.registry import Registry
 from retraining_assets.core.trained_model import TrainedModel
 
 DEFAULT_REPEATS = 5
 MAX_ROWS = 5_000  # a seeded sample of a larger holdout: the ranking is what matters
 MIN_ROWS = 30
-# permuted cells scored per call: 40 MB of float64, ~330k rows of the demo's 15 columns, 10k of
-# a 500-column table (a cap on rows alone held 1 GB per call there: BENCHMARKS.md, Importance)
-MAX_BATCH_CELLS = 5_000_000
 IMPORTANCE_KEYS = ("permutation_importance", "permutation_importance_skipped")
 
 
@@ -61,27 +58,22 @@ def permutation_importance(
         raise ValueError(f"{metric} is undefined on the {len(frame)} rows (e.g. a single class)")
     n, features = len(frame), list(spec.features)
     inputs = frame[features]  # what the model reads: other columns would only be copied
-    # the permuted copies of as many features as fit in max_batch_cells go to one scores call:
-    # a model's per-call cost (preprocessing, a forest's dispatch) dominates at holdout size
-    per_batch = max(1, max_batch_cells // (n * repeats * len(features)))
     out: dict[str, float] = {}
-    for first in range(0, len(features), per_batch):
-        batch = features[first : first + per_batch]
+    for batch in feature_batches(len(features), n * repeats, len(features), max_batch_cells):
         # one copy per batch; each feature's permuted values go into its own rows' slice
         stacked = pd.concat([inputs] * (repeats * len(batch)), ignore_index=True)
-        for k, feature in enumerate(batch):
-            column = inputs[feature].to_numpy()
+        for k, j in enumerate(batch):
+            column = inputs.iloc[:, j].to_numpy()
             permuted = np.concatenate([column[rng.permutation(n)] for _ in range(repeats)])
-            rows = slice(k * repeats * n, (k + 1) * repeats * n)
-            stacked.iloc[rows, features.index(feature)] = permuted
+            stacked.iloc[k * repeats * n : (k + 1) * repeats * n, j] = permuted
         scores = model.scores(stacked)
-        for k, feature in enumerate(batch):
+        for k, j in enumerate(batch):
             starts = [(k * repeats + r) * n for r in range(repeats)]
             drops = [
                 base - (compute_metric(metric, y, scores[start : start + n]) or base)
                 for start in starts
             ]
-            out[str(feature)] = float(sign * np.mean(drops))
+            out[str(features[j])] = float(sign * np.mean(drops))
     return out
 
 

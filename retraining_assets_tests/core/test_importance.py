@@ -10,6 +10,7 @@ from sklearn.inspection import permutation_importance as sklearn_permutation_imp
 from retraining_assets.core.dataset import DatasetSpec
 from retraining_assets.core.evaluation import compute_metric, truth
 from retraining_assets.core.importance import permutation_importance
+from retraining_assets.core.permutation_batches import feature_batches
 from retraining_assets.core.training import split_for_training, train_model
 from retraining_assets.settings import load_settings
 
@@ -108,3 +109,20 @@ def test_a_wide_table_is_scored_in_batches_within_the_cell_budget(trained: tuple
     assert all(rows * columns <= budget for rows, columns in permuted)
     assert sum(rows for rows, _ in permuted) == 303 * 5 * 100
     assert all(importances[f"noise_{i}"] == 0.0 for i in range(300))  # not the model's inputs
+
+
+@pytest.mark.parametrize(
+    ("features", "rows", "columns", "cells", "sizes"),
+    [
+        (10, 100, 10, 3_000, [3, 3, 3, 1]),  # three features' copies fit
+        (5, 100, 10, 10, [1, 1, 1, 1, 1]),  # not even one fits: one a call
+        (4, 100, 10, 1_000_000, [4]),  # all fit
+        (0, 100, 10, 1_000, []),
+    ],
+)
+def test_feature_batches_cover_every_feature_once_within_the_budget(
+    features: int, rows: int, columns: int, cells: int, sizes: list[int]
+) -> None:
+    batches = feature_batches(features, rows, columns, cells)
+    assert [len(batch) for batch in batches] == sizes
+    assert [i for batch in batches for i in batch] == list(range(features))

@@ -27,6 +27,7 @@ from retraining_assets.core.dataset import is_numeric_dtype
 from retraining_assets.core.drift.columns import CategoricalProfile, ColumnProfile, DriftInputError
 from retraining_assets.core.drift.reconstruction import MAX_ROWS as RECONSTRUCTION_ROWS
 from retraining_assets.core.drift.reconstruction import ReconstructionDrift, reconstruction_drift
+from retraining_assets.core.permutation_batches import MAX_BATCH_CELLS, feature_batches
 
 MAX_ROWS = 20_000  # per side; the seeded cap that keeps 1M x 25 within seconds
 MIN_ROWS = 50  # per side: three folds need a few rows of each side
@@ -312,16 +313,18 @@ def _permutation_drops(
         u, _, _ = _u_statistic(model.predict_proba(x)[:, 1], y)
         auc = _auc(u, int((y == 0).sum()), int(y.sum()))
     n1, n0 = int(y.sum()), int((y == 0).sum())
-    # every feature's shuffled copy in one matrix: one predict call instead of one per
-    # feature (each call pays a fixed cost per tree)
-    shuffled = np.tile(x, (x.shape[1], 1))
-    for j in range(x.shape[1]):
-        shuffled[j * len(y) : (j + 1) * len(y), j] = x[rng.permutation(len(y)), j]
-    scores = model.predict_proba(shuffled)[:, 1].reshape(x.shape[1], len(y))
-    drops = np.zeros(x.shape[1])
-    for j in range(x.shape[1]):
-        u, _, _ = _u_statistic(scores[j], y)
-        drops[j] = auc - _auc(u, n0, n1)
+    # the shuffled copies of as many features as fit in MAX_BATCH_CELLS in one matrix: one
+    # predict call per batch instead of one per feature (each call pays a fixed cost per tree)
+    rows, width = x.shape
+    drops = np.zeros(width)
+    for batch in feature_batches(width, rows, width, MAX_BATCH_CELLS):
+        shuffled = np.tile(x, (len(batch), 1))
+        for k, j in enumerate(batch):
+            shuffled[k * rows : (k + 1) * rows, j] = x[rng.permutation(rows), j]
+        scores = model.predict_proba(shuffled)[:, 1].reshape(len(batch), rows)
+        for k, j in enumerate(batch):
+            u, _, _ = _u_statistic(scores[k], y)
+            drops[j] = auc - _auc(u, n0, n1)
     return drops
 
 

@@ -20,6 +20,7 @@ from retraining_assets.core.drift import (
     ReferenceProfile,
     detect_drift,
     fit_reference,
+    multivariate,
     multivariate_drift,
 )
 from retraining_assets.core.drift.multivariate import NO_SAMPLE, _u_statistic, classifier_drift
@@ -116,6 +117,15 @@ def test_deterministic_with_the_seed() -> None:
     first = multivariate_drift(reference, current, seed=4)
     assert multivariate_drift(reference, current, seed=4) == first
     assert multivariate_drift(reference, current, seed=5).classifier.auc != first.classifier.auc
+
+
+def test_batching_the_shuffled_copies_changes_no_importance(monkeypatch) -> None:
+    # a predict call per feature (the smallest batch) gives the same numbers as one call for
+    # all features: only memory differs (core/permutation_batches.py)
+    reference, current = correlated(3000, 0.0, seed=1), correlated(3000, 0.5, seed=2)
+    together = multivariate_drift(reference, current, seed=4).classifier
+    monkeypatch.setattr(multivariate, "MAX_BATCH_CELLS", 1)
+    assert multivariate_drift(reference, current, seed=4).classifier == together
 
 
 def test_categorical_columns_and_nulls() -> None:
