@@ -25,6 +25,9 @@ CURRENT_COLOR = "#dd8452"
 DRIFT_COLOR = "#c44e52"
 OK_COLOR = "#8c8c8c"
 MAX_CATEGORY_BARS = 25
+# a wide table's summary shows the most drifted features: 500 rows of bars made a 12,700-pixel
+# picture on the asset page; the HTML report and the markdown table keep every feature
+MAX_SUMMARY_FEATURES = 40
 
 
 def _png(fig: Figure) -> bytes:
@@ -116,7 +119,7 @@ def summary_png(report: DriftReport) -> bytes:
     """Horizontal bars of PSI, Jensen-Shannon and Wasserstein/std per feature with thresholds.
     Fixed margins and shared feature labels rather than a constrained layout and a tight
     bounding box: half the drawing time, one PNG per monitored period."""
-    names = list(report.features)
+    names = summary_features(report)
     t = report.thresholds
     panels = (
         ("psi", "PSI", (t["psi_warning"], t["psi_alert"])),
@@ -139,9 +142,26 @@ def summary_png(report: DriftReport) -> bytes:
     axes[0].set_yticks(y, names, fontsize=8)
     axes[0].invert_yaxis()  # shared: the first feature on top in every panel
     verdict = "dataset drift" if report.dataset_drift else "no dataset drift"
-    fig.suptitle(f"{verdict}: {len(report.drifted_features)}/{len(names)} features drifted "
+    total = len(report.features)
+    shown = "" if len(names) == total else f"; the {len(names)} most drifted shown"
+    fig.suptitle(f"{verdict}: {len(report.drifted_features)}/{total} features drifted{shown} "
                  "(red = drifted, dashed = thresholds)", fontsize=10)  # fmt: skip
     return _png(fig)
+
+
+def summary_features(report: DriftReport, limit: int = MAX_SUMMARY_FEATURES) -> list[Any]:
+    """The features the summary plots, in the report's order: all of them, or on a wider table
+    the ``limit`` most drifted (drifted first, then by PSI)."""
+    names = list(report.features)
+    if len(names) <= limit:
+        return names
+
+    def rank(name: Any) -> tuple[bool, float]:
+        entry = report.features[name]
+        return (not entry["drifted"], -(entry["psi"] or 0.0))
+
+    kept = set(sorted(names, key=rank)[:limit])
+    return [name for name in names if name in kept]
 
 
 def write_summary_png(report: DriftReport, path: str | os.PathLike[str]) -> Path:

@@ -6,8 +6,13 @@ import json
 import re
 from xml.etree import ElementTree
 
+import numpy as np
+import pandas as pd
+from PIL import Image
+
 from retraining_assets.core.drift import DriftReport, detect_drift
 from retraining_assets.core.drift.comparison import FEATURE_KEYS
+from retraining_assets.core.drift.plots import MAX_SUMMARY_FEATURES, summary_features
 from retraining_assets_tests.core.drift.frames import frames
 
 
@@ -49,5 +54,23 @@ def test_html_and_png_outputs(tmp_path) -> None:
             assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == 2 * bins + 2
     png = report.plot_summary(tmp_path / "summary.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
+    assert summary_features(report) == list(report.features)  # a narrow table: every feature
     markdown = report.to_markdown()
     assert all(f"| {name} |" in markdown for name in report.features)
+
+
+def test_a_wide_tables_summary_plots_its_most_drifted_features(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(rng.normal(size=(2000, 120)), columns=[f"f{i}" for i in range(120)])
+    current = pd.DataFrame(rng.normal(size=(2000, 120)), columns=reference.columns)
+    shifted = [f"f{i}" for i in (3, 50, 119)]
+    current[shifted] += 1.0
+    report = detect_drift(reference, current)
+    kept = summary_features(report, limit=10)
+    assert len(kept) == 10 and set(shifted) <= set(kept)
+    assert kept == [name for name in reference.columns if name in kept]  # the report's order
+    assert len(summary_features(report)) == MAX_SUMMARY_FEATURES
+    png = Image.open(report.plot_summary(tmp_path / "summary.png"))
+    assert png.height < 1_500  # 40 rows of bars (~1,130 pixels), not 120 (~3,150)
+    markdown = report.to_markdown()
+    assert all(f"| {name} |" in markdown for name in reference.columns)  # every feature
