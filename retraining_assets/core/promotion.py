@@ -102,7 +102,7 @@ class PromotionPolicy:
             return self._reject(
                 evidence,
                 f"first model: {evidence.metric} {value:.4g} does not beat the trivial "
-                f"baseline {evidence.baseline:.4g}",
+                f"baseline {evidence.baseline:.4g}{_imbalance_hint(evidence)}",
             )
         if self.floor is not None and not (value >= self.floor if better else value <= self.floor):
             bound = "minimum" if better else "maximum"
@@ -115,6 +115,19 @@ class PromotionPolicy:
     @staticmethod
     def _reject(evidence: Evidence, reason: str) -> Decision:
         return Decision(Verdict.REJECT, reason, evidence)
+
+
+# a majority class this large makes accuracy a poor judge: always predicting it scores as well
+IMBALANCED_ACCURACY = 0.9
+
+
+def _imbalance_hint(evidence: Evidence) -> str:
+    if evidence.metric != "accuracy" or (evidence.baseline or 0.0) < IMBALANCED_ACCURACY:
+        return ""
+    return (
+        f" (always predicting the majority class scores {evidence.baseline:.1%}: with classes "
+        "this unbalanced, judge on RETRAIN_PRIMARY_METRIC=roc_auc or log_loss)"
+    )
 
 
 def _beats(value: float, baseline: float, higher_is_better: bool) -> bool:

@@ -31,6 +31,19 @@ def test_first_model_is_promoted_when_it_beats_the_trivial_baseline() -> None:
 def test_first_model_that_does_not_beat_the_baseline_is_rejected() -> None:
     decision = POLICY.decide(_evidence(champion=None, lift=None, candidate=0.60, baseline=0.63))
     assert decision.verdict is Verdict.REJECT and "trivial baseline" in decision.reason
+    assert "RETRAIN_PRIMARY_METRIC" not in decision.reason  # balanced enough: no hint
+
+
+@pytest.mark.parametrize(("metric", "hint"), [("accuracy", True), ("f1", False)])
+def test_on_imbalanced_classes_the_rejection_names_a_metric_that_can_judge(
+    metric: str, hint: bool
+) -> None:
+    # 98.8% of one class: a model that always predicts it is as accurate as a useful one
+    evidence = _evidence(metric=metric, champion=None, lift=None, candidate=0.988, baseline=0.988)
+    decision = POLICY.decide(evidence)
+    assert decision.verdict is Verdict.REJECT
+    assert ("majority class scores 98.8%" in decision.reason) is hint
+    assert ("RETRAIN_PRIMARY_METRIC=roc_auc" in decision.reason) is hint
 
 
 @pytest.mark.parametrize(
