@@ -317,22 +317,28 @@ def backtest(
         except VerdictError as error:
             raise click.BadParameter(str(error), param_hint="--drift-verdict") from None
         settings = settings.model_copy(update={"drift_verdict": mode})
-    with tqdm(desc="periods", unit="period") as bar:
+    bars: list[tqdm] = []  # opened at the first period: a file it cannot read shows no bar
 
-        def progress(done: int, total: int, message: str) -> None:
-            bar.total = total
-            bar.set_postfix_str(message[:40])
-            bar.update(done - bar.n)
+    def progress(done: int, total: int, message: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="periods", unit="period"))
+        bar = bars[0]
+        bar.total = total
+        bar.set_postfix_str(message[:40])
+        bar.update(done - bar.n)
 
-        try:
-            result = backtest_file(
-                path, time_column, target, drop=drop, period=period, window=window,
-                window_days=window_days, drift_window=drift_window,
-                families=[f.strip() for f in families.split(",") if f.strip()],
-                settings=settings, schedule=schedule, progress=progress,
-            )  # fmt: skip
-        except BacktestError as error:
-            fail(str(error))
+    try:
+        result = backtest_file(
+            path, time_column, target, drop=drop, period=period, window=window,
+            window_days=window_days, drift_window=drift_window,
+            families=[f.strip() for f in families.split(",") if f.strip()],
+            settings=settings, schedule=schedule, progress=progress,
+        )  # fmt: skip
+    except BacktestError as error:
+        fail(str(error))
+    finally:
+        for bar in bars:
+            bar.close()
     click.echo(result.summary())
     if json_out:
         Path(json_out).write_text(result.to_json())

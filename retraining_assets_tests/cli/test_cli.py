@@ -272,7 +272,23 @@ def test_backtest_command_names_the_problem(tmp_path: Path, small_stream) -> Non
     result = CliRunner().invoke(main, [
         "backtest", "--data", str(path), "--time-column", "event_time", "--target", "defaulted",
     ])  # fmt: skip
-    assert result.exit_code == 2 and "period" in result.output
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: the data spans 1 months (2024-01-01 to 2024-01-01); a backtest needs a whole "
+        "training window (3M) and a month after it: at least window + 1 = 4 months"
+    ]
+
+
+def test_backtest_of_an_unreadable_file_prints_the_error_alone(tmp_path: Path) -> None:
+    path = tmp_path / "records.data.gz"  # a raw UCI file: no known table format
+    path.write_bytes(b"")
+    result = CliRunner().invoke(main, [
+        "backtest", "--data", str(path), "--time-column", "ts", "--target", "y",
+    ])  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: unsupported file type 'records.data.gz': use .csv, .csv.gz or .parquet"
+    ]  # no progress bar of zero periods before it
 
 
 @pytest.mark.parametrize(

@@ -240,10 +240,12 @@ def _first_training(periods: Periods, period: str) -> int:
     first = periods.starts.index(start) if start in periods.starts else len(periods)
     if first + 1 >= len(periods):
         labels = periods.labels
+        # the window's periods up to and with ``start`` (also when the data ends before it)
+        window = len(list(scales.periods(periods.data_start, scales.period_end(start))))
         raise BacktestError(
             f"the data spans {len(periods)} {period}s ({labels[0]} to {labels[-1]}); a backtest "
             f"needs a whole training window ({scales.training_window}) and a {period} after it: "
-            f"at least window + 1 = {first + 2} {period}s"
+            f"at least window + 1 = {window + 1} {period}s"
         )
     return first
 
