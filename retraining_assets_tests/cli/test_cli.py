@@ -266,29 +266,31 @@ def test_backtest_command_takes_the_four_time_scales(tmp_path: Path, small_strea
     )
 
 
-def test_backtest_command_names_the_problem(tmp_path: Path, small_stream) -> None:
-    path = tmp_path / "short.csv"
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        (
+            "short.csv",  # one month of records
+            "the data spans 1 months (2024-01-01 to 2024-01-01); a backtest needs a whole "
+            "training window (3M) and a month after it: at least window + 1 = 4 months",
+        ),
+        (
+            "records.data.gz",  # a raw UCI file: no known table format
+            "unsupported file type 'records.data.gz': use .csv, .csv.gz or .parquet",
+        ),
+    ],
+)
+def test_backtest_command_names_the_problem_in_one_line(
+    tmp_path: Path, small_stream, name: str, error: str
+) -> None:
+    path = tmp_path / name
     small_stream.generate(0).to_csv(path, index=False)
     result = CliRunner().invoke(main, [
         "backtest", "--data", str(path), "--time-column", "event_time", "--target", "defaulted",
     ])  # fmt: skip
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
-        "error: the data spans 1 months (2024-01-01 to 2024-01-01); a backtest needs a whole "
-        "training window (3M) and a month after it: at least window + 1 = 4 months"
-    ]
-
-
-def test_backtest_of_an_unreadable_file_prints_the_error_alone(tmp_path: Path) -> None:
-    path = tmp_path / "records.data.gz"  # a raw UCI file: no known table format
-    path.write_bytes(b"")
-    result = CliRunner().invoke(main, [
-        "backtest", "--data", str(path), "--time-column", "ts", "--target", "y",
-    ])  # fmt: skip
-    assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
-        "error: unsupported file type 'records.data.gz': use .csv, .csv.gz or .parquet"
-    ]  # no progress bar of zero periods before it
+    # the error alone: no progress bar of zero periods before it
+    assert result.output.strip().splitlines() == [f"error: {error}"]
 
 
 @pytest.mark.parametrize(
