@@ -156,6 +156,19 @@ def every_message() -> list[Message]:
     ]
 
 
+@pytest.mark.parametrize(
+    ("run_id", "shown"),
+    [
+        ("70314625-c137-47d6-9e9d-ea9c63002cb0", "70314625"),  # all digits: not a data value
+        ("abcd1234-ef", "abcd1234"),
+        ("ab\r\nBcc: x@y-1", "abBccxy-"),  # nothing but letters, digits and dashes
+    ],
+)
+def test_a_failed_runs_subject_shows_its_id_as_the_ui_does(run_id: str, shown: str) -> None:
+    message = templates.run_failed(job_name="retrain_job", run_id=run_id, ui_base_url="http://ui")
+    assert message.subject.endswith(f"retrain_job ({shown})")
+
+
 def test_every_subject_starts_with_its_fixed_ascii_word() -> None:
     subjects = [message.subject for message in every_message()]
     words = [
