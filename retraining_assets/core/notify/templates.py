@@ -505,7 +505,7 @@ def run_failed(
         facts.insert(2, ("Partition", clean(partition)))
     return render(
         EventType.RUN_FAILED,
-        f"{clean(job_name, 80)} ({_short_run_id(run_id)})",
+        f"{clean(job_name, 80)} ({_identifier(run_id)[:8]})",
         facts=facts,
         notes=["The full error and logs are in the Dagster UI."],
         links=[("Run", run_url(ui_base_url, run_id))],
@@ -513,10 +513,10 @@ def run_failed(
     )
 
 
-def _short_run_id(run_id: str) -> str:
-    """A run id's first 8 characters, as Dagster's UI shows it: an identifier, not a data value,
-    so not ``clean``ed (that masks digit runs, and 2% of UUIDs start with 8 digits)."""
-    return "".join(ch for ch in run_id if ch.isalnum() or ch == "-")[:8]
+def _identifier(value: str) -> str:
+    """A run id or nonce as the UI shows it, only its letters, digits and dashes: an identifier,
+    not a data value, so not ``clean``ed (that masks digit runs; 2% of UUIDs start with 8)."""
+    return "".join(ch for ch in value if ch.isalnum() or ch == "-")
 
 
 def test_message(*, nonce: str) -> Message:
@@ -524,6 +524,6 @@ def test_message(*, nonce: str) -> Message:
     return render(
         EventType.TEST,
         "retraining-assets notifications work",
-        facts=[("Purpose", "configuration test"), ("Test id", clean(nonce))],
+        facts=[("Purpose", "configuration test"), ("Test id", _identifier(nonce))],
         key=event_key(EventType.TEST, nonce),
     )
