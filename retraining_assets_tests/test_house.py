@@ -1,11 +1,12 @@
 """The house rules, checked on the source: no import cycle among ``retraining_assets`` modules
 (imports inside functions included, ``if TYPE_CHECKING:`` blocks excluded because they never
-run), no module over ``MAX_LINES`` lines (frozen migrations exempt), and a test folder that
-mirrors every package."""
+run), no module over ``MAX_LINES`` lines (frozen migrations exempt), a test folder that
+mirrors every package, and a README whose contents list links every section."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,13 @@ def test_the_mirror_check_names_a_package_without_a_test_folder(tmp_path: Path) 
 
 def test_every_package_has_a_mirrored_test_folder() -> None:
     assert _unmirrored(PACKAGE, TESTS, FROZEN) == []
+
+
+def test_the_readmes_contents_link_every_section_in_order() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    sections = re.findall(r"^## (.+)$", readme, flags=re.M)
+    (contents,) = [line for line in readme.splitlines() if line.startswith("**Contents:**")]
+    links = re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", contents)
+    assert [title for title, _ in links] == sections
+    for title, anchor in links:  # GitHub's anchors: lower case, punctuation dropped, - for spaces
+        assert anchor == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
