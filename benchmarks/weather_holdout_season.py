@@ -6,7 +6,8 @@ the newest records of the training window: for the static model of ``alarm_bench
 (xgboost on the first three months) that is the end of one year. This prints the holdout's days
 and rain rate against a whole year's, and the static model's accuracy on the later months' early
 and late days against the holdout's accuracy (the ``baseline_metric`` a degraded month is 5%
-below). Baseline: the later months' whole-year accuracy.
+below), and how a month's accuracy follows its rain rate. Baseline: the later months'
+whole-year accuracy.
 
     OMP_NUM_THREADS=1 python benchmarks/weather_holdout_season.py [--datasets-dir DIR]
 """
@@ -22,6 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 from estimation_benchmark import _frame_of, train_on_first_months
+from scipy import stats
 
 from retraining_assets.core.evaluation import truth
 
@@ -56,7 +58,13 @@ def main() -> None:
                        (f"days {split}-", later_days >= split)):  # fmt: skip
         print(f"later months, {name:<22} accuracy {correct[rows].mean():.4f}")
     monthly = pd.Series(correct).groupby(scored.month).mean()
-    degraded = int(((baseline - monthly) / baseline >= DEGRADATION).sum())
+    rain_rate = scored.later.groupby(scored.month)[spec.target].mean().reindex(monthly.index)
+    rho, p_value = stats.spearmanr(rain_rate, monthly)
+    print(f"later months: Spearman(rain rate, accuracy) {rho:.2f} (p {p_value:.1g})")
+    worse = (baseline - monthly) / baseline >= DEGRADATION
+    print(f"rain rate of the degraded months {rain_rate[worse].round(3).tolist()}, "
+          f"median of all {rain_rate.median():.3f}")  # fmt: skip
+    degraded = int(worse.sum())
     below = f"later months {DEGRADATION:.0%} or more below the holdout's accuracy"
     print(f"{below}: {degraded} of {len(monthly)}")
 
