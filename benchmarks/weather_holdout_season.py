@@ -25,10 +25,10 @@ import pandas as pd
 from estimation_benchmark import _frame_of, train_on_first_months
 from scipy import stats
 
+from retraining_assets.core.backtest.alarms import DEGRADATION, degraded
 from retraining_assets.core.evaluation import truth
 
 WEATHER = ("weather", "weather_noaa/weather_monthly.csv.gz", "rain", ())
-DEGRADATION = 0.05  # alarm_quality: a row is degraded 5% below its baseline
 
 
 def day_of_year(frame: pd.DataFrame) -> np.ndarray:
@@ -61,12 +61,12 @@ def main() -> None:
     rain_rate = scored.later.groupby(scored.month)[spec.target].mean().reindex(monthly.index)
     rho, p_value = stats.spearmanr(rain_rate, monthly)
     print(f"later months: Spearman(rain rate, accuracy) {rho:.2f} (p {p_value:.1g})")
-    worse = (baseline - monthly) / baseline >= DEGRADATION
+    worse = monthly.map(lambda accuracy: degraded(accuracy, baseline, higher_is_better=True))
     print(f"rain rate of the degraded months {rain_rate[worse].round(3).tolist()}, "
           f"median of all {rain_rate.median():.3f}")  # fmt: skip
-    degraded = int(worse.sum())
+    count = int(worse.sum())
     below = f"later months {DEGRADATION:.0%} or more below the holdout's accuracy"
-    print(f"{below}: {degraded} of {len(monthly)}")
+    print(f"{below}: {count} of {len(monthly)}")
 
 
 if __name__ == "__main__":

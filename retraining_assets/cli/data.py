@@ -317,12 +317,12 @@ def backtest(
         except VerdictError as error:
             raise click.BadParameter(str(error), param_hint="--drift-verdict") from None
         settings = settings.model_copy(update={"drift_verdict": mode})
-    bars: list[tqdm] = []  # opened at the first period: a file it cannot read shows no bar
+    bar: tqdm | None = None  # opened at the first period: a file it cannot read shows no bar
 
     def progress(done: int, total: int, message: str) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, desc="periods", unit="period"))
-        bar = bars[0]
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="periods", unit="period")
         bar.total = total
         bar.set_postfix_str(message[:40])
         bar.update(done - bar.n)
@@ -337,7 +337,7 @@ def backtest(
     except BacktestError as error:
         fail(str(error))
     finally:
-        for bar in bars:
+        if bar is not None:
             bar.close()
     click.echo(result.summary())
     if json_out:

@@ -32,12 +32,18 @@ def location(value: str | os.PathLike[str]) -> Location:
     if isinstance(value, UPath) and not isinstance(value, Path):
         return value
     text = os.fspath(value)
+    local = _local_path(text)
+    return local.resolve() if local is not None else UPath(text)
+
+
+def _local_path(text: str) -> Path | None:
+    """A plain path or a ``file://`` URL as a ``Path``; None for any other URL."""
     if "://" not in text:
-        return Path(text).resolve()
+        return Path(text)
     url = urlsplit(text)
     if url.scheme == "file" and url.netloc in ("", "localhost"):
-        return Path(unquote(url.path)).resolve()
-    return UPath(text)
+        return Path(unquote(url.path))
+    return None
 
 
 def is_local(path: Location) -> bool:
@@ -69,12 +75,8 @@ def object_store_url(value: str, scheme: str) -> str:
 def folder_or_url(value: str) -> Path | str:
     """A setting's folder: a path or ``file://`` URL as a ``Path``; another URL (s3://bucket/
     prefix, gs://, az://) stays a URL, refused by name when no fsspec filesystem serves it."""
-    if "://" not in value:
-        return Path(value)
-    url = urlsplit(value)
-    if url.scheme == "file" and url.netloc in ("", "localhost"):
-        return Path(unquote(url.path))
-    return object_store_url(value, url.scheme)
+    local = _local_path(value)
+    return local if local is not None else object_store_url(value, urlsplit(value).scheme)
 
 
 def unwritable_folder(folder: Path) -> str | None:
